@@ -1,0 +1,279 @@
+"""The `perfwatch` command line: parse, load settings, call one service, render.
+
+Heavy libraries (pandas, nannyml, lightgbm, sklearn) are imported only inside the
+commands that need them: `status` and `history` must answer in well under a second.
+"""
+
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from perfwatch.config import Settings, config_path, load_settings
+from perfwatch.errors import ConfigError, PerfwatchError
+
+app = typer.Typer(
+    help="perfwatch keeps production ML models honest without waiting for labels.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_state: dict[str, Path | None] = {"config": None}
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Config file (else $PERFWATCH_CONFIG, else config/perfwatch.toml).",
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def _global(
+    config: ConfigOption = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log each step to stderr.")
+    ] = False,
+) -> None:
+    _state["config"] = config
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _settings() -> Settings:
+    return load_settings(config_path(_state["config"]))
+
+
+def _engine(settings: Settings, *, migrate: bool = False) -> Any:
+    from perfwatch.store import db
+
+    engine = db.open_engine(settings.store)
+    if migrate:
+        db.migrate(engine)
+    else:
+        db.require_current_schema(engine)
+    return engine
+
+
+@app.command()
+def init() -> None:
+    """Write a commented config if none exists, then create or migrate the store."""
+    from perfwatch.services.workspace import write_example_config
+
+    path = config_path(_state["config"])
+    if not path.exists():
+        write_example_config(path)
+        out.print(f"wrote {path}: edit it to describe your models, then run `perfwatch init` again")
+        return
+    settings = _settings()
+    _engine(settings, migrate=True)
+    for model in settings.models:
+        for folder in (model.inbox, model.labels_inbox):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+    from perfwatch.store.db import safe_url
+
+    out.print(f"store ready: {safe_url(settings.store)}")
+
+
+@app.command()
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="One cycle for every model, then exit.")
+    ] = False,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Only this model (repeatable).", show_default=False),
+    ] = None,
+) -> None:
+    """Run the monitoring daemon (or one cycle with --once). Exit 1 if a cycle failed."""
+    settings = _settings()
+    names = model or [m.name for m in settings.models]
+    for name in names:
+        settings.model(name)
+    engine = _engine(settings, migrate=True)
+    if once:
+        from perfwatch.services.monitor import run_all
+
+        reports = run_all(engine, settings, names)
+        for report in reports:
+            _print_cycle(report)
+        raise typer.Exit(1 if any(r.status != "ok" for r in reports) else 0)
+    from perfwatch.daemon import serve
+
+    serve(engine, settings, names)
+
+
+def _print_cycle(report: Any) -> None:
+    ingested = sum(1 for f in report.files if f.status == "ingested")
+    quarantined = [f for f in report.files if f.status == "quarantined"]
+    line = (
+        f"{report.model}: {report.status} · {ingested} batch(es), {report.rows:,} rows ·"
+        f" {len(quarantined)} quarantined · {report.chunks_estimated} chunk(s) estimated"
+    )
+    out.print(line)
+    for outcome in quarantined:
+        out.print(f"  quarantined {outcome.file_name}: {outcome.reason}")
+    if report.error:
+        err.print(f"error: {report.model}: {report.error}")
+
+
+@app.command()
+def status(
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 while any alert is open.")] = False,
+) -> None:
+    """One screen per model: champion, last cycle, latest estimates, alerts, data quality."""
+    from perfwatch.services.status import model_status
+
+    settings = _settings()
+    names = [settings.model(model).name] if model else [m.name for m in settings.models]
+    report = model_status(_engine(settings), names)
+    if as_json:
+        print(json.dumps({"models": report}, indent=2))
+    else:
+        from perfwatch.render import status_screen
+
+        for item in report:
+            out.print(status_screen(item))
+    if check and any(item["alerts"] for item in report):
+        raise typer.Exit(1)
+
+
+@app.command()
+def history(
+    model: Annotated[str, typer.Argument(help="The model.")],
+    metric: Annotated[str | None, typer.Option("--metric", help="Only this metric.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of rows.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+) -> None:
+    """One row per chunk and metric: estimate, band, threshold, alert, version."""
+    from perfwatch.services.status import history as load_history
+
+    if as_json and as_csv:
+        raise ConfigError("--json and --csv exclude each other", hint="pick one")
+    settings = _settings()
+    config = settings.model(model)
+    if metric is not None and metric not in config.metrics:
+        raise ConfigError(
+            f"model {model!r} does not measure {metric!r}",
+            hint=f"its metrics: {', '.join(config.metrics)}",
+        )
+    rows = load_history(_engine(settings), model, metric)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif as_csv:
+        fields = list(rows[0]) if rows else ["chunk_start", "metric", "estimated"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        from perfwatch.render import history_table
+
+        out.print(history_table(model, rows))
+
+
+@app.command()
+def register(
+    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    artifact: Annotated[
+        Path,
+        typer.Option("--model", help="joblib/pickle file of the classifier (with predict_proba)."),
+    ],
+    reference: Annotated[
+        Path,
+        typer.Option(
+            "--reference",
+            help="Labeled reference set (Parquet/CSV) with features, target, timestamp.",
+        ),
+    ],
+    training_data: Annotated[
+        Path | None, typer.Option("--training-data", help="The data the model was trained on.")
+    ] = None,
+) -> None:
+    """Add an externally trained version and make it the champion."""
+    from perfwatch.services.registry import register_version
+
+    settings = _settings()
+    version = register_version(
+        _engine(settings, migrate=True),
+        settings,
+        settings.model(model),
+        artifact=artifact,
+        reference=reference,
+        training_data=training_data,
+        source="register",
+    )
+    out.print(
+        f"{model}: registered version {version.version} as champion"
+        f" (sha256 {version.artifact_sha256[:12]}…)"
+    )
+
+
+@app.command()
+def demo(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            help="Folder to build the demo in (default: a new temporary folder).",
+            show_default=False,
+        ),
+    ] = None,
+    scenario: Annotated[
+        str, typer.Option(help="stable | covariate_shift | dirty")
+    ] = "covariate_shift",
+    days: Annotated[int, typer.Option(help="Days of production to replay.", min=8)] = 35,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated fleet.")] = 7,
+    defects: Annotated[
+        bool, typer.Option(help="Mix defective files (the dirty scenario's) into the replay.")
+    ] = True,
+) -> None:
+    """Simulate a machine fleet, train and register a model, replay weeks through real cycles."""
+    from perfwatch.services.demo import run_demo
+    from perfwatch.services.status import model_status
+    from perfwatch.simulate.fleet import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"unknown scenario {scenario!r}", hint=f"one of {', '.join(SCENARIOS)}")
+    from perfwatch.render import demo_day, status_screen
+
+    result = run_demo(
+        workspace=workspace,
+        scenario=scenario,
+        days=days,
+        seed=seed,
+        defects=defects,
+        on_day=lambda day: out.print(demo_day(day)),
+    )
+    for item in model_status(result.engine, [result.model]):
+        out.print(status_screen(item))
+    out.print(
+        f"\nworkspace: {result.workspace}\n  try: perfwatch --config"
+        f" {result.config} history {result.model} --metric roc_auc"
+    )
+
+
+def main() -> None:
+    """Entry point: expected failures print `error:` and `hint:`, never a traceback."""
+    try:
+        app()
+    except PerfwatchError as exc:
+        err.print(f"error: {exc.message}", markup=False)
+        if exc.hint:
+            err.print(f"hint: {exc.hint}", markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

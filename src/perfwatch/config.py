@@ -1,0 +1,256 @@
+"""Settings: the TOML config plus PERFWATCH_* environment, validated into plain objects.
+
+Every mistake names its key; a misspelled key also names the closest known one.
+Relative paths are taken relative to the config file's folder.
+"""
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from perfwatch.domain.chunks import ChunkPeriod
+from perfwatch.domain.durations import parse_duration
+from perfwatch.domain.thresholds import ThresholdRule
+from perfwatch.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/perfwatch.toml")
+# CBPE's binary metrics that need no extra parameters.
+METRICS = ("roc_auc", "f1", "precision", "recall", "specificity", "accuracy", "average_precision")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+class Threshold(_Strict):
+    lower: float | None = None
+    drop: float | None = Field(default=None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Threshold":
+        if self.lower is not None and self.drop is not None:
+            raise ValueError("set either 'lower' (absolute floor) or 'drop' (relative), not both")
+        return self
+
+    def rule(self) -> ThresholdRule:
+        return ThresholdRule(lower=self.lower, drop=self.drop)
+
+
+class RetrainSettings(_Strict):
+    enabled: bool = True
+    consecutive: int = Field(default=2, ge=1)
+    cooldown: str = "7D"
+    min_labeled_rows: int = Field(default=1000, ge=1)
+    window: str = "90D"
+    min_gain: float = 0.0
+    auto_promote: bool = True
+
+    _durations = field_validator("cooldown", "window")(_duration)
+
+
+class ModelSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    id_column: str = "id"
+    timestamp_column: str = "timestamp"
+    target: str
+    features: list[str] = Field(min_length=1)
+    categorical: list[str] = []
+    score_column: str = "y_pred_proba"
+    prediction_column: str = "y_pred"
+    chunk: str = "1D"
+    metrics: list[str] = Field(default=["roc_auc", "f1", "recall"], min_length=1)
+    inbox: Path
+    labels_inbox: Path | None = None
+    initial_model: Path | None = None
+    reference: Path | None = None
+    training_data: Path | None = None
+    min_label_coverage: float = Field(default=0.9, gt=0, le=1)
+    label_horizon: str | None = None
+    thresholds: dict[str, Threshold] = {}
+    retrain: RetrainSettings = RetrainSettings()
+
+    _durations = field_validator("label_horizon")(_duration)
+
+    @field_validator("chunk")
+    @classmethod
+    def _chunk(cls, value: str) -> str:
+        ChunkPeriod.parse(value)
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelSettings":
+        stray = [c for c in self.categorical if c not in self.features]
+        if stray:
+            raise ValueError(f"categorical column {stray[0]!r} is not in 'features'")
+        unmeasured = [m for m in self.thresholds if m not in self.metrics]
+        if unmeasured:
+            raise ValueError(f"threshold for {unmeasured[0]!r}, which is not in 'metrics'")
+        return self
+
+    @property
+    def chunk_period(self) -> ChunkPeriod:
+        return ChunkPeriod.parse(self.chunk)
+
+    def threshold_rule(self, metric: str) -> ThresholdRule:
+        threshold = self.thresholds.get(metric)
+        return threshold.rule() if threshold else ThresholdRule()
+
+    @property
+    def horizon(self) -> timedelta | None:
+        return parse_duration(self.label_horizon) if self.label_horizon else None
+
+
+class Webhook(_Strict):
+    url: str
+    headers: dict[str, str] = {}
+
+
+class Schedule(_Strict):
+    interval: str | None = "15m"
+    cron: str | None = None
+
+    _durations = field_validator("interval")(_duration)
+
+
+class Settings(_Strict):
+    store: str = "sqlite:///var/perfwatch.db"
+    data_dir: Path = Path("var")
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    webhooks: list[Webhook] = []
+    schedule: Schedule = Schedule()
+    models: list[ModelSettings] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> "Settings":
+        names = [m.name for m in self.models]
+        duplicated = {n for n in names if names.count(n) > 1}
+        if duplicated:
+            raise ValueError(f"model name {sorted(duplicated)[0]!r} is declared twice")
+        return self
+
+    def model(self, name: str) -> ModelSettings:
+        for model in self.models:
+            if model.name == name:
+                return model
+        known = ", ".join(m.name for m in self.models)
+        raise ConfigError(f"no model named {name!r} in the config", hint=f"known models: {known}")
+
+
+def config_path(explicit: Path | None) -> Path:
+    """--config, else $PERFWATCH_CONFIG, else config/perfwatch.toml."""
+    if explicit is not None:
+        return explicit
+    return Path(os.environ.get("PERFWATCH_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read, validate and resolve a config file; raise ConfigError naming the bad key."""
+    if not path.is_file():
+        raise ConfigError(
+            f"no config file at {path}",
+            hint="run `perfwatch init` to write one, or pass --config / set PERFWATCH_CONFIG",
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the syntax") from exc
+    if environ.get("PERFWATCH_STORE"):
+        raw["store"] = environ["PERFWATCH_STORE"]
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise _explain(path, raw, exc) from None
+    return _resolve_paths(settings, path.resolve().parent)
+
+
+def _explain(path: Path, raw: dict[str, Any], exc: ValidationError) -> ConfigError:
+    error = exc.errors()[0]
+    loc = [part for part in error["loc"] if part not in ("function-after", "[key]")]
+    key = _key_name(loc)
+    if error["type"] == "extra_forbidden":
+        known = list(_fields_at(loc[:-1], raw))
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
+        return ConfigError(f"{path}: unknown key '{key}'", hint=hint)
+    if error["type"] == "missing":
+        return ConfigError(
+            f"{path}: missing key '{key}'", hint="add it; see perfwatch.example.toml"
+        )
+    message = str(error["msg"]).removeprefix("Value error, ")
+    where = f"'{key}'" if key else "the config"
+    return ConfigError(
+        f"{path}: bad value for {where}: {message}",
+        hint="see config/perfwatch.example.toml for every key and its meaning",
+    )
+
+
+def _key_name(loc: list[Any]) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name
+
+
+def _fields_at(loc: list[Any], raw: dict[str, Any]) -> list[str]:
+    """The keys the config accepts at the table `loc` points to."""
+    schema: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = schema.model_fields[str(part)].annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:  # a dict of tables (thresholds): its values are Threshold tables
+            return list(Threshold.model_fields)
+        schema = nested[-1]
+    return list(schema.model_fields)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def resolve(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else base / p)
+
+    models = [
+        m.model_copy(
+            update={
+                key: resolve(getattr(m, key))
+                for key in ("inbox", "labels_inbox", "initial_model", "reference", "training_data")
+            }
+        )
+        for m in settings.models
+    ]
+    return settings.model_copy(
+        update={
+            "data_dir": resolve(settings.data_dir),
+            "store": _resolve_sqlite(settings.store, base),
+            "models": models,
+        }
+    )
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    """Relative SQLite paths are relative to the config's folder, like every other path."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(base / url[len(prefix) :])
+    return url

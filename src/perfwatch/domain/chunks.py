@@ -1,0 +1,51 @@
+"""Chunk arithmetic on data time: which window a timestamp belongs to, and when it is complete.
+
+A chunk period is a fixed duration ("1D", "6h", "1W", "30min"). Windows are anchored
+to a fixed origin (Monday 2000-01-03 00:00 UTC), never to the first row seen, so the
+same timestamp falls into the same chunk in every cycle, replay and process.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from perfwatch.domain.durations import parse_duration
+
+ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: weekly chunks start on Mondays
+
+
+@dataclass(frozen=True)
+class ChunkPeriod:
+    """A fixed-length window of data time."""
+
+    length: timedelta
+
+    @classmethod
+    def parse(cls, text: str) -> "ChunkPeriod":
+        """Parse "1D", "6h", "2W", "30min"; raise ValueError for anything else."""
+        return cls(length=parse_duration(text))
+
+    @property
+    def length_ns(self) -> int:
+        return self.length // timedelta(microseconds=1) * 1000
+
+    @property
+    def origin_ns(self) -> int:
+        return int(ORIGIN.timestamp()) * 1_000_000_000
+
+    def start_of(self, moment: datetime) -> datetime:
+        """The start of the chunk holding `moment` (a UTC-aware datetime)."""
+        steps = (moment - ORIGIN) // self.length
+        return ORIGIN + steps * self.length
+
+    def end_of(self, start: datetime) -> datetime:
+        """The exclusive end of the chunk starting at `start`."""
+        return start + self.length
+
+
+def is_complete(chunk_end: datetime, watermark: datetime | None) -> bool:
+    """A chunk is complete once data time has reached its (exclusive) end.
+
+    The watermark is the newest timestamp ingested for the model: rows that old or
+    newer exist, so the producer has moved past the chunk.
+    """
+    return watermark is not None and watermark >= chunk_end

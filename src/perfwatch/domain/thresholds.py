@@ -1,0 +1,48 @@
+"""Performance thresholds: which value of a metric is too low, and when that is an alert."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """How one metric's lower threshold is set.
+
+    `lower`: an absolute floor. `drop`: a relative drop from the reference value
+    (0.10 means "alert below 90 % of the reference value"). Neither: nannyml's
+    reference band (mean - 3 std of the metric over the reference chunks).
+    """
+
+    lower: float | None = None
+    drop: float | None = None
+
+    @property
+    def source(self) -> str:
+        if self.lower is not None:
+            return "lower"
+        return "drop" if self.drop is not None else "reference_band"
+
+
+@dataclass(frozen=True)
+class ReferencePerformance:
+    """A metric on the version's reference set: its value and nannyml's band."""
+
+    value: float
+    band_lower: float | None
+
+
+def threshold_for(rule: ThresholdRule, reference: ReferencePerformance) -> float | None:
+    """The value under which an estimate alerts, or None when there is no bound."""
+    if rule.lower is not None:
+        return rule.lower
+    if rule.drop is not None:
+        return reference.value * (1.0 - rule.drop)
+    return reference.band_lower
+
+
+def is_alert(value: float, threshold: float | None, *, provisional: bool) -> bool:
+    """An estimate alerts when it is under its threshold and its chunk is complete.
+
+    Incomplete chunks never alert: their bands come from whole reference chunks, and a
+    partial chunk's estimate is too noisy to act on.
+    """
+    return not provisional and threshold is not None and value < threshold

@@ -1,0 +1,63 @@
+"""File plumbing every service shares: content hashes, atomic writes, safe moves."""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from perfwatch.errors import IntegrityError
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, expected: str, what: str) -> None:
+    """Raise IntegrityError unless the file exists and still has the registered sha256."""
+    if not path.is_file():
+        raise IntegrityError(
+            f"{what} {path} is missing",
+            hint="restore it, or register a new version with `perfwatch register`",
+        )
+    found = sha256_file(path)
+    if found != expected:
+        raise IntegrityError(
+            f"{what} {path} changed since it was registered (sha256 {found[:12]}…,"
+            f" registered {expected[:12]}…); refusing to load it",
+            hint="restore the registered file, or register the new one as a new version with"
+            " `perfwatch register`",
+        )
+
+
+def write_atomically(path: Path, payload: bytes) -> None:
+    """Write to a hidden temporary name, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+
+
+def move_into(path: Path, folder: Path) -> Path:
+    """Move a file into folder, never overwriting: a repeated name gets a numbered suffix."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    counter = 1
+    while target.exists():
+        target = folder / f"{path.stem}.{counter}{path.suffix}"
+        counter += 1
+    os.replace(path, target)
+    return target

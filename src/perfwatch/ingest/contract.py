@@ -1,0 +1,159 @@
+"""The validation contract: what a production batch must look like, learnt from the reference.
+
+Hard rules (a batch that breaks one is quarantined): the id, timestamp and feature
+columns exist, numbers parse as numbers, timestamps parse, ids and timestamps are
+present, served scores lie in [0, 1]. Soft rules (counted per chunk as data-quality
+findings, rows kept): values outside the reference range widened by a tolerance,
+categories the reference never showed, more nulls than the reference had.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from perfwatch.errors import BatchRejected
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RANGE_TOLERANCE = 0.10  # share of the reference span allowed beyond each end
+NULL_TOLERANCE = 0.01  # null share allowed above the reference's own
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    name: str
+    kind: str  # numeric | categorical
+    low: float | None = None
+    high: float | None = None
+    categories: list[str] = field(default_factory=list)
+    null_share: float = 0.0
+
+    def allowed_range(self) -> tuple[float, float]:
+        assert self.low is not None and self.high is not None
+        slack = (self.high - self.low) * RANGE_TOLERANCE
+        return self.low - slack, self.high + slack
+
+
+@dataclass(frozen=True)
+class Contract:
+    columns: list[ColumnRule]
+
+    def to_json(self) -> str:
+        return json.dumps([asdict(rule) for rule in self.columns])
+
+    @classmethod
+    def from_json(cls, text: str) -> "Contract":
+        return cls([ColumnRule(**rule) for rule in json.loads(text)])
+
+
+def derive_contract(
+    reference: "pd.DataFrame", *, features: list[str], categorical: list[str]
+) -> Contract:
+    """Learn each feature's kind, range, categories and null share from the reference set."""
+    import pandas as pd
+
+    rules = []
+    for name in features:
+        column = reference[name]
+        null_share = float(column.isna().mean())
+        if name in categorical:
+            categories = sorted(str(v) for v in column.dropna().unique())
+            rules.append(
+                ColumnRule(name, "categorical", categories=categories, null_share=null_share)
+            )
+        else:
+            numbers = pd.to_numeric(column, errors="coerce")
+            rules.append(
+                ColumnRule(
+                    name,
+                    "numeric",
+                    low=float(numbers.min()),
+                    high=float(numbers.max()),
+                    null_share=null_share,
+                )
+            )
+    return Contract(rules)
+
+
+def enforce_types(frame: "pd.DataFrame", contract: Contract) -> "pd.DataFrame":
+    """Coerce features to their contract types; reject the batch if a number does not parse."""
+    import pandas as pd
+
+    for rule in contract.columns:
+        column = frame[rule.name]
+        if rule.kind == "categorical":
+            frame[rule.name] = column.astype("string").astype(object).where(column.notna(), None)
+            continue
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            frame[rule.name] = column.astype("float64")
+            continue
+        parsed = pd.to_numeric(column, errors="coerce")
+        bad = column.notna() & parsed.isna()
+        if bad.any():
+            first = int(bad.to_numpy().nonzero()[0][0])
+            raise BatchRejected(
+                f"column {rule.name!r} holds text where numbers are expected"
+                f" ({int(bad.sum())} rows, first at row {first + 1}: {str(column.iloc[first])!r})",
+                hint=f"fix the producer so {rule.name!r} is numeric, then drop the corrected"
+                " file into the inbox again",
+            )
+        frame[rule.name] = parsed.astype("float64")
+    return frame
+
+
+@dataclass(frozen=True)
+class Finding:
+    chunk_ns: int
+    column: str
+    kind: str  # null | out_of_range | unseen_category | duplicate_id
+    count: int
+    detail: str
+
+
+def soft_findings(frame: "pd.DataFrame", contract: Contract, chunk_column: str) -> list[Finding]:
+    """Count each soft problem per chunk and column."""
+    findings: list[Finding] = []
+    chunks = frame[chunk_column]
+    for rule in contract.columns:
+        column = frame[rule.name]
+        nulls = column.isna()
+        if nulls.any():
+            allowed = rule.null_share + NULL_TOLERANCE
+            per_chunk = nulls.groupby(chunks).agg(["sum", "size"])
+            for chunk_ns, row in per_chunk.iterrows():
+                if row["sum"] and row["sum"] / row["size"] > allowed:
+                    findings.append(
+                        Finding(
+                            int(chunk_ns),
+                            rule.name,
+                            "null",
+                            int(row["sum"]),
+                            f"reference null share {rule.null_share:.3f}",
+                        )
+                    )
+        if rule.kind == "numeric" and rule.low is not None:
+            low, high = rule.allowed_range()
+            outside = (column < low) | (column > high)
+            findings += _count(
+                outside, chunks, rule.name, "out_of_range", f"expected {low:.4g}..{high:.4g}"
+            )
+        elif rule.kind == "categorical":
+            unseen = column.notna() & ~column.isin(rule.categories)
+            if unseen.any():
+                values = sorted({str(v) for v in column[unseen].unique()})[:5]
+                findings += _count(
+                    unseen, chunks, rule.name, "unseen_category", "unseen: " + ", ".join(values)
+                )
+    return findings
+
+
+def _count(
+    mask: "pd.Series", chunks: "pd.Series", column: str, kind: str, detail: str
+) -> list[Finding]:
+    if not mask.any():
+        return []
+    counts = mask.groupby(chunks).sum()
+    return [
+        Finding(int(chunk_ns), column, kind, int(n), detail) for chunk_ns, n in counts.items() if n
+    ]

@@ -1,0 +1,75 @@
+"""Loading a registered model artifact (only if its hash matches) and scoring rows with it."""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from perfwatch.errors import PerfwatchError
+from perfwatch.files import verify
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+DECISION_THRESHOLD = 0.5  # a served prediction is score >= this, like predict() of sklearn
+
+
+def load_model(path: Path, sha256: str) -> Any:
+    """Load a joblib/pickle classifier after checking it is the registered file."""
+    import joblib
+
+    verify(path, sha256, "model artifact")
+    return joblib.load(path)
+
+
+def check_classifier(model: Any, path: Path) -> None:
+    if not callable(getattr(model, "predict_proba", None)):
+        raise PerfwatchError(
+            f"{path} holds a {type(model).__name__}, which has no predict_proba",
+            hint="register an sklearn-compatible binary classifier (a Pipeline"
+            " ending in LightGBM, usually)",
+        )
+
+
+def score(model: Any, features: "pd.DataFrame") -> "np.ndarray":
+    """The positive-class probability for each row."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # sklearn's feature-name chatter
+        proba = model.predict_proba(features)
+    if proba.ndim != 2 or proba.shape[1] != 2:
+        raise PerfwatchError(
+            f"the model returned probabilities of shape {proba.shape}",
+            hint="perfwatch monitors binary classifiers: two classes",
+        )
+    return proba[:, 1]
+
+
+def predict(scores: "np.ndarray") -> "np.ndarray":
+    return (scores >= DECISION_THRESHOLD).astype("int64")
+
+
+def fill_scores(
+    model: Any,
+    rows: "pd.DataFrame",
+    *,
+    features: list[str],
+    score_column: str,
+    prediction_column: str,
+    missing: "pd.Series | None" = None,
+) -> int:
+    """Score the rows that lack a served score (all rows when `missing` is None); count them."""
+    import pandas as pd
+
+    todo = pd.Series(True, index=rows.index) if missing is None else missing
+    if score_column not in rows.columns:
+        rows[score_column] = float("nan")
+    if prediction_column not in rows.columns:
+        rows[prediction_column] = pd.NA
+    if todo.any():
+        scores = score(model, rows.loc[todo, features])
+        rows.loc[todo, score_column] = scores
+        rows.loc[todo, prediction_column] = predict(scores)
+    rows[score_column] = rows[score_column].astype("float64")
+    rows[prediction_column] = rows[prediction_column].astype("int64")
+    return int(todo.sum())

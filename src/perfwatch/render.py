@@ -1,0 +1,118 @@
+"""Rich renderings of what the services report, for people (the JSON is for scripts)."""
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _day(iso: str | None) -> str:
+    return "–" if iso is None else iso[:16].replace("T", " ")
+
+
+def status_screen(item: dict[str, Any]) -> RenderableType:
+    """One model's status as a panel: header lines, the estimate table, findings."""
+    parts: list[RenderableType] = [_header(item)]
+    complete, latest = item["latest_complete_estimate"], item["latest_estimate"]
+    if complete is None and latest is None:
+        parts.append(Text("no estimates yet: drop batch files into the inbox and run a cycle"))
+    if complete is not None:
+        parts.append(_estimate_table("latest complete chunk", complete))
+    if latest is not None and latest["provisional"]:
+        parts.append(_estimate_table("current chunk (incomplete: never alerts)", latest))
+    if item["alerts"]:
+        parts.append(Text("open alerts", style="bold red"))
+        parts += [
+            Text(
+                f"  {a['kind']} · {a['metric']} · {_day(a['chunk_start'])}: {a['message']}",
+                style="red",
+            )
+            for a in item["alerts"]
+        ]
+    if item["data_quality"]:
+        findings = ", ".join(
+            f"{f['column']} {f['kind'].replace('_', ' ')} ×{f['count']}"
+            for f in item["data_quality"]
+        )
+        parts.append(Text(f"data quality (newest chunk): {findings}", style="yellow"))
+    if item["quarantined"]:
+        parts.append(
+            Text(f"quarantined files ({item['batches_quarantined']}, newest first)", style="yellow")
+        )
+        parts += [Text(f"  {q['file']}: {q['reason']}") for q in item["quarantined"]]
+    state = "[red]ALERT[/]" if item["alerts"] else "[green]ok[/]"
+    return Panel(Group(*parts), title=f"[bold]{item['name']}[/] · {state}", title_align="left")
+
+
+def _header(item: dict[str, Any]) -> Text:
+    champion = item["champion_version"]
+    lines = [f"champion: {'v' + str(champion) if champion else 'none registered yet'}"]
+    cycle = item["last_cycle"]
+    if cycle:
+        when = _day(cycle["finished_at"] or cycle["started_at"])
+        error = f" · error: {cycle['error']}" if cycle["error"] else ""
+        lines.append(f"last cycle: {cycle['status']} at {when} UTC{error}")
+    else:
+        lines.append("last cycle: never (run `perfwatch run --once`)")
+    lines.append(
+        f"ingested: {item['batches_ingested']} batches, {item['rows_ingested']:,} rows"
+        f" · quarantined: {item['batches_quarantined']}"
+    )
+    return Text("\n".join(lines))
+
+
+def _estimate_table(title: str, estimate: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{title}: {_day(estimate['chunk_start'])} → "
+        f"{_day(estimate['chunk_end'])} · {estimate['rows']:,} rows",
+        title_justify="left",
+        expand=False,
+    )
+    for column in ("metric", "estimate", "band", "threshold", "state"):
+        table.add_column(column, justify="left" if column in ("metric", "state") else "right")
+    for metric, figures in estimate["metrics"].items():
+        state = "[red]ALERT[/]" if figures["alert"] else "ok"
+        table.add_row(
+            metric,
+            _num(figures["value"]),
+            f"{_num(figures['lower'])}–{_num(figures['upper'])}",
+            _num(figures["threshold"]),
+            state,
+        )
+    return table
+
+
+def history_table(model: str, rows: list[dict[str, Any]]) -> RenderableType:
+    if not rows:
+        return Text(f"{model}: no estimates yet")
+    table = Table(title=f"{model}: history", title_justify="left")
+    for column in ("chunk", "version", "metric", "estimated", "band", "threshold", "state"):
+        table.add_column(column)
+    for row in rows:
+        state = "[red]ALERT[/]" if row["alert"] else ("provisional" if row["provisional"] else "ok")
+        table.add_row(
+            _day(row["chunk_start"]),
+            f"v{row['model_version']}",
+            row["metric"],
+            _num(row["estimated"]),
+            f"{_num(row['lower'])}–{_num(row['upper'])}",
+            _num(row["threshold"]),
+            state,
+        )
+    return table
+
+
+def demo_day(day: Any) -> str:
+    """One line per replayed day of the demo."""
+    figures = " ".join(f"{metric} {value:.3f}" for metric, value in day.estimates.items())
+    figures = figures or "(no complete chunk yet)"
+    notes = "".join(f" · [yellow]quarantined {name}[/]" for name in day.quarantined)
+    notes += "".join(f" · {name} was a duplicate" for name in day.duplicates)
+    alert = " [red]ALERT[/]" if day.alert else ""
+    return f"{day.day:%Y-%m-%d}  {day.rows:>6,} rows  {figures}{alert}{notes}"

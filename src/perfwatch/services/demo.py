@@ -1,0 +1,146 @@
+"""`perfwatch demo`: a whole deployment in a folder, replayed through real cycles.
+
+A simulated fleet provides training and reference data; a LightGBM pipeline is trained
+and becomes version 1; then each day of production is dropped into the inbox as a file
+and one real cycle runs, exactly as the daemon would.
+"""
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from perfwatch.config import load_settings
+from perfwatch.services.monitor import run_cycle
+from perfwatch.store import db, queries
+from perfwatch.store.db import transaction
+
+MODEL = "press-failure"
+RUNS_PER_DAY = 2_000
+HISTORY_DAYS, REFERENCE_DAYS = 56, 16
+START = datetime(2026, 5, 4, tzinfo=UTC)  # production starts on a Monday
+
+CONFIG = """\
+# written by `perfwatch demo`; see config/perfwatch.example.toml for every key
+store = "sqlite:///var/perfwatch.db"
+data_dir = "var"
+
+[[models]]
+name = "{model}"
+target = "failure"
+features = ["air_temp", "process_temp", "rpm", "torque", "tool_wear", "product_type"]
+categorical = ["product_type"]
+chunk = "1D"
+metrics = ["roc_auc", "f1", "recall"]
+inbox = "inbox/{model}"
+labels_inbox = "labels/{model}"
+initial_model = "models/{model}.joblib"
+reference = "data/reference.parquet"
+training_data = "data/train.parquet"
+"""
+
+
+@dataclass
+class DemoDay:
+    day: date
+    rows: int
+    estimates: dict[str, float] = field(default_factory=dict)
+    alert: bool = False
+    quarantined: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DemoResult:
+    workspace: Path
+    config: Path
+    model: str
+    engine: Any
+
+
+def prepare_workspace(workspace: Path, *, seed: int) -> Path:
+    """Simulate history, train and save the model, write the config; return its path."""
+    import joblib
+
+    from perfwatch.ml.training import train
+    from perfwatch.simulate.files import write_frame
+    from perfwatch.simulate.fleet import CATEGORICAL, FEATURES, TARGET, simulate_days
+
+    history = simulate_days(
+        start=START - timedelta(days=HISTORY_DAYS),
+        days=HISTORY_DAYS,
+        runs_per_day=RUNS_PER_DAY,
+        machines=20,
+        seed=seed,
+        id_prefix="hist",
+    )
+    split = START - timedelta(days=REFERENCE_DAYS)
+    training, reference = history[history.timestamp < split], history[history.timestamp >= split]
+    write_frame(training, workspace / "data" / "train.parquet")
+    write_frame(reference, workspace / "data" / "reference.parquet")
+    model = train(training, features=FEATURES, categorical=CATEGORICAL, target=TARGET, seed=seed)
+    (workspace / "models").mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, workspace / "models" / f"{MODEL}.joblib")
+    config = workspace / "perfwatch.toml"
+    config.write_text(CONFIG.format(model=MODEL), encoding="utf-8")
+    return config
+
+
+def run_demo(
+    *,
+    workspace: Path | None,
+    scenario: str,
+    days: int,
+    seed: int,
+    defects: bool,
+    on_day: Callable[[DemoDay], None],
+) -> DemoResult:
+    from perfwatch.simulate.files import drop_day
+    from perfwatch.simulate.fleet import simulate_days
+
+    logging.getLogger("perfwatch").setLevel(logging.ERROR)  # each day's line tells the story
+    folder = workspace or Path(tempfile.mkdtemp(prefix="perfwatch-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    config = prepare_workspace(folder, seed=seed)
+    settings = load_settings(config)
+    model = settings.model(MODEL)
+    engine = db.open_engine(settings.store)
+    db.migrate(engine)
+    production = simulate_days(
+        start=START,
+        days=days,
+        runs_per_day=RUNS_PER_DAY,
+        machines=20,
+        seed=seed + 1,
+        scenario=scenario,
+        shift_day=days // 2,
+        id_prefix="prod",
+    )
+    by_day = production.groupby(production.timestamp.dt.date)
+    for index, (day, rows) in enumerate(by_day):
+        drop_day(rows, index, day, model.inbox, defects=defects or scenario == "dirty", seed=seed)
+        report = run_cycle(engine, settings, model)
+        if report.error:
+            raise RuntimeError(f"demo cycle failed on {day}: {report.error}")
+        on_day(_summary(engine, day, report))
+    return DemoResult(workspace=folder, config=config, model=MODEL, engine=engine)
+
+
+def _summary(engine: Any, day: date, report: Any) -> DemoDay:
+    """The day's line: rows dropped, and the estimate of the newest complete chunk."""
+    summary = DemoDay(
+        day=day,
+        rows=report.rows,
+        quarantined=[f.file_name for f in report.files if f.status == "quarantined"],
+        duplicates=[f.file_name for f in report.files if f.status == "duplicate"],
+    )
+    with transaction(engine) as session:
+        record = queries.find_model(session=session, name=MODEL)
+        assert record is not None and record.id is not None
+        latest = queries.latest_estimates(session=session, model_id=record.id, complete=True)
+    summary.estimates = {e.metric: e.value for e in latest}
+    summary.alert = any(e.alert for e in latest)
+    return summary

@@ -1,0 +1,195 @@
+"""Registering model versions and loading the champion a cycle works with.
+
+A version is self-contained under `<data_dir>/models/<model>/v<N>/`: the model artifact,
+the scored reference set and the CBPE estimator fitted on it, each with its sha256.
+The training data stays where it is, recorded by path and hash.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from perfwatch.config import ModelSettings, Settings
+from perfwatch.errors import ConfigError, PerfwatchError
+from perfwatch.files import copy_atomically, sha256_file, verify, write_atomically
+from perfwatch.ingest.contract import Contract
+from perfwatch.store import queries
+from perfwatch.store.db import transaction
+from perfwatch.store.tables import ModelVersion, ReferenceMetric
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Champion:
+    """What a cycle needs of the serving version, loaded and verified."""
+
+    version: ModelVersion
+    model: Any
+    estimator: Any
+    contract: Contract
+    reference: dict[str, ReferenceMetric]
+
+
+def model_dir(settings: Settings, name: str) -> Path:
+    return settings.data_dir / "models" / name
+
+
+def register_version(
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    *,
+    artifact: Path,
+    reference: Path,
+    training_data: Path | None,
+    source: str,
+) -> ModelVersion:
+    """Verify and store a new version, fit CBPE on its reference, and make it the champion."""
+    from perfwatch.errors import BatchRejected
+    from perfwatch.ingest.batch import prepare_reference, read_table
+    from perfwatch.ml import cbpe
+    from perfwatch.ml.model import check_classifier, fill_scores, load_model
+
+    for path, what in (
+        (artifact, "model file"),
+        (reference, "reference set"),
+        (training_data, "training data"),
+    ):
+        if path is not None and not path.is_file():
+            raise PerfwatchError(
+                f"{what} {path} does not exist",
+                hint="check the path (relative paths are relative to the config)",
+            )
+    classifier = load_model(artifact, sha256_file(artifact))
+    check_classifier(classifier, artifact)
+    try:
+        frame = read_table(reference)
+        rows, contract = prepare_reference(frame, model=model)
+    except BatchRejected as exc:
+        raise PerfwatchError(f"reference set {reference}: {exc.message}", hint=exc.hint) from None
+    missing = rows[model.score_column].isna() if model.score_column in rows.columns else None
+    fill_scores(
+        classifier,
+        rows,
+        features=model.features,
+        score_column=model.score_column,
+        prediction_column=model.prediction_column,
+        missing=missing,
+    )
+    estimator, figures = cbpe.fit(
+        rows, columns=cbpe_columns(model), metrics=model.metrics, period=model.chunk_period
+    )
+
+    with transaction(engine) as session:
+        record = queries.get_or_create_model(session=session, name=model.name)
+        assert record.id is not None
+        number = queries.next_version_number(session=session, model_id=record.id)
+    folder = model_dir(settings, model.name) / f"v{number}"
+    copy_atomically(artifact, folder / "model.joblib")
+    rows.to_parquet(folder / "reference.parquet.tmp")
+    (folder / "reference.parquet.tmp").replace(folder / "reference.parquet")
+    write_atomically(folder / "cbpe.pkl", cbpe.dumps(estimator))
+
+    with transaction(engine) as session:
+        assert record.id is not None
+        queries.retire_champion(session=session, model_id=record.id)
+        version = ModelVersion(
+            model_id=record.id,
+            version=number,
+            status="champion",
+            source=source,
+            artifact_path=str(folder / "model.joblib"),
+            artifact_sha256=sha256_file(folder / "model.joblib"),
+            reference_path=str(folder / "reference.parquet"),
+            reference_sha256=sha256_file(folder / "reference.parquet"),
+            training_path=str(training_data) if training_data else None,
+            training_sha256=sha256_file(training_data) if training_data else None,
+            estimator_path=str(folder / "cbpe.pkl"),
+            estimator_sha256=sha256_file(folder / "cbpe.pkl"),
+            contract=contract.to_json(),
+        )
+        session.add(version)
+        session.flush()
+        assert version.id is not None
+        session.add_all(
+            [
+                ReferenceMetric(
+                    version_id=version.id,
+                    metric=f.metric,
+                    value=f.value,
+                    band_lower=f.band_lower,
+                    band_upper=f.band_upper,
+                )
+                for f in figures
+            ]
+        )
+    # the serving hand-off: one path that always holds the champion
+    copy_atomically(folder / "model.joblib", model_dir(settings, model.name) / "champion.joblib")
+    log.info("%s: registered version %d (%s)", model.name, number, source)
+    return version
+
+
+def ensure_initial_version(engine: Engine, settings: Settings, model: ModelSettings) -> None:
+    """Register `initial_model` as version 1 the first time a model is seen."""
+    with transaction(engine) as session:
+        record = queries.get_or_create_model(session=session, name=model.name)
+        assert record.id is not None
+        if queries.champion(session=session, model_id=record.id) is not None:
+            return
+    if model.initial_model is None or model.reference is None:
+        raise ConfigError(
+            f"model {model.name!r} has no version yet and the config names no initial_model"
+            " and reference",
+            hint=f"set initial_model and reference for {model.name!r}, or run"
+            f" `perfwatch register {model.name} --model F --reference R`",
+        )
+    register_version(
+        engine,
+        settings,
+        model,
+        artifact=model.initial_model,
+        reference=model.reference,
+        training_data=model.training_data,
+        source="initial_model",
+    )
+
+
+def load_champion(engine: Engine, model: ModelSettings) -> Champion:
+    """The champion's artifact and estimator, each loaded only if its hash still matches."""
+    from perfwatch.ml import cbpe
+    from perfwatch.ml.model import load_model
+
+    with transaction(engine) as session:
+        record = queries.find_model(session=session, name=model.name)
+        version = record and record.id and queries.champion(session=session, model_id=record.id)
+        if not version:
+            raise PerfwatchError(
+                f"model {model.name!r} has no champion version",
+                hint=f"run `perfwatch register {model.name} ...`",
+            )
+        assert version.id is not None
+        reference = queries.reference_metrics(session=session, version_id=version.id)
+    estimator_path = Path(version.estimator_path)
+    verify(estimator_path, version.estimator_sha256, "CBPE estimator")
+    return Champion(
+        version=version,
+        model=load_model(Path(version.artifact_path), version.artifact_sha256),
+        estimator=cbpe.loads(estimator_path.read_bytes()),
+        contract=Contract.from_json(version.contract),
+        reference=reference,
+    )
+
+
+def cbpe_columns(model: ModelSettings) -> Any:
+    from perfwatch.ml.cbpe import Columns
+
+    return Columns(
+        score=model.score_column,
+        prediction=model.prediction_column,
+        target=model.target,
+        timestamp=model.timestamp_column,
+    )

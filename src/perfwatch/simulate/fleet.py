@@ -1,0 +1,128 @@
+"""A predictive-maintenance fleet after the AI4I 2020 generating rules (Matzka, 2020).
+
+One row is one process run on a milling machine. The simulator adds a fleet, data
+time with seasons, measurement noise (so failure is predictable but not trivially),
+and scenarios that change the world at a known day. Everything is seeded.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+FEATURES = ["air_temp", "process_temp", "rpm", "torque", "tool_wear", "product_type"]
+CATEGORICAL = ["product_type"]
+TARGET = "failure"
+SCENARIOS = ("stable", "covariate_shift", "dirty")
+VARIANTS = np.array(["L", "M", "H"])
+WEAR_PER_RUN = {"L": 2.0, "M": 3.0, "H": 5.0}
+OVERSTRAIN_LIMIT = {"L": 11_000.0, "M": 12_000.0, "H": 13_000.0}  # min x Nm
+NOISE = {"air_temp": 0.4, "process_temp": 0.4, "rpm": 25.0, "torque": 2.5, "tool_wear": 6.0}
+
+
+@dataclass(frozen=True)
+class Shift:
+    """How a scenario changes the fleet's operation on a given day (0 = unchanged)."""
+
+    reconditioned_tools: float = 0.0  # share of tool changes that fit a reground, part-worn tool
+
+
+def shift_on(scenario: str, day: int, shift_day: int | None) -> Shift:
+    """The world of `scenario` on production day `day` (the shift ramps in over a few days).
+
+    covariate_shift: a tool shortage; the shop fits reground tools that start part-worn,
+    so far more runs happen at high tool wear, where failure is hard to call (the model
+    saw such runs, and knows it is unsure there: CBPE can see the drop).
+    """
+    if scenario != "covariate_shift" or shift_day is None or day < shift_day:
+        return Shift()
+    return Shift(reconditioned_tools=min(1.0, 0.3 * (day - shift_day + 1)))
+
+
+def simulate_days(
+    *,
+    start: datetime,
+    days: int,
+    runs_per_day: int,
+    machines: int,
+    seed: int,
+    scenario: str = "stable",
+    shift_day: int | None = None,
+    id_prefix: str = "run",
+) -> pd.DataFrame:
+    """Simulate `days` days of operation; day 0 starts at `start` (UTC)."""
+    rng = np.random.default_rng(seed)
+    frames = [
+        _day(
+            rng, start + timedelta(days=d), runs_per_day, machines, shift_on(scenario, d, shift_day)
+        )
+        for d in range(days)
+    ]
+    fleet = pd.concat(frames, ignore_index=True)
+    fleet["tool_wear"] = _tool_wear(rng, fleet)
+    fleet[TARGET] = _failures(rng, fleet)
+    for column, sd in NOISE.items():  # sensors see the truth through noise
+        fleet[column] = fleet[column] + rng.normal(0, sd, len(fleet))
+    fleet["tool_wear"] = fleet["tool_wear"].clip(lower=0).round(0)
+    fleet.insert(0, "id", [f"{id_prefix}-{seed}-{i:08d}" for i in range(len(fleet))])
+    return fleet.drop(columns=["tool_limit", "reconditioned"])
+
+
+def _day(
+    rng: np.random.Generator, day: datetime, runs: int, machines: int, shift: Shift
+) -> pd.DataFrame:
+    offsets = np.sort(rng.uniform(0, 86_400, runs))
+    timestamps = pd.Timestamp(day) + pd.to_timedelta(offsets, unit="s")
+    doy = timestamps.dayofyear.to_numpy()
+    air = 300 + 3 * np.sin(2 * np.pi * (doy - 110) / 365) + rng.normal(0, 1.2, runs)
+    process = air + 10 + rng.normal(0, 1.0, runs)
+    torque = np.clip(rng.normal(40, 10, runs), 3.8, None)
+    # rotational speed follows from a roughly constant power with noise (AI4I)
+    power = rng.normal(6_200, 900, runs)
+    rpm = np.clip(power / torque * 60 / (2 * np.pi), 1_100, 2_900)
+    variant = rng.choice(VARIANTS, size=runs, p=[0.5, 0.3, 0.2])
+    return pd.DataFrame(
+        {
+            "machine_id": rng.integers(0, machines, runs),
+            "timestamp": timestamps,
+            "product_type": variant,
+            "air_temp": air.round(1),
+            "process_temp": process.round(1),
+            "rpm": rpm.round(0),
+            "torque": torque.round(1),
+            "tool_wear": 0.0,
+            "reconditioned": shift.reconditioned_tools,
+        }
+    )
+
+
+def _tool_wear(rng: np.random.Generator, fleet: pd.DataFrame) -> np.ndarray:
+    """Each machine's tool wears by 2/3/5 min per run (L/M/H) until replaced at 200-240 min."""
+    wear = np.zeros(len(fleet))
+    limits = np.zeros(len(fleet))
+    increments = fleet["product_type"].map(WEAR_PER_RUN).to_numpy()
+    reconditioned = fleet["reconditioned"].to_numpy()
+    for _, index in fleet.groupby("machine_id").indices.items():
+        current, limit = rng.uniform(0, 200), rng.uniform(200, 240)
+        for i in index:
+            current += increments[i]
+            wear[i], limits[i] = current, limit
+            if current >= limit:  # the tool is changed after this run
+                current = rng.uniform(185, 215) if rng.random() < reconditioned[i] else 0.0
+                limit = rng.uniform(200, 240)
+    fleet["tool_limit"] = limits
+    return wear
+
+
+def _failures(rng: np.random.Generator, fleet: pd.DataFrame) -> np.ndarray:
+    """Machine failure = any of AI4I's five independent failure modes."""
+    wear, torque, rpm = fleet["tool_wear"], fleet["torque"], fleet["rpm"]
+    tool_wear_failure = (wear >= fleet["tool_limit"]) & (rng.random(len(fleet)) < 0.5)
+    heat = ((fleet["process_temp"] - fleet["air_temp"]) < 8.6) & (rpm < 1_380)
+    power = torque * rpm * 2 * np.pi / 60
+    power_failure = (power < 3_500) | (power > 9_000)
+    overstrain = wear * torque > fleet["product_type"].map(OVERSTRAIN_LIMIT)
+    random_failure = rng.random(len(fleet)) < 0.001
+    failed = tool_wear_failure | heat | power_failure | overstrain | random_failure
+    return failed.to_numpy().astype("int64")

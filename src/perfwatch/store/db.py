@@ -1,0 +1,141 @@
+"""The one place that opens the store: engine, sessions, migrations, and friendly errors."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlmodel import Session
+
+from perfwatch.errors import StoreError
+
+# The newest migration in migrations/versions; a test checks it against Alembic's head,
+# so `status` can check the schema without importing Alembic.
+SCHEMA_REVISION = "0001_initial"
+
+
+def safe_url(url: str) -> str:
+    """The store URL as it may be shown to a person: never with its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable store URL>"
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for the store URL; SQLite runs in WAL mode so readers never wait on a cycle."""
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise StoreError(
+            f"cannot use store URL {safe_url(url)}: {_scrub(str(exc), url)}",
+            hint="use sqlite:///path/to/perfwatch.db or postgresql+psycopg://user@host/db",
+        ) from None
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL keeps commits durable across crashes
+    cursor.close()
+
+
+def _scrub(message: str, url: str) -> str:
+    password = _password(url)
+    first_line = message.strip().splitlines()[0] if message.strip() else message
+    return first_line.replace(password, "***") if password else first_line
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except ArgumentError:
+        return None
+
+
+def check_reachable(engine: Engine) -> None:
+    """Connect once; raise StoreError (without the password) when the store cannot be opened."""
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        raise StoreError(
+            f"cannot open store {safe_url(url)}: {_scrub(str(exc.orig), url)}",
+            hint="check that the database server runs and the URL (store / $PERFWATCH_STORE)"
+            " names a database you may write to",
+        ) from None
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The store's migration revision, or None when perfwatch never initialised it."""
+    check_reachable(engine)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return None
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Raise StoreError unless the store is migrated to the revision this code expects."""
+    revision = schema_revision(engine)
+    if revision != SCHEMA_REVISION:
+        found = "no perfwatch schema" if revision is None else f"schema revision {revision}"
+        raise StoreError(
+            f"store {safe_url(str(engine.url))} has {found}; this perfwatch needs"
+            f" {SCHEMA_REVISION}",
+            hint="run `perfwatch init` (it creates or migrates the store)",
+        )
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the schema to the newest migration (alembic upgrade head)."""
+    from alembic import command
+
+    database = engine.url.database
+    if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    check_reachable(engine)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+@cache
+def _script_location() -> str:
+    return str(resources.files("perfwatch.migrations"))
+
+
+def alembic_config() -> Any:
+    """Alembic's config pointing at perfwatch's migrations (shipped as perfwatch.migrations)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", _script_location())
+    return config
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One unit of work: commits when the block ends, rolls back if it raises."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

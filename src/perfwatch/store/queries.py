@@ -1,0 +1,282 @@
+"""Reads and writes of the store. Each takes `*, session` and never commits: callers do.
+
+Kept free of pandas and nannyml so `perfwatch status` stays fast.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, col, select
+
+from perfwatch.store.tables import (
+    Batch,
+    BatchChunk,
+    ChunkEstimate,
+    Cycle,
+    DataQualityFinding,
+    Model,
+    ModelVersion,
+    ReferenceMetric,
+    utcnow,
+)
+
+
+def upsert(
+    *, session: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> None:
+    """Insert rows; where a row with the same unique `keys` exists, update it instead."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table.__table__)  # type: ignore[attr-defined]
+    updates = {c: statement.excluded[c] for c in rows[0] if c not in keys}
+    session.execute(
+        statement.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows)
+    )
+
+
+# -- models and versions ------------------------------------------------------------------
+
+
+def get_or_create_model(*, session: Session, name: str) -> Model:
+    model = session.exec(select(Model).where(Model.name == name)).first()
+    if model is None:
+        model = Model(name=name)
+        session.add(model)
+        session.flush()
+    return model
+
+
+def find_model(*, session: Session, name: str) -> Model | None:
+    return session.exec(select(Model).where(Model.name == name)).first()
+
+
+def list_models(*, session: Session) -> Sequence[Model]:
+    return session.exec(select(Model).order_by(Model.name)).all()
+
+
+def champion(*, session: Session, model_id: int) -> ModelVersion | None:
+    return session.exec(
+        select(ModelVersion).where(
+            ModelVersion.model_id == model_id, ModelVersion.status == "champion"
+        )
+    ).first()
+
+
+def next_version_number(*, session: Session, model_id: int) -> int:
+    newest = session.exec(
+        select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model_id)
+    ).one()
+    return (newest or 0) + 1
+
+
+def retire_champion(*, session: Session, model_id: int) -> None:
+    current = champion(session=session, model_id=model_id)
+    if current is not None:
+        current.status = "retired"
+        session.add(current)
+
+
+def reference_metrics(*, session: Session, version_id: int) -> dict[str, ReferenceMetric]:
+    rows = session.exec(select(ReferenceMetric).where(ReferenceMetric.version_id == version_id))
+    return {row.metric: row for row in rows}
+
+
+# -- batches ------------------------------------------------------------------------------
+
+
+def find_batch(*, session: Session, model_id: int, content_hash: str) -> Batch | None:
+    return session.exec(
+        select(Batch).where(Batch.model_id == model_id, Batch.content_hash == content_hash)
+    ).first()
+
+
+def add_batch_chunks(
+    *, session: Session, batch: Batch, chunks: Iterable[tuple[datetime, datetime, int]]
+) -> None:
+    assert batch.id is not None
+    for start, end, rows in chunks:
+        session.add(
+            BatchChunk(
+                batch_id=batch.id,
+                model_id=batch.model_id,
+                chunk_start=start,
+                chunk_end=end,
+                rows=rows,
+            )
+        )
+
+
+def batches_in_chunks(
+    *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
+) -> Sequence[Batch]:
+    """The ingested batches holding rows of any of these chunks."""
+    if not chunk_starts:
+        return []
+    batch_ids = select(BatchChunk.batch_id).where(
+        BatchChunk.model_id == model_id, col(BatchChunk.chunk_start).in_(chunk_starts)
+    )
+    return session.exec(
+        select(Batch).where(col(Batch.id).in_(batch_ids)).order_by(col(Batch.id))
+    ).all()
+
+
+def chunk_row_counts(
+    *, session: Session, model_id: int, since: datetime | None = None
+) -> dict[datetime, tuple[datetime, int]]:
+    """chunk start -> (chunk end, rows stored) for every chunk with data (since a start)."""
+    query = (
+        select(BatchChunk.chunk_start, BatchChunk.chunk_end, func.sum(BatchChunk.rows))
+        .where(BatchChunk.model_id == model_id)
+        .group_by(col(BatchChunk.chunk_start), col(BatchChunk.chunk_end))
+    )
+    if since is not None:
+        query = query.where(BatchChunk.chunk_start >= since)
+    return {start: (end, int(rows)) for start, end, rows in session.exec(query)}
+
+
+def watermark(*, session: Session, model_id: int) -> datetime | None:
+    """The newest data time ingested for the model."""
+    return session.exec(
+        select(func.max(Batch.data_end)).where(
+            Batch.model_id == model_id, Batch.status == "ingested"
+        )
+    ).one()
+
+
+def add_findings(*, session: Session, findings: Iterable[DataQualityFinding]) -> None:
+    session.add_all(list(findings))
+
+
+def batch_counts(*, session: Session, model_id: int) -> dict[str, tuple[int, int]]:
+    """status -> (batches, rows)."""
+    rows = session.exec(
+        select(Batch.status, func.count(), func.sum(Batch.rows))
+        .where(Batch.model_id == model_id)
+        .group_by(col(Batch.status))
+    )
+    return {status: (int(n), int(total or 0)) for status, n, total in rows}
+
+
+def quarantined_batches(*, session: Session, model_id: int, limit: int = 5) -> Sequence[Batch]:
+    return session.exec(
+        select(Batch)
+        .where(Batch.model_id == model_id, Batch.status == "quarantined")
+        .order_by(col(Batch.id).desc())
+        .limit(limit)
+    ).all()
+
+
+def findings_in_chunk(
+    *, session: Session, model_id: int, chunk_start: datetime
+) -> list[tuple[str, str, int]]:
+    """(column, kind, count) of the data-quality findings of one chunk."""
+    rows = session.exec(
+        select(
+            DataQualityFinding.column, DataQualityFinding.kind, func.sum(DataQualityFinding.count)
+        )
+        .where(
+            DataQualityFinding.model_id == model_id, DataQualityFinding.chunk_start == chunk_start
+        )
+        .group_by(col(DataQualityFinding.column), col(DataQualityFinding.kind))
+        .order_by(col(DataQualityFinding.column))
+    )
+    return [(column, kind, int(n)) for column, kind, n in rows]
+
+
+# -- estimates ----------------------------------------------------------------------------
+
+
+def estimated_chunks(
+    *, session: Session, version_id: int, since: datetime | None = None
+) -> dict[datetime, tuple[int, bool]]:
+    """chunk start -> (rows the estimate saw, provisional) for a version's estimates."""
+    query = (
+        select(
+            ChunkEstimate.chunk_start,
+            func.min(ChunkEstimate.rows),
+            func.max(ChunkEstimate.provisional),
+        )
+        .where(ChunkEstimate.version_id == version_id)
+        .group_by(col(ChunkEstimate.chunk_start))
+    )
+    if since is not None:
+        query = query.where(ChunkEstimate.chunk_start >= since)
+    return {
+        start: (int(rows), bool(provisional)) for start, rows, provisional in session.exec(query)
+    }
+
+
+def latest_estimates(
+    *, session: Session, model_id: int, complete: bool = False
+) -> Sequence[ChunkEstimate]:
+    """The estimates of the newest (complete) chunk, one per metric, by its newest version."""
+    newest_query = select(func.max(ChunkEstimate.chunk_start)).where(
+        ChunkEstimate.model_id == model_id
+    )
+    if complete:
+        newest_query = newest_query.where(col(ChunkEstimate.provisional).is_(False))
+    newest = session.exec(newest_query).one()
+    if newest is None:
+        return []
+    rows = session.exec(
+        select(ChunkEstimate)
+        .where(ChunkEstimate.model_id == model_id, ChunkEstimate.chunk_start == newest)
+        .order_by(col(ChunkEstimate.version_id).desc(), col(ChunkEstimate.metric))
+    ).all()
+    return [row for row in rows if row.version_id == rows[0].version_id]
+
+
+def version_numbers(*, session: Session, model_id: int) -> dict[int, int]:
+    """version id -> version number."""
+    rows = session.exec(
+        select(ModelVersion.id, ModelVersion.version).where(ModelVersion.model_id == model_id)
+    )
+    return {version_id: number for version_id, number in rows if version_id is not None}
+
+
+def estimate_history(
+    *, session: Session, model_id: int, metric: str | None = None
+) -> Sequence[ChunkEstimate]:
+    query = select(ChunkEstimate).where(ChunkEstimate.model_id == model_id)
+    if metric is not None:
+        query = query.where(ChunkEstimate.metric == metric)
+    return session.exec(
+        query.order_by(
+            col(ChunkEstimate.chunk_start), col(ChunkEstimate.version_id), col(ChunkEstimate.metric)
+        )
+    ).all()
+
+
+def open_alerts(*, session: Session, model_id: int) -> list[ChunkEstimate]:
+    """Performance alerts as they stand on the newest complete chunk."""
+    return [
+        e for e in latest_estimates(session=session, model_id=model_id, complete=True) if e.alert
+    ]
+
+
+# -- cycles -------------------------------------------------------------------------------
+
+
+def last_cycle(*, session: Session, model_id: int) -> Cycle | None:
+    return session.exec(
+        select(Cycle)
+        .where(Cycle.model_id == model_id)
+        .order_by(col(Cycle.started_at).desc(), col(Cycle.id).desc())
+    ).first()
+
+
+def interrupt_running_cycles(*, session: Session, model_id: int) -> int:
+    """Cycles left 'running' by a killed process: mark them interrupted."""
+    stale = session.exec(
+        select(Cycle).where(Cycle.model_id == model_id, Cycle.status == "running")
+    ).all()
+    for cycle in stale:
+        cycle.status, cycle.finished_at = "interrupted", utcnow()
+        cycle.error = "the process ended before the cycle finished"
+        session.add(cycle)
+    return len(stale)
