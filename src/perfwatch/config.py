@@ -179,16 +179,16 @@ def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settin
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(path, raw, exc) from None
+        raise _explain(path, exc) from None
     return _resolve_paths(settings, path.resolve().parent)
 
 
-def _explain(path: Path, raw: dict[str, Any], exc: ValidationError) -> ConfigError:
+def _explain(path: Path, exc: ValidationError) -> ConfigError:
     error = exc.errors()[0]
     loc = [part for part in error["loc"] if part not in ("function-after", "[key]")]
     key = _key_name(loc)
     if error["type"] == "extra_forbidden":
-        known = list(_fields_at(loc[:-1], raw))
+        known = _fields_at(loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
         return ConfigError(f"{path}: unknown key '{key}'", hint=hint)
@@ -211,18 +211,20 @@ def _key_name(loc: list[Any]) -> str:
     return name
 
 
-def _fields_at(loc: list[Any], raw: dict[str, Any]) -> list[str]:
+def _fields_at(loc: list[Any]) -> list[str]:
     """The keys the config accepts at the table `loc` points to."""
     schema: type[BaseModel] = Settings
+    in_dict = False  # the previous part named a table of tables keyed by name (thresholds)
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or in_dict:
+            in_dict = False
             continue
         annotation = schema.model_fields[str(part)].annotation
+        in_dict = getattr(annotation, "__origin__", None) is dict
         inner = getattr(annotation, "__args__", (annotation,))
-        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not nested:  # a dict of tables (thresholds): its values are Threshold tables
-            return list(Threshold.model_fields)
-        schema = nested[-1]
+        schema = next(
+            a for a in reversed(inner) if isinstance(a, type) and issubclass(a, BaseModel)
+        )
     return list(schema.model_fields)
 
 

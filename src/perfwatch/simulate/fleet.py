@@ -74,7 +74,7 @@ def _day(
 ) -> pd.DataFrame:
     offsets = np.sort(rng.uniform(0, 86_400, runs))
     timestamps = pd.Timestamp(day) + pd.to_timedelta(offsets, unit="s")
-    doy = timestamps.dayofyear.to_numpy()
+    doy = timestamps.day_of_year.to_numpy()
     air = 300 + 3 * np.sin(2 * np.pi * (doy - 110) / 365) + rng.normal(0, 1.2, runs)
     process = air + 10 + rng.normal(0, 1.0, runs)
     torque = np.clip(rng.normal(40, 10, runs), 3.8, None)

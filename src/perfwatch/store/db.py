@@ -81,6 +81,9 @@ def check_reachable(engine: Engine) -> None:
 
 def schema_revision(engine: Engine) -> str | None:
     """The store's migration revision, or None when perfwatch never initialised it."""
+    sqlite_file = _sqlite_file(engine)
+    if sqlite_file is not None and not sqlite_file.exists():
+        return None  # reading must not create an empty database file
     check_reachable(engine)
     try:
         with engine.connect() as connection:
@@ -105,14 +108,21 @@ def migrate(engine: Engine) -> None:
     """Create or upgrade the schema to the newest migration (alembic upgrade head)."""
     from alembic import command
 
-    database = engine.url.database
-    if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    sqlite_file = _sqlite_file(engine)
+    if sqlite_file is not None:
+        sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     check_reachable(engine)
     with engine.begin() as connection:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _sqlite_file(engine: Engine) -> Path | None:
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
 
 
 @cache

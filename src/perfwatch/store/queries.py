@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
@@ -195,12 +195,9 @@ def estimated_chunks(
     *, session: Session, version_id: int, since: datetime | None = None
 ) -> dict[datetime, tuple[int, bool]]:
     """chunk start -> (rows the estimate saw, provisional) for a version's estimates."""
+    any_provisional = func.max(case((col(ChunkEstimate.provisional), 1), else_=0))
     query = (
-        select(
-            ChunkEstimate.chunk_start,
-            func.min(ChunkEstimate.rows),
-            func.max(ChunkEstimate.provisional),
-        )
+        select(ChunkEstimate.chunk_start, func.min(ChunkEstimate.rows), any_provisional)
         .where(ChunkEstimate.version_id == version_id)
         .group_by(col(ChunkEstimate.chunk_start))
     )

@@ -1,0 +1,78 @@
+"""Shared fixtures: real stores (SQLite file, PostgreSQL schema), a trained model, workspaces.
+
+PostgreSQL runs when PERFWATCH_TEST_POSTGRES holds a URL (.ci/run sets it); each test
+gets its own schema, so runs never collide.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+
+from tests.workspace import Workspace, build_artifacts
+
+POSTGRES = os.environ.get("PERFWATCH_TEST_POSTGRES")
+NO_POSTGRES = (
+    "PostgreSQL tests need PERFWATCH_TEST_POSTGRES=postgresql+psycopg://... (.ci/run sets it)"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store' / 'perfwatch.db'}"
+        return
+    if not POSTGRES:
+        pytest.skip(NO_POSTGRES)
+    yield from _postgres_schema(POSTGRES)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store' / 'perfwatch.db'}"
+
+
+def _postgres_schema(url: str) -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+
+    schema = f"pw_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Training data, reference set and a trained LightGBM pipeline, built once per run."""
+    return build_artifacts(tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, artifacts: Path, store_url: str) -> Workspace:
+    """A deployment folder with a config, the model files and an empty store (both backends)."""
+    return Workspace.create(tmp_path / "ws", artifacts, store_url)
+
+
+@pytest.fixture
+def sqlite_workspace(tmp_path: Path, artifacts: Path, sqlite_url: str) -> Workspace:
+    return Workspace.create(tmp_path / "ws", artifacts, sqlite_url)
+
+
+@pytest.fixture
+def copy_artifacts(artifacts: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "artifacts"
+    shutil.copytree(artifacts, target)
+    return target

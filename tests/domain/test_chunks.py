@@ -1,0 +1,62 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from perfwatch.domain.chunks import ChunkPeriod, is_complete
+from perfwatch.domain.durations import parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("1D", timedelta(days=1)),
+        ("D", timedelta(days=1)),
+        ("6h", timedelta(hours=6)),
+        ("2W", timedelta(weeks=2)),
+        ("30min", timedelta(minutes=30)),
+        ("15m", timedelta(minutes=15)),
+        ("45s", timedelta(seconds=45)),
+    ],
+)
+def test_durations_parse(text: str, length: timedelta) -> None:
+    assert parse_duration(text) == length
+
+
+@pytest.mark.parametrize("text", ["", "1M", "1Y", "0D", "-1D", "one day", "1.5h"])
+def test_durations_reject_variable_or_malformed(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_daily_chunks_start_at_midnight_utc() -> None:
+    period = ChunkPeriod.parse("1D")
+    moment = datetime(2026, 3, 4, 17, 45, tzinfo=UTC)
+    assert period.start_of(moment) == datetime(2026, 3, 4, tzinfo=UTC)
+    assert period.end_of(period.start_of(moment)) == datetime(2026, 3, 5, tzinfo=UTC)
+
+
+def test_weekly_chunks_start_on_monday() -> None:
+    start = ChunkPeriod.parse("1W").start_of(datetime(2026, 3, 5, 12, tzinfo=UTC))  # Thursday
+    assert start == datetime(2026, 3, 2, tzinfo=UTC) and start.weekday() == 0
+
+
+def test_chunk_boundaries_do_not_depend_on_the_first_row() -> None:
+    period = ChunkPeriod.parse("6h")
+    a = period.start_of(datetime(2026, 3, 4, 7, 1, tzinfo=UTC))
+    b = period.start_of(datetime(2026, 3, 4, 11, 59, tzinfo=UTC))
+    assert a == b == datetime(2026, 3, 4, 6, tzinfo=UTC)
+
+
+def test_origin_in_ns_matches_datetime_arithmetic() -> None:
+    period = ChunkPeriod.parse("1D")
+    moment = datetime(2026, 3, 4, 17, 45, tzinfo=UTC)
+    ns = int(moment.timestamp()) * 10**9
+    start_ns = (ns - period.origin_ns) // period.length_ns * period.length_ns + period.origin_ns
+    assert start_ns == int(period.start_of(moment).timestamp()) * 10**9
+
+
+def test_a_chunk_is_complete_once_data_time_reaches_its_end() -> None:
+    end = datetime(2026, 3, 5, tzinfo=UTC)
+    assert not is_complete(end, None)
+    assert not is_complete(end, end - timedelta(seconds=1))
+    assert is_complete(end, end)

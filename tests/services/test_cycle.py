@@ -1,0 +1,178 @@
+"""The monitoring cycle on real files, a real store, real nannyml and LightGBM."""
+
+import warnings
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+
+from perfwatch.files import sha256_file
+from perfwatch.services.monitor import run_cycle
+from perfwatch.services.status import history, model_status
+from perfwatch.simulate.fleet import FEATURES, TARGET
+from perfwatch.store import queries
+from perfwatch.store.db import transaction
+from tests.workspace import Workspace, production
+
+METRICS = ["roc_auc", "f1", "recall"]
+
+
+def cycle(ws: Workspace, engine: object = None):
+    engine = engine or ws.engine()
+    settings = ws.settings()
+    report = run_cycle(engine, settings, settings.models[0])
+    assert report.status == "ok", report.error
+    return report
+
+
+def test_first_cycle_registers_version_1_and_estimates_every_chunk(workspace: Workspace) -> None:
+    workspace.drop_days(production(5))
+    engine = workspace.engine()
+    report = cycle(workspace, engine)
+
+    assert [f.status for f in report.files] == ["ingested"] * 5
+    assert report.rows == 5 * 800 and report.chunks_estimated == 5
+    champion = workspace.root / "var" / "models" / "press" / "champion.joblib"
+    assert sha256_file(champion) == sha256_file(workspace.root / "artifacts" / "model.joblib")
+    rows = history(engine, "press")
+    assert len(rows) == 5 * len(METRICS)
+    assert {r["model_version"] for r in rows} == {1}
+    provisional = {r["chunk_start"] for r in rows if r["provisional"]}
+    assert provisional == {max(r["chunk_start"] for r in rows)}, "only the newest is incomplete"
+    assert not any(r["alert"] for r in rows), "a stable fleet raises no alert"
+    assert sorted((workspace.inbox / "processed").iterdir()) != []
+    assert not list(workspace.inbox.glob("*.parquet"))
+
+
+def test_estimates_equal_nannyml_cbpe_on_the_same_rows(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    days = production(4)
+    ws.drop_days(days)
+    rows = history(ws.engine(), "press") if cycle(ws) else []
+
+    import nannyml as nml
+
+    model = joblib.load(ws.root / "artifacts" / "model.joblib")
+    reference = pd.read_parquet(ws.root / "artifacts" / "reference.parquet")
+    for frame in (reference, days):
+        frame["y_pred_proba"] = model.predict_proba(frame[FEATURES])[:, 1]
+        frame["y_pred"] = (frame["y_pred_proba"] >= 0.5).astype(int)
+    estimator = nml.CBPE(
+        problem_type="classification_binary",
+        y_pred_proba="y_pred_proba",
+        y_pred="y_pred",
+        y_true=TARGET,
+        timestamp_column_name="timestamp",
+        metrics=METRICS,
+        chunk_period="D",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(reference)
+        expected = estimator.estimate(days).filter(period="analysis").to_df()
+    for metric in METRICS:
+        ours = [r["estimated"] for r in rows if r["metric"] == metric]
+        assert ours == pytest.approx(expected[(metric, "value")].tolist(), abs=1e-9)
+
+
+def test_a_second_cycle_without_new_data_changes_nothing(workspace: Workspace) -> None:
+    workspace.drop_days(production(3))
+    engine = workspace.engine()
+    cycle(workspace, engine)
+    before = history(engine, "press")
+    again = cycle(workspace, engine)
+    assert again.files == [] and again.chunks_estimated == 0
+    assert history(engine, "press") == before
+
+
+def test_only_changed_chunks_are_estimated(workspace: Workspace) -> None:
+    days = production(5)
+    by_day = [rows for _, rows in days.groupby(days.timestamp.dt.date)]
+    engine = workspace.engine()
+    workspace.drop(pd.concat(by_day[:3]), "first.parquet")
+    assert cycle(workspace, engine).chunks_estimated == 3
+    workspace.drop(by_day[3], "second.parquet")
+    # the new day, and the day before it, which is now complete
+    assert cycle(workspace, engine).chunks_estimated == 2
+    late = by_day[4].copy()
+    late["timestamp"] = late["timestamp"] - pd.Timedelta(days=4)  # late rows for day 0
+    late["id"] = late["id"] + "-late"
+    workspace.drop(late, "late.parquet")
+    assert cycle(workspace, engine).chunks_estimated == 1
+    rows = [r for r in history(engine, "press") if r["metric"] == "roc_auc"]
+    assert rows[0]["rows"] == 1600 and not rows[0]["provisional"]
+
+
+def test_covariate_shift_alerts_and_status_shows_it(workspace: Workspace) -> None:
+    workspace.drop_days(production(12, scenario="covariate_shift", shift_day=4))
+    engine = workspace.engine()
+    cycle(workspace, engine)
+    rows = [r for r in history(engine, "press") if r["metric"] == "roc_auc"]
+    assert not any(r["alert"] for r in rows[:4]), "no alert before the shift"
+    assert sum(r["alert"] for r in rows[6:]) >= 3, "the estimate drops once the shift is in"
+    assert rows[-1]["estimated"] < rows[0]["estimated"] - 0.04
+    status = model_status(engine, ["press"])[0]
+    assert status["alerts"] and status["alerts"][0]["kind"] == "performance"
+    assert status["latest_complete_estimate"]["metrics"]["roc_auc"]["alert"]
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [
+        ("roc_auc = { lower = 0.999 }", lambda ref: 0.999),
+        ("roc_auc = { drop = 0.5 }", lambda ref: ref * 0.5),
+    ],
+)
+def test_configured_thresholds(
+    tmp_path: Path, artifacts: Path, sqlite_url: str, threshold: str, expected: object
+) -> None:
+    ws = Workspace.create(
+        tmp_path / "ws", artifacts, sqlite_url, extra=f"[models.thresholds]\n{threshold}\n"
+    )
+    ws.drop_days(production(3))
+    engine = ws.engine()
+    cycle(ws, engine)
+    with transaction(engine) as session:
+        model = queries.find_model(session=session, name="press")
+        version = queries.champion(session=session, model_id=model.id)
+        reference = queries.reference_metrics(session=session, version_id=version.id)
+    rows = [r for r in history(engine, "press") if r["metric"] == "roc_auc"]
+    want = expected(reference["roc_auc"].value)
+    assert [r["threshold"] for r in rows] == pytest.approx([want] * len(rows))
+    lower_floor = "lower" in threshold
+    # alerts only on complete chunks; the newest chunk is provisional and never alerts
+    assert [r["alert"] for r in rows] == [lower_floor, lower_floor, False]
+
+
+def test_default_threshold_is_nannymls_reference_band(sqlite_workspace: Workspace) -> None:
+    sqlite_workspace.drop_days(production(2))
+    engine = sqlite_workspace.engine()
+    cycle(sqlite_workspace, engine)
+    with transaction(engine) as session:
+        model = queries.find_model(session=session, name="press")
+        version = queries.champion(session=session, model_id=model.id)
+        band = queries.reference_metrics(session=session, version_id=version.id)
+    rows = history(engine, "press")
+    for row in rows:
+        assert row["threshold"] == pytest.approx(band[row["metric"]].band_lower)
+        assert band[row["metric"]].band_lower < band[row["metric"]].value
+
+
+def test_nan_from_nannyml_is_an_error_not_a_value(sqlite_workspace: Workspace) -> None:
+    days = production(3)
+    # the middle day: a broken server serves 0.0 for every run; ROC AUC is then undefined
+    day1 = days.timestamp.dt.day == days.timestamp.dt.day.min() + 1
+    days.loc[day1, "y_pred_proba"] = 0.0
+    days.loc[~day1, "y_pred_proba"] = float("nan")  # the others are scored by perfwatch
+    days.loc[day1, "y_pred"] = 0
+    sqlite_workspace.drop_days(days)
+    ws = sqlite_workspace
+    settings = ws.settings()
+    engine = ws.engine()
+    report = run_cycle(engine, settings, settings.models[0])
+    assert report.status == "failed" and "NaN" in report.error and "roc_auc" in report.error
+    stored = history(engine, "press")
+    assert all(r["estimated"] == r["estimated"] for r in stored), "no NaN is stored"
+    status = model_status(engine, ["press"])[0]
+    assert status["last_cycle"]["status"] == "failed" and "NaN" in status["last_cycle"]["error"]
