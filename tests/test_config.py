@@ -66,7 +66,7 @@ def test_misspelled_key_names_itself_and_the_fix(
 
 
 def test_missing_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="missing key 'models\\[0\\].target'"):
+    with pytest.raises(ConfigError, match=r"missing key 'models\[0\]\.target'"):
         load_settings(write(tmp_path, MINIMAL.replace('target = "failure"\n', "")), environ={})
 
 

@@ -1,0 +1,226 @@
+"""The real `perfwatch` command in a subprocess, as a user or a script runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.workspace import Workspace, production
+
+pytestmark = pytest.mark.slow
+
+
+def perfwatch(
+    *args: str,
+    config: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "perfwatch"]
+    if config is not None:
+        command += ["--config", str(config)]
+    environment = {**os.environ, "NML_DISABLE_USAGE_LOGGING": "1", "COLUMNS": "120", **(env or {})}
+    environment.pop("PERFWATCH_CONFIG", None)
+    environment.pop("PERFWATCH_STORE", None)
+    environment.update(env or {})
+    return subprocess.run(
+        command + list(args), capture_output=True, text=True, env=environment, cwd=cwd, timeout=300
+    )
+
+
+def test_init_run_status_history(workspace: Workspace) -> None:
+    ws = workspace
+    assert perfwatch("init", config=ws.config).returncode == 0
+    ws.drop_days(production(12, scenario="covariate_shift", shift_day=4))
+    run = perfwatch("run", "--once", config=ws.config)
+    assert run.returncode == 0, run.stderr
+    assert "press: ok · 12 batch(es), 9,600 rows" in run.stdout
+
+    status = perfwatch("status", "--json", config=ws.config)
+    assert status.returncode == 0, status.stderr
+    model = json.loads(status.stdout)["models"][0]
+    for key in (
+        "name",
+        "champion_version",
+        "last_cycle",
+        "batches_ingested",
+        "batches_quarantined",
+        "rows_ingested",
+        "latest_estimate",
+        "latest_realized",
+        "alerts",
+        "retrain",
+    ):
+        assert key in model
+    assert model["champion_version"] == 1 and model["rows_ingested"] == 9600
+    assert model["last_cycle"]["status"] == "ok" and model["last_cycle"]["error"] is None
+    assert model["last_cycle"]["finished_at"].endswith("+00:00")
+    metrics = model["latest_estimate"]["metrics"]
+    assert set(metrics) == {"roc_auc", "f1", "recall"}
+    assert set(metrics["roc_auc"]) >= {"value", "lower", "upper", "threshold", "alert"}
+    assert model["alerts"], "the shifted fleet has an open performance alert"
+    assert perfwatch("status", "--check", config=ws.config).returncode == 1
+
+    screen = perfwatch("status", config=ws.config)
+    assert screen.returncode == 0 and "press" in screen.stdout and "ALERT" in screen.stdout
+    assert "latest complete chunk" in screen.stdout
+
+    rows = json.loads(perfwatch("history", "press", "--json", config=ws.config).stdout)
+    assert len(rows) == 12 * 3
+    for key in (
+        "chunk_start",
+        "chunk_end",
+        "model_version",
+        "metric",
+        "estimated",
+        "lower",
+        "upper",
+        "threshold",
+        "alert",
+        "realized",
+        "label_coverage",
+        "concept_drift",
+    ):
+        assert key in rows[0]
+    csv_out = perfwatch("history", "press", "--metric", "roc_auc", "--csv", config=ws.config)
+    lines = csv_out.stdout.strip().splitlines()
+    assert lines[0].startswith("chunk_start,chunk_end,model_version,metric,estimated")
+    assert len(lines) == 1 + 12
+
+
+def test_status_check_passes_without_alerts(sqlite_workspace: Workspace) -> None:
+    sqlite_workspace.drop_days(production(3))
+    assert perfwatch("run", "--once", config=sqlite_workspace.config).returncode == 0
+    assert perfwatch("status", "--check", config=sqlite_workspace.config).returncode == 0
+
+
+def test_status_never_imports_heavy_libraries(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    ws.drop_days(production(2))
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0
+    probe = (
+        "import sys\n"
+        "from perfwatch.cli import main\n"
+        f"sys.argv = ['perfwatch', '--config', {str(ws.config)!r}, 'status']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({'nannyml', 'lightgbm', 'sklearn', 'pandas', 'alembic'}"
+        " & {m.split('.')[0] for m in sys.modules})\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert "press" in result.stdout, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+def test_a_misspelled_config_key_exits_2_with_error_and_hint(tmp_path: Path) -> None:
+    config = tmp_path / "perfwatch.toml"
+    config.write_text(
+        '[[models]]\nname = "m"\ntarget = "y"\nfeatures = ["a"]\ninbox = "i"\nchunck = "1D"\n'
+    )
+    result = perfwatch("status", config=config)
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "unknown key 'models[0].chunck'" in result.stderr
+    assert "hint: did you mean 'chunk'?" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_store_is_reported_without_its_password(tmp_path: Path) -> None:
+    config = tmp_path / "perfwatch.toml"
+    config.write_text('[[models]]\nname = "m"\ntarget = "y"\nfeatures = ["a"]\ninbox = "i"\n')
+    secret = "postgresql+psycopg://perfwatch:hunter2-secret@127.0.0.1:1/perfwatch"
+    result = perfwatch("status", config=config, env={"PERFWATCH_STORE": secret})
+    assert result.returncode == 1
+    assert (
+        "error: cannot open store postgresql+psycopg://perfwatch:***@127.0.0.1:1" in result.stderr
+    )
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_init_writes_the_example_config_then_creates_the_store(tmp_path: Path) -> None:
+    config = tmp_path / "config" / "perfwatch.toml"
+    first = perfwatch("init", config=config)
+    assert first.returncode == 0 and config.is_file()
+    assert (
+        config.read_text()
+        == (Path(__file__).parents[2] / "config" / "perfwatch.example.toml").read_text()
+    )
+    second = perfwatch("init", config=config)
+    assert second.returncode == 0, second.stderr
+    assert (tmp_path / "config" / "var" / "perfwatch.db").is_file()
+    assert (tmp_path / "config" / "inbox" / "press-failure").is_dir()
+
+
+def test_status_before_init_says_how_to_fix(tmp_path: Path) -> None:
+    config = tmp_path / "perfwatch.toml"
+    config.write_text('[[models]]\nname = "m"\ntarget = "y"\nfeatures = ["a"]\ninbox = "i"\n')
+    result = perfwatch("status", config=config)
+    assert result.returncode == 1 and "no perfwatch schema" in result.stderr
+    assert "hint: run `perfwatch init`" in result.stderr
+    assert not (tmp_path / "var" / "perfwatch.db").exists(), "reading creates no store"
+
+
+def test_config_from_environment_variable(sqlite_workspace: Workspace, tmp_path: Path) -> None:
+    env = {"PERFWATCH_CONFIG": str(sqlite_workspace.config)}
+    assert perfwatch("init", env=env, cwd=tmp_path).returncode == 0
+    result = perfwatch("status", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 0 and json.loads(result.stdout)["models"][0]["name"] == "press"
+
+
+def test_register_adds_a_version(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    ws.drop_days(production(2))
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0
+    art = ws.root / "artifacts"
+    result = perfwatch(
+        "register",
+        "press",
+        "--model",
+        str(art / "model.joblib"),
+        "--reference",
+        str(art / "reference.parquet"),
+        config=ws.config,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "registered version 2" in result.stdout
+    status = json.loads(perfwatch("status", "--json", config=ws.config).stdout)["models"][0]
+    assert status["champion_version"] == 2
+
+
+def test_register_refuses_a_file_that_is_no_classifier(sqlite_workspace: Workspace) -> None:
+    import joblib
+
+    bogus = sqlite_workspace.root / "bogus.joblib"
+    joblib.dump({"not": "a model"}, bogus)
+    result = perfwatch("init", config=sqlite_workspace.config)
+    result = perfwatch(
+        "register",
+        "press",
+        "--model",
+        str(bogus),
+        "--reference",
+        str(sqlite_workspace.root / "artifacts" / "reference.parquet"),
+        config=sqlite_workspace.config,
+    )
+    assert result.returncode == 1 and "has no predict_proba" in result.stderr
+
+
+def test_demo_shows_the_drop_the_alert_and_the_quarantine(tmp_path: Path) -> None:
+    result = perfwatch("demo", "--workspace", str(tmp_path / "demo"), "--days", "14")
+    assert result.returncode == 0, result.stderr
+    assert "ALERT" in result.stdout and "quarantined" in result.stdout
+    config = tmp_path / "demo" / "perfwatch.toml"
+    model = json.loads(perfwatch("status", "--json", config=config).stdout)["models"][0]
+    assert model["alerts"], "covariate shift makes the estimate alert"
+    assert model["batches_quarantined"] == 4
+    reasons = " ".join(q["reason"] for q in model["quarantined"])
+    assert "missing column 'torque'" in reasons and "is empty" in reasons
+    rows = json.loads(
+        perfwatch("history", "press-failure", "--metric", "roc_auc", "--json", config=config).stdout
+    )
+    assert rows[0]["estimated"] - min(r["estimated"] for r in rows) > 0.05, "visibly drops"

@@ -1,0 +1,244 @@
+"""Bad input gets a clear error and loses nothing: each case of issue 2, one test."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from perfwatch.services import monitor
+from perfwatch.services.monitor import CycleReport, run_cycle
+from perfwatch.services.status import history, model_status
+from perfwatch.store import queries
+from perfwatch.store.db import transaction
+from tests.workspace import Workspace, production
+
+
+def cycle(ws: Workspace) -> CycleReport:
+    settings = ws.settings()
+    return run_cycle(ws.engine(), settings, settings.models[0])
+
+
+def one_day(day: int = 0, seed: int = 5) -> pd.DataFrame:
+    return production(1, start_day=day, seed=seed)
+
+
+def quarantined(ws: Workspace, name: str) -> str:
+    """The reason a file was quarantined; checks the file itself is kept beside it."""
+    kept = ws.inbox / "quarantine" / name
+    assert kept.is_file(), f"{name} must be kept in quarantine/"
+    reason = (ws.inbox / "quarantine" / f"{name}.reason.txt").read_text()
+    with transaction(ws.engine()) as session:
+        model = queries.find_model(session=session, name="press")
+        stored = queries.quarantined_batches(session=session, model_id=model.id, limit=50)
+    assert any(b.file_name == name and b.reason == reason.strip() for b in stored)
+    return reason
+
+
+def test_empty_file(sqlite_workspace: Workspace) -> None:
+    (sqlite_workspace.inbox).mkdir(parents=True)
+    (sqlite_workspace.inbox / "empty.csv").touch()
+    report = cycle(sqlite_workspace)
+    assert report.status == "ok" and report.files[0].status == "quarantined"
+    assert "is empty" in quarantined(sqlite_workspace, "empty.csv")
+
+
+def test_truncated_parquet(sqlite_workspace: Workspace) -> None:
+    whole = sqlite_workspace.drop(one_day(), "day.parquet")
+    payload = whole.read_bytes()
+    whole.write_bytes(payload[: len(payload) // 2])
+    assert cycle(sqlite_workspace).files[0].status == "quarantined"
+    reason = quarantined(sqlite_workspace, "day.parquet")
+    assert "not a readable Parquet file" in reason and "truncated" in reason
+
+
+def test_csv_with_text_in_a_numeric_column(sqlite_workspace: Workspace) -> None:
+    rows = one_day().astype({"torque": object})
+    rows.loc[rows.index[41], "torque"] = "ERR:overload"
+    sqlite_workspace.drop(rows, "day.csv")
+    assert cycle(sqlite_workspace).files[0].status == "quarantined"
+    reason = quarantined(sqlite_workspace, "day.csv")
+    assert "'torque' holds text where numbers are expected" in reason
+    assert "row 42" in reason and "ERR:overload" in reason
+
+
+def test_csv_with_numbers_is_ingested_like_parquet(sqlite_workspace: Workspace) -> None:
+    sqlite_workspace.drop(one_day(), "day.csv")
+    report = cycle(sqlite_workspace)
+    assert report.files[0].status == "ingested" and report.rows == 800
+
+
+def test_missing_feature_column(sqlite_workspace: Workspace) -> None:
+    sqlite_workspace.drop(one_day().drop(columns=["tool_wear"]), "day.parquet")
+    assert cycle(sqlite_workspace).files[0].status == "quarantined"
+    assert "missing column 'tool_wear'" in quarantined(sqlite_workspace, "day.parquet")
+
+
+def test_extra_column_is_accepted_and_ignored(sqlite_workspace: Workspace) -> None:
+    sqlite_workspace.drop(one_day().assign(operator="anna"), "day.parquet")
+    report = cycle(sqlite_workspace)
+    assert report.files[0].status == "ingested"
+    stored = next((sqlite_workspace.root / "var" / "batches" / "press").glob("*.parquet"))
+    assert "operator" not in pd.read_parquet(stored).columns
+
+
+def _findings(ws: Workspace) -> dict[tuple[str, str], int]:
+    with transaction(ws.engine()) as session:
+        model = queries.find_model(session=session, name="press")
+        chunks = queries.chunk_row_counts(session=session, model_id=model.id)
+        found: dict[tuple[str, str], int] = {}
+        for start in chunks:
+            for column, kind, count in queries.findings_in_chunk(
+                session=session, model_id=model.id, chunk_start=start
+            ):
+                found[(column, kind)] = found.get((column, kind), 0) + count
+    return found
+
+
+def test_duplicated_ids_inside_a_batch(sqlite_workspace: Workspace) -> None:
+    rows = one_day()
+    sqlite_workspace.drop(pd.concat([rows, rows.iloc[:25]]), "day.parquet")
+    report = cycle(sqlite_workspace)
+    assert report.rows == 800
+    assert _findings(sqlite_workspace)[("id", "duplicate_id")] == 25
+
+
+def test_duplicated_ids_across_batches(sqlite_workspace: Workspace) -> None:
+    rows = one_day()
+    sqlite_workspace.drop(rows.iloc[:500], "morning.parquet")
+    sqlite_workspace.drop(rows.iloc[400:], "retry.parquet")  # 100 rows sent again
+    report = cycle(sqlite_workspace)
+    assert [f.rows for f in report.files] == [500, 300]
+    assert _findings(sqlite_workspace)[("id", "duplicate_id")] == 100
+    assert model_status(sqlite_workspace.engine(), ["press"])[0]["rows_ingested"] == 800
+
+
+def test_timestamps_without_a_zone_are_taken_as_utc(tmp_path: Path, artifacts: Path) -> None:
+    rows = one_day()
+    zoned = Workspace.create(tmp_path / "a", artifacts, f"sqlite:///{tmp_path}/a.db")
+    naive = Workspace.create(tmp_path / "b", artifacts, f"sqlite:///{tmp_path}/b.db")
+    zoned.drop(rows, "day.csv")
+    naive.drop(rows.assign(timestamp=rows.timestamp.dt.tz_localize(None)), "day.csv")
+    with open(naive.inbox / "day.csv") as handle:
+        assert "+00:00" not in handle.read()
+    cycle(zoned), cycle(naive)
+    assert history(naive.engine(), "press") and [
+        (r["chunk_start"], r["estimated"]) for r in history(naive.engine(), "press")
+    ] == [(r["chunk_start"], r["estimated"]) for r in history(zoned.engine(), "press")]
+
+
+def test_timestamps_with_another_zone_are_converted(sqlite_workspace: Workspace) -> None:
+    rows = one_day()
+    sqlite_workspace.drop(
+        rows.assign(timestamp=rows.timestamp.dt.tz_convert("Asia/Tokyo")), "day.parquet"
+    )
+    cycle(sqlite_workspace)
+    starts = {r["chunk_start"] for r in history(sqlite_workspace.engine(), "press")}
+    assert starts == {"2026-03-02T00:00:00+00:00"}
+
+
+def test_unseen_categories_and_nulls_are_ingested_and_counted(sqlite_workspace: Workspace) -> None:
+    rows = one_day()
+    rows.loc[rows.index[:8], "product_type"] = "X"
+    rows.loc[rows.index[10:40], "air_temp"] = None
+    rows.loc[rows.index[50:53], "rpm"] = 0.0  # a stuck sensor
+    sqlite_workspace.drop(rows, "day.parquet")
+    report = cycle(sqlite_workspace)
+    assert report.files[0].status == "ingested" and report.rows == 800
+    found = _findings(sqlite_workspace)
+    assert found[("product_type", "unseen_category")] == 8
+    assert found[("air_temp", "null")] == 30
+    assert found[("rpm", "out_of_range")] == 3
+    quality = model_status(sqlite_workspace.engine(), ["press"])[0]["data_quality"]
+    assert {(f["column"], f["kind"]) for f in quality} >= {("product_type", "unseen_category")}
+
+
+def test_the_same_file_dropped_twice(sqlite_workspace: Workspace) -> None:
+    first = sqlite_workspace.drop(one_day(), "day.parquet")
+    shutil.copy(first, sqlite_workspace.inbox / "day-again.parquet")
+    report = cycle(sqlite_workspace)
+    assert sorted(f.status for f in report.files) == ["duplicate", "ingested"]
+    shutil.copy(sqlite_workspace.inbox / "processed" / "day.parquet", sqlite_workspace.inbox)
+    assert [f.status for f in cycle(sqlite_workspace).files] == ["duplicate"]
+    status = model_status(sqlite_workspace.engine(), ["press"])[0]
+    assert status["batches_ingested"] == 1 and status["rows_ingested"] == 800
+    assert len(list((sqlite_workspace.inbox / "processed").iterdir())) == 3, "nothing lost"
+
+
+def test_served_scores_outside_0_1_are_rejected(sqlite_workspace: Workspace) -> None:
+    rows = one_day().assign(y_pred_proba=0.2, y_pred=0)
+    rows.loc[rows.index[3], "y_pred_proba"] = 37.5  # a percentage, or a raw margin
+    sqlite_workspace.drop(rows, "day.parquet")
+    assert cycle(sqlite_workspace).files[0].status == "quarantined"
+    assert "outside [0, 1]" in quarantined(sqlite_workspace, "day.parquet")
+
+
+def test_served_scores_are_used_as_served(sqlite_workspace: Workspace) -> None:
+    rows = one_day().assign(y_pred_proba=0.2, y_pred=0)
+    sqlite_workspace.drop(rows, "day.parquet")
+    cycle(sqlite_workspace)
+    stored = pd.read_parquet(next((sqlite_workspace.root / "var" / "batches").rglob("*.parquet")))
+    assert (stored["y_pred_proba"] == 0.2).all()
+
+
+def test_hidden_files_are_not_read(sqlite_workspace: Workspace) -> None:
+    sqlite_workspace.drop(one_day(), ".day.parquet.partial")
+    sqlite_workspace.drop(one_day(), ".day.parquet")
+    assert cycle(sqlite_workspace).files == []
+    assert (sqlite_workspace.inbox / ".day.parquet").exists()
+
+
+def test_a_model_file_whose_hash_no_longer_matches(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    ws.drop(one_day(0), "monday.parquet")
+    assert cycle(ws).status == "ok"
+    artifact = ws.root / "var" / "models" / "press" / "v1" / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes() + b"tampered")
+    ws.drop(one_day(1, seed=6), "tuesday.parquet")
+    report = cycle(ws)
+    assert report.status == "failed"
+    assert "changed since it was registered" in report.error and "refusing" in report.error
+    assert (ws.inbox / "tuesday.parquet").exists(), "the batch waits; nothing is lost"
+
+
+def test_killed_after_commit_before_the_move_duplicates_nothing(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = sqlite_workspace
+    ws.drop(one_day(), "day.parquet")
+
+    def die(*_args: object, **_kwargs: object) -> None:
+        raise SystemExit("killed")  # the process ends between commit and move
+
+    with monkeypatch.context() as patch:
+        patch.setattr(monitor, "_move", die)
+        with pytest.raises(SystemExit):
+            cycle(ws)
+    assert (ws.inbox / "day.parquet").exists()
+    report = cycle(ws)
+    assert [f.status for f in report.files] == ["duplicate"]
+    status = model_status(ws.engine(), ["press"])[0]
+    assert status["rows_ingested"] == 800 and status["batches_ingested"] == 1
+    assert len(history(ws.engine(), "press")) == 3, "the next cycle caught up the estimates"
+    assert not (ws.inbox / "day.parquet").exists()
+
+
+def test_killed_before_commit_loses_nothing(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = sqlite_workspace
+    ws.drop(one_day(), "day.parquet")
+
+    def fail(**_kwargs: object) -> None:
+        raise RuntimeError("injected fault: disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(queries, "add_findings", fail)  # inside the batch's transaction
+        report = cycle(ws)
+    assert report.status == "failed" and "injected fault" in report.error
+    assert (ws.inbox / "day.parquet").exists()
+    with transaction(ws.engine()) as session:
+        model = queries.find_model(session=session, name="press")
+        assert queries.batch_counts(session=session, model_id=model.id) == {}
+    report = cycle(ws)
+    assert [f.status for f in report.files] == ["ingested"] and report.rows == 800
