@@ -3,7 +3,6 @@
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -17,7 +16,7 @@ def _day(iso: str | None) -> str:
 
 
 def status_screen(item: dict[str, Any]) -> RenderableType:
-    """One model's status as a panel: header lines, the estimate table, findings."""
+    """One model's status: header lines, the estimate tables, alerts, findings."""
     parts: list[RenderableType] = [_header(item)]
     complete, latest = item["latest_complete_estimate"], item["latest_estimate"]
     if complete is None and latest is None:
@@ -46,12 +45,13 @@ def status_screen(item: dict[str, Any]) -> RenderableType:
             Text(f"quarantined files ({item['batches_quarantined']}, newest first)", style="yellow")
         )
         parts += [Text(f"  {q['file']}: {q['reason']}") for q in item["quarantined"]]
-    state = "[red]ALERT[/]" if item["alerts"] else "[green]ok[/]"
-    return Panel(Group(*parts), title=f"[bold]{item['name']}[/] · {state}", title_align="left")
+    return Group(*parts, Text(""))
 
 
 def _header(item: dict[str, Any]) -> Text:
+    state = Text(" ALERT", style="bold red") if item["alerts"] else Text(" ok", style="green")
     champion = item["champion_version"]
+    header = Text.assemble((item["name"], "bold"), state, "\n")
     lines = [f"champion: {'v' + str(champion) if champion else 'none registered yet'}"]
     cycle = item["last_cycle"]
     if cycle:
@@ -64,16 +64,16 @@ def _header(item: dict[str, Any]) -> Text:
         f"ingested: {item['batches_ingested']} batches, {item['rows_ingested']:,} rows"
         f" · quarantined: {item['batches_quarantined']}"
     )
-    return Text("\n".join(lines))
+    return header + Text("\n".join(lines))
 
 
-def _estimate_table(title: str, estimate: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"{title}: {_day(estimate['chunk_start'])} → "
-        f"{_day(estimate['chunk_end'])} · {estimate['rows']:,} rows",
-        title_justify="left",
-        expand=False,
+def _estimate_table(title: str, estimate: dict[str, Any]) -> RenderableType:
+    caption = Text(
+        f"{title}: {_day(estimate['chunk_start'])} → {_day(estimate['chunk_end'])}"
+        f" · {estimate['rows']:,} rows",
+        style="bold",
     )
+    table = Table(expand=False)
     for column in ("metric", "estimate", "band", "threshold", "state"):
         table.add_column(column, justify="left" if column in ("metric", "state") else "right")
     for metric, figures in estimate["metrics"].items():
@@ -85,7 +85,7 @@ def _estimate_table(title: str, estimate: dict[str, Any]) -> Table:
             _num(figures["threshold"]),
             state,
         )
-    return table
+    return Group(caption, table)
 
 
 def history_table(model: str, rows: list[dict[str, Any]]) -> RenderableType:

@@ -9,7 +9,7 @@ import pytest
 from perfwatch.services import monitor
 from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.services.status import history, model_status
-from perfwatch.store import queries
+from perfwatch.store import queries, reads
 from perfwatch.store.db import transaction
 from tests.workspace import Workspace, production
 
@@ -28,10 +28,9 @@ def quarantined(ws: Workspace, name: str) -> str:
     kept = ws.inbox / "quarantine" / name
     assert kept.is_file(), f"{name} must be kept in quarantine/"
     reason = (ws.inbox / "quarantine" / f"{name}.reason.txt").read_text()
-    with transaction(ws.engine()) as session:
-        model = queries.find_model(session=session, name="press")
-        stored = queries.quarantined_batches(session=session, model_id=model.id, limit=50)
-    assert any(b.file_name == name and b.reason == reason.strip() for b in stored)
+    with ws.engine().connect() as connection:
+        stored = reads.quarantined(connection, reads.model_ids(connection)["press"], limit=50)
+    assert any(b["file_name"] == name and b["reason"] == reason.strip() for b in stored)
     return reason
 
 
@@ -86,11 +85,10 @@ def _findings(ws: Workspace) -> dict[tuple[str, str], int]:
     with transaction(ws.engine()) as session:
         model = queries.find_model(session=session, name="press")
         chunks = queries.chunk_row_counts(session=session, model_id=model.id)
-        found: dict[tuple[str, str], int] = {}
+    found: dict[tuple[str, str], int] = {}
+    with ws.engine().connect() as connection:
         for start in chunks:
-            for column, kind, count in queries.findings_in_chunk(
-                session=session, model_id=model.id, chunk_start=start
-            ):
+            for column, kind, count in reads.findings_in_chunk(connection, model.id, start):
                 found[(column, kind)] = found.get((column, kind), 0) + count
     return found
 
@@ -237,8 +235,7 @@ def test_killed_before_commit_loses_nothing(
         report = cycle(ws)
     assert report.status == "failed" and "injected fault" in report.error
     assert (ws.inbox / "day.parquet").exists()
-    with transaction(ws.engine()) as session:
-        model = queries.find_model(session=session, name="press")
-        assert queries.batch_counts(session=session, model_id=model.id) == {}
+    with ws.engine().connect() as connection:
+        assert reads.batch_counts(connection, reads.model_ids(connection)["press"]) == {}
     report = cycle(ws)
     assert [f.status for f in report.files] == ["ingested"] and report.rows == 800

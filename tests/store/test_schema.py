@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import TypeDecorator, inspect, text
 from sqlmodel import SQLModel
 
 from perfwatch.errors import StoreError
-from perfwatch.store import db, queries
+from perfwatch.store import db, queries, reads
 from perfwatch.store.tables import ChunkEstimate, Model, ModelVersion
 
 
@@ -107,11 +107,11 @@ def test_upserts_are_idempotent_and_times_stay_utc(store_url: str) -> None:
                 rows=[_estimate(*ids, value)],
                 keys=("model_id", "version_id", "chunk_start", "metric"),
             )
-    with db.transaction(engine) as session:
-        rows = queries.estimate_history(session=session, model_id=ids[0])
-    assert [r.value for r in rows] == [0.8]
-    assert rows[0].chunk_start == datetime(2026, 3, 2, tzinfo=UTC)
-    assert rows[0].chunk_start.utcoffset() == timedelta(0)
+    with engine.connect() as connection:
+        rows = reads.estimate_history(connection, ids[0])
+    assert [r["value"] for r in rows] == [0.8]
+    assert rows[0]["chunk_start"] == datetime(2026, 3, 2, tzinfo=UTC)
+    assert rows[0]["chunk_start"].utcoffset() == timedelta(0)
 
 
 def test_naive_datetimes_are_refused(sqlite_url: str) -> None:
@@ -140,3 +140,14 @@ def test_unreachable_store_message_hides_the_password() -> None:
 def test_unknown_driver_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="cannot use store URL"):
         db.open_engine("nosuchdb://u:pw@h/x")
+
+
+def test_the_lean_read_views_match_the_tables() -> None:
+    for view in reads.VIEWS:
+        table = SQLModel.metadata.tables[view.name]
+        for column in view.columns:
+            assert column.name in table.columns, f"{view.name}.{column.name}"
+            real = table.columns[column.name].type
+            if isinstance(real, TypeDecorator) and not isinstance(column.type, TypeDecorator):
+                real = real.impl  # SQLModel's AutoString is a String underneath
+            assert isinstance(real, type(column.type)), f"{view.name}.{column.name}: {real!r}"

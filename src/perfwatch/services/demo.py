@@ -15,8 +15,7 @@ from typing import Any
 
 from perfwatch.config import load_settings
 from perfwatch.services.monitor import run_cycle
-from perfwatch.store import db, queries
-from perfwatch.store.db import transaction
+from perfwatch.store import db, reads
 
 MODEL = "press-failure"
 RUNS_PER_DAY = 2_000
@@ -137,10 +136,9 @@ def _summary(engine: Any, day: date, report: Any) -> DemoDay:
         quarantined=[f.file_name for f in report.files if f.status == "quarantined"],
         duplicates=[f.file_name for f in report.files if f.status == "duplicate"],
     )
-    with transaction(engine) as session:
-        record = queries.find_model(session=session, name=MODEL)
-        assert record is not None and record.id is not None
-        latest = queries.latest_estimates(session=session, model_id=record.id, complete=True)
-    summary.estimates = {e.metric: e.value for e in latest}
-    summary.alert = any(e.alert for e in latest)
+    with engine.connect() as connection:
+        model_id = reads.model_ids(connection)[MODEL]
+        latest = reads.latest_estimates(connection, model_id, complete=True)
+    summary.estimates = {e["metric"]: e["value"] for e in latest}
+    summary.alert = any(e["alert"] for e in latest)
     return summary

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlmodel import Session
 
 from perfwatch.errors import StoreError
 
@@ -140,8 +139,13 @@ def alembic_config() -> Any:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commits when the block ends, rolls back if it raises."""
+def transaction(engine: Engine) -> Iterator[Any]:
+    """One unit of work (an ORM session): commits when the block ends, rolls back if it raises.
+
+    SQLModel is imported here, not at the top: the read path (`status`) never needs it.
+    """
+    from sqlmodel import Session
+
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session

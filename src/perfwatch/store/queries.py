@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
 from perfwatch.store.tables import (
@@ -30,6 +29,9 @@ def upsert(
     """Insert rows; where a row with the same unique `keys` exists, update it instead."""
     if not rows:
         return
+    # imported here: loading the dialects costs `status`, which never writes
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(table.__table__)  # type: ignore[attr-defined]
@@ -152,42 +154,6 @@ def add_findings(*, session: Session, findings: Iterable[DataQualityFinding]) ->
     session.add_all(list(findings))
 
 
-def batch_counts(*, session: Session, model_id: int) -> dict[str, tuple[int, int]]:
-    """status -> (batches, rows)."""
-    rows = session.exec(
-        select(Batch.status, func.count(), func.sum(Batch.rows))
-        .where(Batch.model_id == model_id)
-        .group_by(col(Batch.status))
-    )
-    return {status: (int(n), int(total or 0)) for status, n, total in rows}
-
-
-def quarantined_batches(*, session: Session, model_id: int, limit: int = 5) -> Sequence[Batch]:
-    return session.exec(
-        select(Batch)
-        .where(Batch.model_id == model_id, Batch.status == "quarantined")
-        .order_by(col(Batch.id).desc())
-        .limit(limit)
-    ).all()
-
-
-def findings_in_chunk(
-    *, session: Session, model_id: int, chunk_start: datetime
-) -> list[tuple[str, str, int]]:
-    """(column, kind, count) of the data-quality findings of one chunk."""
-    rows = session.exec(
-        select(
-            DataQualityFinding.column, DataQualityFinding.kind, func.sum(DataQualityFinding.count)
-        )
-        .where(
-            DataQualityFinding.model_id == model_id, DataQualityFinding.chunk_start == chunk_start
-        )
-        .group_by(col(DataQualityFinding.column), col(DataQualityFinding.kind))
-        .order_by(col(DataQualityFinding.column))
-    )
-    return [(column, kind, int(n)) for column, kind, n in rows]
-
-
 # -- estimates ----------------------------------------------------------------------------
 
 
@@ -208,63 +174,7 @@ def estimated_chunks(
     }
 
 
-def latest_estimates(
-    *, session: Session, model_id: int, complete: bool = False
-) -> Sequence[ChunkEstimate]:
-    """The estimates of the newest (complete) chunk, one per metric, by its newest version."""
-    newest_query = select(func.max(ChunkEstimate.chunk_start)).where(
-        ChunkEstimate.model_id == model_id
-    )
-    if complete:
-        newest_query = newest_query.where(col(ChunkEstimate.provisional).is_(False))
-    newest = session.exec(newest_query).one()
-    if newest is None:
-        return []
-    rows = session.exec(
-        select(ChunkEstimate)
-        .where(ChunkEstimate.model_id == model_id, ChunkEstimate.chunk_start == newest)
-        .order_by(col(ChunkEstimate.version_id).desc(), col(ChunkEstimate.metric))
-    ).all()
-    return [row for row in rows if row.version_id == rows[0].version_id]
-
-
-def version_numbers(*, session: Session, model_id: int) -> dict[int, int]:
-    """version id -> version number."""
-    rows = session.exec(
-        select(ModelVersion.id, ModelVersion.version).where(ModelVersion.model_id == model_id)
-    )
-    return {version_id: number for version_id, number in rows if version_id is not None}
-
-
-def estimate_history(
-    *, session: Session, model_id: int, metric: str | None = None
-) -> Sequence[ChunkEstimate]:
-    query = select(ChunkEstimate).where(ChunkEstimate.model_id == model_id)
-    if metric is not None:
-        query = query.where(ChunkEstimate.metric == metric)
-    return session.exec(
-        query.order_by(
-            col(ChunkEstimate.chunk_start), col(ChunkEstimate.version_id), col(ChunkEstimate.metric)
-        )
-    ).all()
-
-
-def open_alerts(*, session: Session, model_id: int) -> list[ChunkEstimate]:
-    """Performance alerts as they stand on the newest complete chunk."""
-    return [
-        e for e in latest_estimates(session=session, model_id=model_id, complete=True) if e.alert
-    ]
-
-
 # -- cycles -------------------------------------------------------------------------------
-
-
-def last_cycle(*, session: Session, model_id: int) -> Cycle | None:
-    return session.exec(
-        select(Cycle)
-        .where(Cycle.model_id == model_id)
-        .order_by(col(Cycle.started_at).desc(), col(Cycle.id).desc())
-    ).first()
 
 
 def interrupt_running_cycles(*, session: Session, model_id: int) -> int:

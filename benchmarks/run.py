@@ -1,0 +1,343 @@
+"""perfwatch's speed and memory budgets (issue 2), each beside a baseline from the same run.
+
+    ./dev bench            # everything (about 5 minutes on 2 cores)
+    ./dev bench --only a   # one part: a (cycle vs CBPE), b (history), c (status), d (RSS)
+
+(a) cycle time on 100k and 1M new rows beside nannyml's CBPE estimate() alone on the
+    same rows (budget: cycle <= 1.5x);
+(b) cycle time for the same new rows with 1 day and with 365 days of history stored
+    (budget: <= 1.2x);
+(c) cold `perfwatch status` with 10 models x 365 chunks x 5 metrics stored, beside
+    `python -c "import sqlmodel, typer"` (budget: <= 1.0 s and <= 1.5x);
+(d) peak RSS of the 1M-row cycle process (budget: <= 2 GB).
+
+Batches carry the served scores, as a model server logs them; rows are spread over 20
+daily chunks. Machines here are shared and noisy: each timing is the median of several
+runs, and only ratios from one run are compared. Wall-clock budgets are never asserted
+in the test suite.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+ROOT = Path(__file__).resolve().parents[1]
+NEW_DAYS = 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="abcd", help="parts to run, e.g. 'ac'")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timing (median)")
+    args = parser.parse_args()
+    results: list[tuple[str, bool]] = []
+    with tempfile.TemporaryDirectory(prefix="perfwatch-bench-") as folder:
+        base = Path(folder)
+        if "a" in args.only or "d" in args.only:
+            results += cycle_vs_cbpe(
+                base / "a", args.repeat, rss="d" in args.only, ratio="a" in args.only
+            )
+        if "b" in args.only:
+            results += history_length(base / "b", args.repeat)
+        if "c" in args.only:
+            results += cold_status(base / "c", max(args.repeat, 5))
+    print(
+        "\nsummary: " + ", ".join(f"{name} {'OK' if ok else 'OVER BUDGET'}" for name, ok in results)
+    )
+    sys.exit(0 if all(ok for _, ok in results) else 1)
+
+
+def verdict(name: str, value: float, budget: float, unit: str = "x") -> tuple[str, bool]:
+    ok = value <= budget
+    print(f"  {name}: {value:.2f}{unit} (budget <= {budget}{unit}) {'OK' if ok else 'OVER'}")
+    return name, ok
+
+
+# -- the workspace: a trained model and its reference, as `perfwatch demo` builds them ----
+
+
+def workspace(folder: Path) -> Path:
+    from perfwatch.services.demo import prepare_workspace
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return prepare_workspace(folder, seed=3)
+
+
+def stage_rows(config: Path, target: Path, rows: int, *, start_day: int, seed: int) -> None:
+    """Simulated production, scored by the model as a server would, one file per day."""
+    import joblib
+
+    from perfwatch.services.demo import MODEL, START
+    from perfwatch.simulate.files import write_frame
+    from perfwatch.simulate.fleet import FEATURES, simulate_days
+
+    model = joblib.load(config.parent / "models" / f"{MODEL}.joblib")
+    frame = simulate_days(
+        start=START + timedelta(days=start_day),
+        days=NEW_DAYS,
+        runs_per_day=rows // NEW_DAYS,
+        machines=50,
+        seed=seed,
+        id_prefix=f"bench{start_day}",
+    )
+    frame["y_pred_proba"] = model.predict_proba(frame[FEATURES])[:, 1]
+    frame["y_pred"] = (frame["y_pred_proba"] >= 0.5).astype("int64")
+    for day, day_rows in frame.groupby(frame.timestamp.dt.date):
+        write_frame(day_rows, target / f"{day:%Y-%m-%d}.parquet")
+
+
+def worker(config: Path, staged: Path, mode: str) -> dict[str, float]:
+    """Run in a child process: time one cycle on the staged files (and CBPE alone)."""
+    result = subprocess.run(
+        [sys.executable, __file__, "worker", str(config), str(staged), mode],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark worker failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _worker_main(config: Path, staged: Path, mode: str) -> None:
+    import resource
+    import warnings
+
+    import nannyml as nml
+    import pandas as pd
+
+    from perfwatch.config import load_settings
+    from perfwatch.services.monitor import run_cycle
+    from perfwatch.store import db
+
+    settings = load_settings(config)
+    model = settings.models[0]
+    engine = db.open_engine(settings.store)
+    db.migrate(engine)
+    run_cycle(engine, settings, model)  # registers version 1, drains any earlier files
+    model.inbox.mkdir(parents=True, exist_ok=True)
+    for path in sorted(staged.glob("*.parquet")):
+        shutil.copy(path, model.inbox / path.name)
+    started = time.perf_counter()
+    report = run_cycle(engine, settings, model)
+    cycle_seconds = time.perf_counter() - started
+    assert report.status == "ok", report.error
+    figures = {
+        "cycle": cycle_seconds,
+        "rows": report.rows,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if mode == "with-cbpe":
+        rows = pd.concat([pd.read_parquet(p) for p in sorted(staged.glob("*.parquet"))])
+        rows = rows[["y_pred_proba", "y_pred", "timestamp"]]
+        reference = pd.read_parquet(
+            settings.data_dir / "models" / model.name / "v1" / "reference.parquet"
+        )
+        estimator = nml.CBPE(
+            problem_type="classification_binary",
+            y_pred_proba="y_pred_proba",
+            y_pred="y_pred",
+            y_true=model.target,
+            timestamp_column_name="timestamp",
+            metrics=model.metrics,
+            chunk_period="D",
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            estimator.fit(reference[["y_pred_proba", "y_pred", model.target, "timestamp"]])
+            started = time.perf_counter()
+            estimator.estimate(rows)
+            figures["cbpe"] = time.perf_counter() - started
+    print(json.dumps(figures))
+
+
+def fresh_copy(template: Path, target: Path) -> Path:
+    """A copy of a prepared workspace (store, stored batches, model) to run one cycle in."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(template, target)
+    return target / "perfwatch.toml"
+
+
+# -- (a) and (d) ---------------------------------------------------------------------------
+
+
+def cycle_vs_cbpe(folder: Path, repeat: int, *, rss: bool, ratio: bool) -> list[tuple[str, bool]]:
+    print(
+        "(a) cycle vs nannyml CBPE estimate() alone on the same rows"
+        + ("; (d) peak RSS of the 1M-row cycle" if rss else "")
+    )
+    template = workspace(folder / "template")
+    results = []
+    for rows in (100_000, 1_000_000):
+        staged = folder / f"staged-{rows}"
+        stage_rows(template, staged, rows, start_day=0, seed=21)
+        runs = [
+            worker(fresh_copy(template.parent, folder / "run"), staged, "with-cbpe")
+            for _ in range(repeat)
+        ]
+        cycle = statistics.median(r["cycle"] for r in runs)
+        cbpe = statistics.median(r["cbpe"] for r in runs)
+        print(f"  {rows:>9,} rows: cycle {cycle:.2f} s, CBPE estimate alone {cbpe:.2f} s")
+        if ratio:
+            results.append(verdict(f"cycle/CBPE at {rows:,} rows", cycle / cbpe, 1.5))
+        if rss and rows == 1_000_000:
+            peak = max(r["peak_rss_mb"] for r in runs)
+            results.append(verdict("peak RSS of the 1M-row cycle process", peak / 1024, 2.0, " GB"))
+    return results
+
+
+# -- (b) -----------------------------------------------------------------------------------
+
+
+def history_length(folder: Path, repeat: int) -> list[tuple[str, bool]]:
+    print("(b) the same new rows with 1 day and with 365 days of history stored")
+    template = workspace(folder / "template")
+    stores = {}
+    for days in (1, 365):
+        prepared = folder / f"history-{days}"
+        shutil.copytree(template.parent, prepared)
+        config = prepared / "perfwatch.toml"
+        history = folder / f"history-rows-{days}"
+        _stage_history(config, history, days)
+        worker(config, history, "cycle-only")  # ingests and estimates the history
+        stores[days] = prepared
+    staged = folder / "staged"
+    stage_rows(template, staged, 100_000, start_day=400, seed=33)
+    timings: dict[int, list[float]] = {1: [], 365: []}
+    for _ in range(repeat):  # alternate, so both see the same machine load
+        for days in (1, 365):
+            config = fresh_copy(stores[days], folder / "run")
+            timings[days].append(worker(config, staged, "cycle-only")["cycle"])
+    short, long = statistics.median(timings[1]), statistics.median(timings[365])
+    print(f"  100,000 new rows: cycle {short:.2f} s after 1 day, {long:.2f} s after 365 days")
+    return [verdict("365-day / 1-day history cycle", long / short, 1.2)]
+
+
+def _stage_history(config: Path, target: Path, days: int) -> None:
+    import joblib
+
+    from perfwatch.services.demo import MODEL, START
+    from perfwatch.simulate.files import write_frame
+    from perfwatch.simulate.fleet import FEATURES, simulate_days
+
+    model = joblib.load(config.parent / "models" / f"{MODEL}.joblib")
+    frame = simulate_days(
+        start=START + timedelta(days=400 - days),
+        days=days,
+        runs_per_day=500,
+        machines=20,
+        seed=days,
+        id_prefix="history",
+    )
+    frame["y_pred_proba"] = model.predict_proba(frame[FEATURES])[:, 1]
+    frame["y_pred"] = (frame["y_pred_proba"] >= 0.5).astype("int64")
+    for day, rows in frame.groupby(frame.timestamp.dt.date):
+        write_frame(rows, target / f"{day:%Y-%m-%d}.parquet")
+
+
+# -- (c) -----------------------------------------------------------------------------------
+
+
+def cold_status(folder: Path, repeat: int) -> list[tuple[str, bool]]:
+    print("(c) cold `perfwatch status`, 10 models x 365 chunks x 5 metrics stored")
+    config = _status_store(folder)
+    perfwatch = [sys.executable, "-m", "perfwatch", "--config", str(config), "status"]
+    baseline = [sys.executable, "-c", "import sqlmodel, typer"]
+    status_runs, baseline_runs = [], []
+    for _ in range(repeat):
+        status_runs.append(_wall(perfwatch))
+        baseline_runs.append(_wall(baseline))
+    status, bare = statistics.median(status_runs), statistics.median(baseline_runs)
+    print(f"  perfwatch status {status:.3f} s, python -c 'import sqlmodel, typer' {bare:.3f} s")
+    return [
+        verdict("cold status wall time", status, 1.0, " s"),
+        verdict("cold status / bare import", status / bare, 1.5),
+    ]
+
+
+def _wall(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def _status_store(folder: Path) -> Path:
+    """10 models with 365 daily chunks of 5 estimated metrics each, written directly."""
+    from perfwatch.store import db, queries
+    from perfwatch.store.tables import ChunkEstimate, ModelVersion
+
+    metrics = ["roc_auc", "f1", "recall", "precision", "specificity"]
+    folder.mkdir(parents=True)
+    names = [f"model-{i:02d}" for i in range(10)]
+    config = folder / "perfwatch.toml"
+    config.write_text(
+        "".join(
+            f'[[models]]\nname = "{name}"\ntarget = "y"\nfeatures = ["a"]\ninbox = "in/{name}"\n'
+            f"metrics = {json.dumps(metrics)}\n\n"
+            for name in names
+        )
+    )
+    engine = db.open_engine(f"sqlite:///{folder / 'var' / 'perfwatch.db'}")
+    db.migrate(engine)
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    for name in names:
+        with db.transaction(engine) as session:
+            model = queries.get_or_create_model(session=session, name=name)
+            version = ModelVersion(
+                model_id=model.id,
+                version=1,
+                status="champion",
+                source="bench",
+                artifact_path="-",
+                artifact_sha256="-",
+                reference_path="-",
+                reference_sha256="-",
+                estimator_path="-",
+                estimator_sha256="-",
+                contract="[]",
+            )
+            session.add(version)
+            session.flush()
+            queries.upsert(
+                session=session,
+                table=ChunkEstimate,
+                keys=("model_id", "version_id", "chunk_start", "metric"),
+                rows=[
+                    {
+                        "model_id": model.id,
+                        "version_id": version.id,
+                        "chunk_start": start + timedelta(days=d),
+                        "chunk_end": start + timedelta(days=d + 1),
+                        "metric": metric,
+                        "value": 0.9,
+                        "lower": 0.88,
+                        "upper": 0.92,
+                        "sampling_error": 0.01,
+                        "threshold": 0.85,
+                        "alert": False,
+                        "provisional": d == 364,
+                        "rows": 5000,
+                        "estimated_at": datetime.now(UTC),
+                    }
+                    for d in range(365)
+                    for metric in metrics
+                ],
+            )
+    return config
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        _worker_main(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+    else:
+        main()
