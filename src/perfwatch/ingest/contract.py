@@ -112,48 +112,42 @@ class Finding:
 
 
 def soft_findings(frame: "pd.DataFrame", contract: Contract, chunk_column: str) -> list[Finding]:
-    """Count each soft problem per chunk and column."""
-    findings: list[Finding] = []
-    chunks = frame[chunk_column]
+    """Count each soft problem per chunk and column (one grouped count for all of them)."""
+    import pandas as pd
+
+    masks: dict[tuple[str, str], pd.Series] = {}
+    details: dict[tuple[str, str], str] = {}
     for rule in contract.columns:
         column = frame[rule.name]
         nulls = column.isna()
         if nulls.any():
-            allowed = rule.null_share + NULL_TOLERANCE
-            per_chunk = nulls.groupby(chunks).agg(["sum", "size"])
-            for chunk_ns, row in per_chunk.iterrows():
-                if row["sum"] and row["sum"] / row["size"] > allowed:
-                    findings.append(
-                        Finding(
-                            int(chunk_ns),
-                            rule.name,
-                            "null",
-                            int(row["sum"]),
-                            f"reference null share {rule.null_share:.3f}",
-                        )
-                    )
+            masks[(rule.name, "null")] = nulls
+            details[(rule.name, "null")] = f"reference null share {rule.null_share:.3f}"
         if rule.kind == "numeric" and rule.low is not None:
             low, high = rule.allowed_range()
             outside = (column < low) | (column > high)
-            findings += _count(
-                outside, chunks, rule.name, "out_of_range", f"expected {low:.4g}..{high:.4g}"
-            )
+            if outside.any():
+                masks[(rule.name, "out_of_range")] = outside
+                details[(rule.name, "out_of_range")] = f"expected {low:.4g}..{high:.4g}"
         elif rule.kind == "categorical":
             unseen = column.notna() & ~column.isin(rule.categories)
             if unseen.any():
+                masks[(rule.name, "unseen_category")] = unseen
                 values = sorted({str(v) for v in column[unseen].unique()})[:5]
-                findings += _count(
-                    unseen, chunks, rule.name, "unseen_category", "unseen: " + ", ".join(values)
+                details[(rule.name, "unseen_category")] = "unseen: " + ", ".join(values)
+    if not masks:
+        return []
+    grouped = pd.DataFrame(masks).groupby(frame[chunk_column].to_numpy())
+    counts, sizes = grouped.sum(), grouped.size()
+    null_share = {rule.name: rule.null_share for rule in contract.columns}
+    findings = []
+    for (name, kind), per_chunk in counts.items():
+        for chunk_ns, count in per_chunk.items():
+            # nulls are a finding only beyond the share the reference itself had
+            if count and (
+                kind != "null" or count / sizes[chunk_ns] > null_share[name] + NULL_TOLERANCE
+            ):
+                findings.append(
+                    Finding(int(chunk_ns), name, kind, int(count), details[(name, kind)])
                 )
     return findings
-
-
-def _count(
-    mask: "pd.Series", chunks: "pd.Series", column: str, kind: str, detail: str
-) -> list[Finding]:
-    if not mask.any():
-        return []
-    counts = mask.groupby(chunks).sum()
-    return [
-        Finding(int(chunk_ns), column, kind, int(n), detail) for chunk_ns, n in counts.items() if n
-    ]
