@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfwatch.services import monitor
+from perfwatch.services import ingestion
 from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.services.status import history, model_status
 from perfwatch.store import queries, reads
@@ -209,7 +209,7 @@ def test_killed_after_commit_before_the_move_duplicates_nothing(
         raise SystemExit("killed")  # the process ends between commit and move
 
     with monkeypatch.context() as patch:
-        patch.setattr(monitor, "_move", die)
+        patch.setattr(ingestion, "move_into", die)
         with pytest.raises(SystemExit):
             cycle(ws)
     assert (ws.inbox / "day.parquet").exists()
@@ -227,11 +227,11 @@ def test_killed_before_commit_loses_nothing(
     ws = sqlite_workspace
     ws.drop(one_day(), "day.parquet")
 
-    def fail(**_kwargs: object) -> None:
+    def fail(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("injected fault: disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(queries, "add_findings", fail)  # inside the batch's transaction
+        patch.setattr(ingestion, "_record_chunks_and_findings", fail)  # inside the transaction
         report = cycle(ws)
     assert report.status == "failed" and "injected fault" in report.error
     assert (ws.inbox / "day.parquet").exists()

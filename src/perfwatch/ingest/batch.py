@@ -1,6 +1,5 @@
-"""Reading one production batch file and checking it against the model's hard rules."""
+"""Reading tables with pandas and typing them (the reference set), and chunk assignment."""
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,47 +41,6 @@ def read_table(path: Path) -> "pd.DataFrame":
     if frame.empty:
         raise BatchRejected(f"{path.name} has no rows", hint="drop a file with rows")
     return frame
-
-
-@dataclass
-class PreparedBatch:
-    rows: "pd.DataFrame"  # ids, UTC timestamps, typed features, scores, chunk column
-    needs_scores: "pd.Series"  # rows whose served score is missing
-    duplicates: "pd.Series"  # chunk ns of each row dropped as a duplicated id inside the file
-
-
-def prepare(
-    frame: "pd.DataFrame", *, model: "ModelSettings", contract: Contract, period: ChunkPeriod
-) -> PreparedBatch:
-    """Apply the hard rules and assign chunks; raise BatchRejected with an actionable reason."""
-    required = [model.id_column, model.timestamp_column, *model.features]
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise BatchRejected(
-            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
-            hint=f"every batch needs {model.id_column!r}, {model.timestamp_column!r} and the"
-            " model's features; fix the producer or the model's 'features' in the config",
-        )
-    keep = required + [
-        c for c in (model.score_column, model.prediction_column) if c in frame.columns
-    ]
-    rows = frame[keep].copy()  # extra columns are accepted and ignored
-    _require_present(rows, model.id_column, "id")
-    rows[model.id_column] = rows[model.id_column].astype("string").astype(object)
-    rows[model.timestamp_column] = _utc_timestamps(
-        rows[model.timestamp_column], model.timestamp_column
-    )
-    rows = enforce_types(rows, contract)
-    needs_scores = _served_scores(rows, model)
-    assign_chunks(rows, model.timestamp_column, period)
-    repeated = rows[model.id_column].duplicated(keep="first")
-    duplicates = rows.loc[repeated, CHUNK_COLUMN]
-    rows = rows.loc[~repeated].reset_index(drop=True)
-    return PreparedBatch(
-        rows=rows,
-        needs_scores=needs_scores[~repeated].reset_index(drop=True),
-        duplicates=duplicates,
-    )
 
 
 def assign_chunks(rows: "pd.DataFrame", timestamp_column: str, period: ChunkPeriod) -> None:
@@ -128,15 +86,6 @@ def prepare_reference(
         _served_scores(rows, model)
     assign_chunks(rows, model.timestamp_column, period=model.chunk_period)
     return rows, contract
-
-
-def _require_present(rows: "pd.DataFrame", column: str, what: str) -> None:
-    absent = rows[column].isna()
-    if absent.any():
-        raise BatchRejected(
-            f"{int(absent.sum())} rows have no {what} ({column!r} is empty)",
-            hint=f"every row needs a {what}; fix the producer",
-        )
 
 
 def _utc_timestamps(column: "pd.Series", name: str) -> "pd.Series":

@@ -104,6 +104,7 @@ def enforce_types(frame: "pd.DataFrame", contract: Contract) -> "pd.DataFrame":
 
 @dataclass(frozen=True)
 class Finding:
+    batch: int  # the file's position in the cycle
     chunk_ns: int
     column: str
     kind: str  # null | out_of_range | unseen_category | duplicate_id
@@ -111,8 +112,10 @@ class Finding:
     detail: str
 
 
-def soft_findings(frame: "pd.DataFrame", contract: Contract, chunk_column: str) -> list[Finding]:
-    """Count each soft problem per chunk and column (one grouped count for all of them)."""
+def soft_findings(
+    frame: "pd.DataFrame", contract: Contract, *, batch_column: str, chunk_column: str
+) -> list[Finding]:
+    """Count each soft problem per file, chunk and column (one grouped count for all)."""
     import pandas as pd
 
     masks: dict[tuple[str, str], pd.Series] = {}
@@ -137,17 +140,19 @@ def soft_findings(frame: "pd.DataFrame", contract: Contract, chunk_column: str) 
                 details[(rule.name, "unseen_category")] = "unseen: " + ", ".join(values)
     if not masks:
         return []
-    grouped = pd.DataFrame(masks).groupby(frame[chunk_column].to_numpy())
+    keys = [frame[batch_column].to_numpy(), frame[chunk_column].to_numpy()]
+    grouped = pd.DataFrame(masks).groupby(keys)
     counts, sizes = grouped.sum(), grouped.size()
     null_share = {rule.name: rule.null_share for rule in contract.columns}
     findings = []
-    for (name, kind), per_chunk in counts.items():
-        for chunk_ns, count in per_chunk.items():
+    for (name, kind), per_group in counts.items():
+        for (batch, chunk_ns), count in per_group.items():
             # nulls are a finding only beyond the share the reference itself had
-            if count and (
-                kind != "null" or count / sizes[chunk_ns] > null_share[name] + NULL_TOLERANCE
-            ):
+            share = count / sizes[(batch, chunk_ns)]
+            if count and (kind != "null" or share > null_share[name] + NULL_TOLERANCE):
                 findings.append(
-                    Finding(int(chunk_ns), name, kind, int(count), details[(name, kind)])
+                    Finding(
+                        int(batch), int(chunk_ns), name, kind, int(count), details[(name, kind)]
+                    )
                 )
     return findings

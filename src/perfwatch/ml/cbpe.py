@@ -134,7 +134,9 @@ def estimate(
     frame = rows[[columns.score, columns.prediction, columns.timestamp, CHUNK_COLUMN]]
     with quiet_nannyml():
         try:
-            result = estimator.estimate(frame).filter(period="analysis").data
+            data = estimator.estimate(frame).data
+            # a mask, not Result.filter(): filter copies the whole result (0.15 s a call)
+            result = data[data[("chunk", "period")] == "analysis"]
         except Exception as exc:
             raise EstimationError(f"nannyml could not estimate: {exc}") from exc
     sizes = frame.groupby(CHUNK_COLUMN).size()

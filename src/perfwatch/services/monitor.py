@@ -11,8 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -20,9 +19,9 @@ from sqlalchemy import Engine
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import is_complete
 from perfwatch.domain.thresholds import ReferencePerformance, is_alert, threshold_for
-from perfwatch.errors import BatchRejected, EstimationError, PerfwatchError
-from perfwatch.files import move_into, sha256_file
-from perfwatch.ingest.batch import CHUNK_COLUMN, SUFFIXES
+from perfwatch.errors import EstimationError, PerfwatchError
+from perfwatch.ingest.batch import CHUNK_COLUMN
+from perfwatch.services.ingestion import FileOutcome, Intake, ingest_inbox, read_stored
 from perfwatch.services.registry import (
     Champion,
     cbpe_columns,
@@ -31,20 +30,12 @@ from perfwatch.services.registry import (
 )
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import Batch, ChunkEstimate, Cycle, DataQualityFinding, utcnow
+from perfwatch.store.tables import ChunkEstimate, Cycle, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FileOutcome:
-    file_name: str
-    status: str  # ingested | quarantined | duplicate
-    rows: int = 0
-    reason: str | None = None
 
 
 @dataclass
@@ -61,17 +52,6 @@ class CycleReport:
         return sum(f.rows for f in self.files if f.status == "ingested")
 
 
-def inbox_files(inbox: Path) -> list[Path]:
-    """Batch files waiting in the inbox, oldest name first; hidden (being written) ones skipped."""
-    if not inbox.is_dir():
-        return []
-    return sorted(
-        p
-        for p in inbox.iterdir()
-        if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith(".")
-    )
-
-
 def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> CycleReport:
     """Ingest every waiting batch of one model and estimate the chunks that changed."""
     report = CycleReport(model=model.name)
@@ -86,10 +66,10 @@ def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> Cycle
             ensure_initial_version(engine, settings, model)
             champion = load_champion(engine, model)
         with _timed(report, "ingest"):
-            for path in inbox_files(model.inbox):
-                report.files.append(ingest_file(engine, settings, model, champion, path))
+            intake = ingest_inbox(engine, settings, model, champion)
+            report.files = intake.files
         with _timed(report, "estimate"):
-            report.chunks_estimated = estimate_changed_chunks(engine, settings, model, champion)
+            report.chunks_estimated = estimate_changed_chunks(engine, model, champion, intake)
         report.status = "ok"
     except PerfwatchError as exc:
         report.status, report.error = "failed", exc.message
@@ -120,196 +100,11 @@ def _finish(engine: Engine, cycle: Cycle, report: CycleReport) -> None:
         session.add(cycle)
 
 
-# -- ingestion ----------------------------------------------------------------------------
-
-
-def ingest_file(
-    engine: Engine, settings: Settings, model: ModelSettings, champion: Champion, path: Path
-) -> FileOutcome:
-    """Store one batch file's rows, or quarantine it with a reason; then move it."""
-    content_hash = sha256_file(path)
-    model_id = champion.version.model_id
-    with transaction(engine) as session:
-        known = queries.find_batch(session=session, model_id=model_id, content_hash=content_hash)
-    if known is not None:  # dropped twice, or committed just before a crash
-        _move(path, model, quarantined=known.status == "quarantined", reason=known.reason)
-        log.info("%s: %s was already ingested as batch %s", model.name, path.name, known.id)
-        return FileOutcome(path.name, "duplicate")
-    try:
-        rows = _ingest_rows(engine, settings, model, champion, path, content_hash)
-    except BatchRejected as rejection:
-        reason = rejection.message + (f" (hint: {rejection.hint})" if rejection.hint else "")
-        with transaction(engine) as session:
-            session.add(
-                Batch(
-                    model_id=model_id,
-                    file_name=path.name,
-                    content_hash=content_hash,
-                    status="quarantined",
-                    reason=reason,
-                )
-            )
-        _move(path, model, quarantined=True, reason=reason)
-        log.warning("%s: quarantined %s: %s", model.name, path.name, reason)
-        return FileOutcome(path.name, "quarantined", reason=reason)
-    _move(path, model, quarantined=False)
-    log.info("%s: ingested %s (%d rows)", model.name, path.name, rows)
-    return FileOutcome(path.name, "ingested", rows=rows)
-
-
-def _ingest_rows(
-    engine: Engine,
-    settings: Settings,
-    model: ModelSettings,
-    champion: Champion,
-    path: Path,
-    content_hash: str,
-) -> int:
-    from perfwatch.ingest.batch import prepare, read_table
-    from perfwatch.ingest.contract import soft_findings
-    from perfwatch.ml.model import fill_scores
-
-    prepared = prepare(
-        read_table(path), model=model, contract=champion.contract, period=model.chunk_period
-    )
-    fill_scores(
-        champion.model,
-        prepared.rows,
-        features=model.features,
-        score_column=model.score_column,
-        prediction_column=model.prediction_column,
-        missing=prepared.needs_scores,
-    )
-    model_id = champion.version.model_id
-    rows, repeated = _drop_stored_ids(engine, settings, model, model_id, prepared.rows)
-    duplicates = _duplicate_counts(prepared.duplicates, repeated)
-    findings = soft_findings(rows, champion.contract, CHUNK_COLUMN)
-    stored = batch_path(settings, model.name, content_hash)
-    _write_rows(rows, stored, model.categorical)
-    timestamps = rows[model.timestamp_column].dt.floor("us")
-    with transaction(engine) as session:
-        batch = Batch(
-            model_id=model_id,
-            file_name=path.name,
-            content_hash=content_hash,
-            status="ingested",
-            rows=len(rows),
-            rows_dropped=int(sum(duplicates.values())),
-            data_start=timestamps.min().to_pydatetime() if len(rows) else None,
-            data_end=timestamps.max().to_pydatetime() if len(rows) else None,
-            stored_path=str(stored),
-        )
-        session.add(batch)
-        session.flush()
-        assert batch.id is not None
-        period = model.chunk_period
-        queries.add_batch_chunks(
-            session=session,
-            batch=batch,
-            chunks=[
-                (_moment(ns), period.end_of(_moment(ns)), int(n))
-                for ns, n in rows.groupby(CHUNK_COLUMN).size().items()
-            ],
-        )
-        queries.add_findings(
-            session=session,
-            findings=[
-                DataQualityFinding(
-                    model_id=model_id,
-                    batch_id=batch.id,
-                    chunk_start=_moment(f.chunk_ns),
-                    column=f.column,
-                    kind=f.kind,
-                    count=f.count,
-                    detail=f.detail,
-                )
-                for f in findings
-            ]
-            + [
-                DataQualityFinding(
-                    model_id=model_id,
-                    batch_id=batch.id,
-                    chunk_start=_moment(ns),
-                    column=model.id_column,
-                    kind="duplicate_id",
-                    count=n,
-                    detail="rows with an id already seen were dropped",
-                )
-                for ns, n in duplicates.items()
-            ],
-        )
-    return len(rows)
-
-
-def _drop_stored_ids(
-    engine: Engine, settings: Settings, model: ModelSettings, model_id: int, rows: "pd.DataFrame"
-) -> tuple["pd.DataFrame", "pd.Series"]:
-    """Drop rows whose id is already stored in the same chunk (a producer's retry)."""
-    import pandas as pd
-
-    chunk_starts = [_moment(ns) for ns in rows[CHUNK_COLUMN].unique()]
-    with transaction(engine) as session:
-        earlier = queries.batches_in_chunks(
-            session=session, model_id=model_id, chunk_starts=chunk_starts
-        )
-    if not earlier:
-        return rows, pd.Series([], dtype="int64")
-    stored = read_stored(
-        earlier, [model.id_column, CHUNK_COLUMN], {int(ns) for ns in rows[CHUNK_COLUMN].unique()}
-    )
-    seen = rows[model.id_column].isin(set(stored[model.id_column]))
-    return rows.loc[~seen].reset_index(drop=True), rows.loc[seen, CHUNK_COLUMN]
-
-
-def _duplicate_counts(*dropped: "pd.Series") -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for series in dropped:
-        for ns, n in series.value_counts().items():
-            counts[int(ns)] = counts.get(int(ns), 0) + int(n)
-    return counts
-
-
-def batch_path(settings: Settings, model: str, content_hash: str) -> Path:
-    return settings.data_dir / "batches" / model / f"{content_hash[:32]}.parquet"
-
-
-def _write_rows(rows: "pd.DataFrame", target: Path, categorical: list[str]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    # dictionary encoding only pays for categories: on ids and floats it doubles write time
-    rows.to_parquet(temporary, index=False, use_dictionary=categorical)
-    temporary.replace(target)
-
-
-def read_stored(batches: list[Batch] | Any, columns: list[str], chunks: set[int]) -> "pd.DataFrame":
-    """The stored rows of these batches that fall into these chunks (ns starts)."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    filters = [(CHUNK_COLUMN, "in", sorted(chunks))]
-    tables = [pq.read_table(b.stored_path, columns=columns, filters=filters) for b in batches]
-    return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
-
-
-def _move(
-    path: Path, model: ModelSettings, *, quarantined: bool, reason: str | None = None
-) -> None:
-    if not quarantined:
-        move_into(path, model.inbox / "processed")
-        return
-    moved = move_into(path, model.inbox / "quarantine")
-    moved.with_name(moved.name + ".reason.txt").write_text((reason or "") + "\n", "utf-8")
-
-
-def _moment(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns // 1_000_000_000, UTC)
-
-
 # -- estimation ---------------------------------------------------------------------------
 
 
 def estimate_changed_chunks(
-    engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
+    engine: Engine, model: ModelSettings, champion: Champion, intake: Intake | None = None
 ) -> int:
     """Estimate the chunks whose rows changed or that became complete since their estimate.
 
@@ -334,12 +129,7 @@ def estimate_changed_chunks(
     ]
     if not stale:
         return 0
-    with transaction(engine) as session:
-        batches = queries.batches_in_chunks(
-            session=session, model_id=version.model_id, chunk_starts=stale
-        )
-    columns = [model.score_column, model.prediction_column, model.timestamp_column, CHUNK_COLUMN]
-    rows = read_stored(batches, columns, {int(s.timestamp()) * 1_000_000_000 for s in stale})
+    rows = _chunk_rows(engine, model, version.model_id, stale, intake)
     estimates = cbpe.estimate(
         champion.estimator, rows, columns=cbpe_columns(model), metrics=model.metrics
     )
@@ -366,6 +156,29 @@ def estimate_changed_chunks(
             " chunk period helps",
         )
     return len({e.chunk_start for e in estimates})
+
+
+def _chunk_rows(
+    engine: Engine,
+    model: ModelSettings,
+    model_id: int,
+    stale: list[datetime],
+    intake: Intake | None,
+) -> "pd.DataFrame":
+    """All stored rows of the stale chunks; this cycle's own rows come from memory."""
+    import pandas as pd
+
+    columns = [model.score_column, model.prediction_column, model.timestamp_column]
+    chunks = {int(start.timestamp()) * 1_000_000_000 for start in stale}
+    fresh = intake.rows if intake is not None and intake.rows is not None else None
+    skip = intake.batch_ids if intake is not None else set()
+    with transaction(engine) as session:
+        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=stale)
+    older = [b for b in batches if b.id not in skip]
+    parts = [read_stored(older, columns, chunks)] if older else []
+    if fresh is not None:
+        parts.append(fresh.loc[fresh[CHUNK_COLUMN].isin(chunks), [*columns, CHUNK_COLUMN]])
+    return pd.concat(parts, ignore_index=True)
 
 
 def _record(

@@ -3,7 +3,7 @@
 Kept free of pandas and nannyml so `perfwatch status` stays fast.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,6 @@ from perfwatch.store.tables import (
     BatchChunk,
     ChunkEstimate,
     Cycle,
-    DataQualityFinding,
     Model,
     ModelVersion,
     ReferenceMetric,
@@ -91,26 +90,14 @@ def reference_metrics(*, session: Session, version_id: int) -> dict[str, Referen
 # -- batches ------------------------------------------------------------------------------
 
 
-def find_batch(*, session: Session, model_id: int, content_hash: str) -> Batch | None:
-    return session.exec(
-        select(Batch).where(Batch.model_id == model_id, Batch.content_hash == content_hash)
-    ).first()
-
-
-def add_batch_chunks(
-    *, session: Session, batch: Batch, chunks: Iterable[tuple[datetime, datetime, int]]
-) -> None:
-    assert batch.id is not None
-    for start, end, rows in chunks:
-        session.add(
-            BatchChunk(
-                batch_id=batch.id,
-                model_id=batch.model_id,
-                chunk_start=start,
-                chunk_end=end,
-                rows=rows,
-            )
-        )
+def known_batches(
+    *, session: Session, model_id: int, content_hashes: Sequence[str]
+) -> dict[str, Batch]:
+    """content hash -> batch, for the hashes already recorded (ingested or quarantined)."""
+    rows = session.exec(
+        select(Batch).where(Batch.model_id == model_id, col(Batch.content_hash).in_(content_hashes))
+    )
+    return {batch.content_hash: batch for batch in rows}
 
 
 def batches_in_chunks(
@@ -148,10 +135,6 @@ def watermark(*, session: Session, model_id: int) -> datetime | None:
             Batch.model_id == model_id, Batch.status == "ingested"
         )
     ).one()
-
-
-def add_findings(*, session: Session, findings: Iterable[DataQualityFinding]) -> None:
-    session.add_all(list(findings))
 
 
 # -- estimates ----------------------------------------------------------------------------

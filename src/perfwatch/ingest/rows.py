@@ -1,0 +1,196 @@
+"""Production batches: each file is read and checked alone, the rows are worked on together.
+
+The hard rules are checked per file at the Arrow level (column names, null counts,
+types, the range of served scores), which is cheap and keeps every rejection
+attributable to its file. The row work (types, chunks, duplicated ids) then runs once
+on all the files of a cycle, so a backlog of many small files costs about what one big
+file does.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from perfwatch.domain.chunks import ChunkPeriod
+from perfwatch.errors import BatchRejected
+from perfwatch.ingest.batch import CHUNK_COLUMN, assign_chunks
+from perfwatch.ingest.contract import Contract
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from perfwatch.config import ModelSettings
+
+BATCH_COLUMN = "__batch"  # which file of the cycle a row came from (its position)
+UTC_NS = ("ns", "UTC")
+
+
+def read_batch(path: Path, *, model: "ModelSettings", contract: Contract) -> "pa.Table":
+    """Read one file and apply the hard rules; return its columns in their final types."""
+    table = _read(path)
+    required = [model.id_column, model.timestamp_column, *model.features]
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise BatchRejected(
+            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
+            hint=f"every batch needs {model.id_column!r}, {model.timestamp_column!r} and the"
+            " model's features; fix the producer or the model's 'features' in the config",
+        )
+    for column, what in ((model.id_column, "id"), (model.timestamp_column, "timestamp")):
+        if table.column(column).null_count:
+            raise BatchRejected(
+                f"{table.column(column).null_count} rows have no {what} ({column!r} is empty)",
+                hint=f"every row needs a {what}; fix the producer",
+            )
+    columns = {
+        model.id_column: _text(table.column(model.id_column)),
+        model.timestamp_column: _timestamps(
+            table.column(model.timestamp_column), model.timestamp_column
+        ),
+    }
+    for rule in contract.columns:
+        values = table.column(rule.name)
+        columns[rule.name] = (
+            _text(values) if rule.kind == "categorical" else _numbers(values, rule.name)
+        )
+    if model.score_column in table.column_names:
+        columns[model.score_column] = _scores(table.column(model.score_column), model.score_column)
+    if model.prediction_column in table.column_names:
+        columns[model.prediction_column] = _numbers(
+            table.column(model.prediction_column), model.prediction_column
+        )
+    import pyarrow as pa
+
+    return pa.table(columns)  # extra columns are accepted and ignored
+
+
+def _read(path: Path) -> "pa.Table":
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise BatchRejected(
+            f"{path.name} is empty (0 bytes)",
+            hint="the producer wrote nothing; drop the complete file again",
+        )
+    try:
+        if path.suffix == ".parquet":
+            table = pq.ParquetFile(path).read(use_threads=False)
+        else:
+            table = pcsv.read_csv(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+        raise BatchRejected(
+            f"{path.name} is not a readable {kind} file: {exc}",
+            hint="the file may be truncated or half-written; producers should"
+            " write to a hidden .name and rename when done",
+        ) from None
+    if table.num_rows == 0:
+        raise BatchRejected(f"{path.name} has no rows", hint="drop a file with rows")
+    return table
+
+
+def _text(values: "pa.ChunkedArray") -> "pa.ChunkedArray":
+    import pyarrow as pa
+
+    return values.cast(pa.string())
+
+
+def _numbers(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
+    """float64; text that does not parse as a number rejects the batch."""
+    import pyarrow as pa
+
+    try:
+        return values.cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    import pandas as pd
+
+    raw = values.to_pandas()
+    parsed = pd.to_numeric(raw.astype("string"), errors="coerce")
+    bad = (raw.notna() & parsed.isna()).to_numpy()
+    if not bad.any():
+        return pa.chunked_array(
+            [pa.array(parsed.to_numpy(dtype="float64", na_value=float("nan")), from_pandas=True)]
+        )
+    first = int(bad.nonzero()[0][0])
+    raise BatchRejected(
+        f"column {name!r} holds text where numbers are expected"
+        f" ({int(bad.sum())} rows, first at row {first + 1}: {str(raw.iloc[first])!r})",
+        hint=f"fix the producer so {name!r} is numeric, then drop the corrected"
+        " file into the inbox again",
+    )
+
+
+def _timestamps(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
+    """UTC timestamps; values without a zone are taken as UTC (documented in the README)."""
+    import pyarrow as pa
+
+    target = pa.timestamp(*UTC_NS)
+    if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
+        return values.cast(target)
+    import pandas as pd
+
+    try:
+        parsed = pd.to_datetime(values.to_pandas().astype(str), utc=True, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise BatchRejected(
+            f"column {name!r} holds values that are not timestamps: {exc}",
+            hint="write ISO 8601 timestamps, ideally with a UTC offset",
+        ) from None
+    return pa.chunked_array([pa.array(parsed.astype("datetime64[ns, UTC]"), type=target)])
+
+
+def _scores(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
+    """The served probability: numbers in [0, 1], or missing (then perfwatch scores the row)."""
+    import pyarrow.compute as pc
+
+    scores = _numbers(values, name)
+    low, high = pc.min_max(scores).values()
+    if low.is_valid and (low.as_py() < 0 or high.as_py() > 1):
+        outside = pc.or_(pc.less(scores, 0), pc.greater(scores, 1))
+        first = scores.filter(outside)[0].as_py()
+        raise BatchRejected(
+            f"column {name!r} holds {pc.sum(outside).as_py()} values outside [0, 1]"
+            f" (first: {first!r})",
+            hint="the served score must be the positive class probability; a raw margin or a"
+            " percentage is a serving bug (check the scaler/calibration in production)",
+        )
+    return scores
+
+
+@dataclass
+class CycleRows:
+    """The rows of every accepted file of a cycle, ready to score, store and estimate."""
+
+    rows: "pd.DataFrame"  # with BATCH_COLUMN and CHUNK_COLUMN
+    needs_scores: "pd.Series"  # rows whose served score or prediction is missing
+    repeated: "pd.DataFrame"  # BATCH_COLUMN, CHUNK_COLUMN of rows dropped as repeated ids
+
+
+def combine(tables: list["pa.Table"], *, model: "ModelSettings", period: ChunkPeriod) -> CycleRows:
+    """Concatenate the files' rows (in file order), assign chunks, drop repeated ids."""
+    import pandas as pd
+    import pyarrow as pa
+
+    tagged = [
+        table.append_column(BATCH_COLUMN, pa.array([index] * table.num_rows, pa.int32()))
+        for index, table in enumerate(tables)
+    ]
+    rows = pa.concat_tables(tagged, promote_options="permissive").to_pandas()
+    needs = pd.Series(True, index=rows.index)
+    if model.score_column in rows.columns:
+        needs = rows[model.score_column].isna()
+        if model.prediction_column in rows.columns:
+            needs |= rows[model.prediction_column].isna()
+    assign_chunks(rows, model.timestamp_column, period)
+    repeated = rows[model.id_column].duplicated(keep="first").to_numpy()
+    dropped = rows.loc[repeated, [BATCH_COLUMN, CHUNK_COLUMN]]
+    keep = ~repeated
+    return CycleRows(
+        rows=rows.loc[keep].reset_index(drop=True),
+        needs_scores=needs[keep].reset_index(drop=True),
+        repeated=dropped,
+    )

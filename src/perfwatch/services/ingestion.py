@@ -1,0 +1,333 @@
+"""Ingesting a model's inbox: every waiting file in one pass and one transaction.
+
+Each file is read and checked alone, so a broken one is quarantined with its own
+reason; the accepted rows are then scored, de-duplicated, counted and written
+together, as one Parquet segment under `data_dir`. Files move out of the inbox only
+after the transaction that records them has committed: a process killed at any instant
+loses nothing, and since batches are keyed by content hash, duplicates nothing.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, insert
+
+from perfwatch.config import ModelSettings, Settings
+from perfwatch.errors import BatchRejected
+from perfwatch.files import move_into, sha256_file
+from perfwatch.ingest.batch import CHUNK_COLUMN, SUFFIXES
+from perfwatch.services.registry import Champion
+from perfwatch.store import queries
+from perfwatch.store.db import transaction
+from perfwatch.store.tables import Batch, BatchChunk, DataQualityFinding
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FileOutcome:
+    file_name: str
+    status: str  # ingested | quarantined | duplicate
+    rows: int = 0
+    reason: str | None = None
+
+
+@dataclass
+class Intake:
+    """What one pass over the inbox did, and the rows it stored (for estimation)."""
+
+    files: list[FileOutcome] = field(default_factory=list)
+    rows: "pd.DataFrame | None" = None
+    batch_ids: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _File:
+    path: Path
+    content_hash: str
+    status: str = "duplicate"
+    reason: str | None = None
+    table: Any = None
+    rows: int = 0
+
+
+def inbox_files(inbox: Path) -> list[Path]:
+    """Batch files waiting in the inbox, oldest name first; hidden (being written) ones skipped."""
+    if not inbox.is_dir():
+        return []
+    return sorted(
+        p
+        for p in inbox.iterdir()
+        if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def ingest_inbox(
+    engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
+) -> Intake:
+    """Store the rows of every new file in the inbox, quarantine the broken ones, move all."""
+    from perfwatch.ingest.rows import read_batch
+
+    files = [_File(path, sha256_file(path)) for path in inbox_files(model.inbox)]
+    if not files:
+        return Intake()
+    model_id = champion.version.model_id
+    with transaction(engine) as session:
+        known = queries.known_batches(
+            session=session, model_id=model_id, content_hashes=[f.content_hash for f in files]
+        )
+    first_of: dict[str, _File] = {}
+    for file in files:
+        if file.content_hash in known or file.content_hash in first_of:
+            continue  # dropped twice, or committed just before a crash
+        first_of[file.content_hash] = file
+        try:
+            file.table = read_batch(file.path, model=model, contract=champion.contract)
+            file.status = "ingested"
+        except BatchRejected as rejection:
+            file.status = "quarantined"
+            file.reason = rejection.message + (
+                f" (hint: {rejection.hint})" if rejection.hint else ""
+            )
+    accepted = [f for f in files if f.status == "ingested"]
+    intake = _store(
+        engine, settings, model, champion, accepted, [f for f in files if f.status == "quarantined"]
+    )
+    for file in files:
+        _settle(file, model, known.get(file.content_hash) or first_of[file.content_hash], intake)
+    return intake
+
+
+def _store(
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    champion: Champion,
+    accepted: list[_File],
+    rejected: list[_File],
+) -> Intake:
+    """Score, de-duplicate and write the accepted rows; record every file in one transaction."""
+    import pandas as pd
+
+    from perfwatch.ingest.contract import soft_findings
+    from perfwatch.ingest.rows import BATCH_COLUMN, combine
+    from perfwatch.ml.model import fill_scores
+
+    model_id = champion.version.model_id
+    intake = Intake()
+    rows, segment, findings, dropped = None, None, [], None
+    if accepted:
+        combined = combine([f.table for f in accepted], model=model, period=model.chunk_period)
+        rows = combined.rows
+        fill_scores(
+            champion.model,
+            rows,
+            features=model.features,
+            score_column=model.score_column,
+            prediction_column=model.prediction_column,
+            missing=combined.needs_scores,
+        )
+        rows, stored_again = _drop_stored_ids(engine, model, model_id, rows)
+        dropped = pd.concat([combined.repeated, stored_again])
+        findings = soft_findings(
+            rows, champion.contract, batch_column=BATCH_COLUMN, chunk_column=CHUNK_COLUMN
+        )
+        segment = _write_segment(settings, model, rows, [f.content_hash for f in accepted])
+    with transaction(engine) as session:
+        for file in rejected:
+            session.add(
+                Batch(
+                    model_id=model_id,
+                    file_name=file.path.name,
+                    content_hash=file.content_hash,
+                    status="quarantined",
+                    reason=file.reason,
+                )
+            )
+        if rows is not None and segment is not None and dropped is not None:
+            batches = _record_batches(session, model, model_id, accepted, rows, segment)
+            _record_chunks_and_findings(session, model, model_id, batches, rows, findings, dropped)
+            intake.batch_ids = {b.id for b in batches if b.id is not None}
+    intake.rows = rows
+    return intake
+
+
+def _drop_stored_ids(
+    engine: Engine, model: ModelSettings, model_id: int, rows: "pd.DataFrame"
+) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """Drop rows whose id is already stored in the same chunk (a producer's retry)."""
+    from perfwatch.ingest.rows import BATCH_COLUMN
+
+    chunks = {int(ns) for ns in rows[CHUNK_COLUMN].unique()}
+    with transaction(engine) as session:
+        earlier = queries.batches_in_chunks(
+            session=session, model_id=model_id, chunk_starts=[_moment(ns) for ns in chunks]
+        )
+    if not earlier:
+        return rows, rows.iloc[:0][[BATCH_COLUMN, CHUNK_COLUMN]]
+    stored = read_stored(earlier, [model.id_column], chunks)
+    seen = rows[model.id_column].isin(set(stored[model.id_column])).to_numpy()
+    return rows.loc[~seen].reset_index(drop=True), rows.loc[seen, [BATCH_COLUMN, CHUNK_COLUMN]]
+
+
+def _write_segment(
+    settings: Settings, model: ModelSettings, rows: "pd.DataFrame", content_hashes: list[str]
+) -> Path:
+    """Write the cycle's rows as one Parquet file, each row tagged with its batch's hash."""
+    import pandas as pd
+
+    from perfwatch.ingest.rows import BATCH_COLUMN
+
+    name = hashlib.sha256("".join(content_hashes).encode()).hexdigest()[:32]
+    target = settings.data_dir / "batches" / model.name / f"{name}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    tagged = rows.assign(
+        **{
+            BATCH_COLUMN: pd.Categorical.from_codes(
+                rows[BATCH_COLUMN].to_numpy(), categories=content_hashes
+            )
+        }
+    )
+    # dictionary encoding only pays for categories: on ids and floats it doubles write time
+    tagged.to_parquet(temporary, index=False, use_dictionary=[*model.categorical, BATCH_COLUMN])
+    temporary.replace(target)
+    return target
+
+
+def _record_batches(
+    session: Any,
+    model: ModelSettings,
+    model_id: int,
+    accepted: list[_File],
+    rows: "pd.DataFrame",
+    segment: Path,
+) -> list[Batch]:
+    from perfwatch.ingest.rows import BATCH_COLUMN
+
+    spans = rows.groupby(BATCH_COLUMN)[model.timestamp_column].agg(["min", "max", "size"])
+    batches = []
+    for index, file in enumerate(accepted):
+        batch = Batch(
+            model_id=model_id,
+            file_name=file.path.name,
+            content_hash=file.content_hash,
+            status="ingested",
+            stored_path=str(segment),
+        )
+        if index in spans.index:  # else every row repeated an id already stored
+            first, last, count = spans.loc[index]
+            batch.rows = int(count)
+            batch.data_start = first.floor("us").to_pydatetime()
+            batch.data_end = last.floor("us").to_pydatetime()
+        batches.append(batch)
+        file.table, file.rows = None, batch.rows  # the Arrow copy is no longer needed
+    session.add_all(batches)
+    session.flush()
+    return batches
+
+
+def _record_chunks_and_findings(
+    session: Any,
+    model: ModelSettings,
+    model_id: int,
+    batches: list[Batch],
+    rows: "pd.DataFrame",
+    findings: list[Any],
+    dropped: "pd.DataFrame",
+) -> None:
+    from perfwatch.ingest.rows import BATCH_COLUMN
+
+    period = model.chunk_period
+    sizes = rows.groupby([BATCH_COLUMN, CHUNK_COLUMN]).size()
+    session.execute(
+        insert(BatchChunk),
+        [
+            {
+                "batch_id": batches[int(b)].id,
+                "model_id": model_id,
+                "chunk_start": _moment(ns),
+                "chunk_end": period.end_of(_moment(ns)),
+                "rows": int(n),
+            }
+            for (b, ns), n in sizes.items()
+        ],
+    )
+    records = [
+        {
+            "model_id": model_id,
+            "batch_id": batches[f.batch].id,
+            "chunk_start": _moment(f.chunk_ns),
+            "column": f.column,
+            "kind": f.kind,
+            "count": f.count,
+            "detail": f.detail,
+        }
+        for f in findings
+    ]
+    for (b, ns), n in dropped.groupby([BATCH_COLUMN, CHUNK_COLUMN]).size().items():
+        batches[int(b)].rows_dropped += int(n)
+        records.append(
+            {
+                "model_id": model_id,
+                "batch_id": batches[int(b)].id,
+                "chunk_start": _moment(int(ns)),
+                "column": model.id_column,
+                "kind": "duplicate_id",
+                "count": int(n),
+                "detail": "rows with an id already seen were dropped",
+            }
+        )
+    if records:
+        session.execute(insert(DataQualityFinding), records)
+
+
+def _settle(file: _File, model: ModelSettings, decided: Any, intake: Intake) -> None:
+    """Move a file out of the inbox as its (committed) batch decided, and report it."""
+    quarantined = decided.status == "quarantined"
+    status = file.status if decided is file else "duplicate"
+    if quarantined:
+        moved = move_into(file.path, model.inbox / "quarantine")
+        moved.with_name(moved.name + ".reason.txt").write_text(f"{decided.reason or ''}\n", "utf-8")
+    else:
+        move_into(file.path, model.inbox / "processed")
+    log_at = log.warning if status == "quarantined" else log.info
+    log_at(
+        "%s: %s %s%s",
+        model.name,
+        status,
+        file.path.name,
+        f": {file.reason}" if status == "quarantined" else "",
+    )
+    intake.files.append(
+        FileOutcome(
+            file.path.name,
+            status,
+            rows=file.rows if status == "ingested" else 0,
+            reason=file.reason if status == "quarantined" else None,
+        )
+    )
+
+
+def read_stored(batches: Any, columns: list[str], chunks: set[int]) -> "pd.DataFrame":
+    """The stored rows of these batches that fall into these chunks (ns starts)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    paths = sorted({b.stored_path for b in batches if b.stored_path})
+    filters = [(CHUNK_COLUMN, "in", sorted(chunks))]
+    tables = [
+        pq.read_table(path, columns=[*columns, CHUNK_COLUMN], filters=filters) for path in paths
+    ]
+    return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+
+
+def _moment(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC)
