@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlmodel import select
 
 from perfwatch.services import ingestion
 from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.services.status import history, model_status
 from perfwatch.store import queries, reads
 from perfwatch.store.db import transaction
+from perfwatch.store.tables import Batch
 from tests.workspace import Workspace, production
 
 
@@ -108,6 +110,9 @@ def test_duplicated_ids_across_batches(sqlite_workspace: Workspace) -> None:
     report = cycle(sqlite_workspace)
     assert [f.rows for f in report.files] == [500, 300]
     assert _findings(sqlite_workspace)[("id", "duplicate_id")] == 100
+    with transaction(sqlite_workspace.engine()) as session:
+        retry = session.exec(select(Batch).where(Batch.file_name == "retry.parquet")).one()
+    assert (retry.rows, retry.rows_dropped) == (300, 100)
     assert model_status(sqlite_workspace.engine(), ["press"])[0]["rows_ingested"] == 800
 
 

@@ -140,19 +140,23 @@ def soft_findings(
                 details[(rule.name, "unseen_category")] = "unseen: " + ", ".join(values)
     if not masks:
         return []
-    keys = [frame[batch_column].to_numpy(), frame[chunk_column].to_numpy()]
-    grouped = pd.DataFrame(masks).groupby(keys)
-    counts, sizes = grouped.sum(), grouped.size()
+    import numpy as np
+
+    # one integer key per (file, chunk): np.bincount then counts each mask in one pass
+    chunk_starts, chunk_codes = np.unique(frame[chunk_column].to_numpy(), return_inverse=True)
+    keys = frame[batch_column].to_numpy().astype(np.int64) * len(chunk_starts) + chunk_codes
+    sizes = np.bincount(keys)
     null_share = {rule.name: rule.null_share for rule in contract.columns}
     findings = []
-    for (name, kind), per_group in counts.items():
-        for (batch, chunk_ns), count in per_group.items():
+    for (name, kind), mask in masks.items():
+        counts = np.bincount(keys, weights=mask.to_numpy(dtype=bool), minlength=len(sizes))
+        for key in np.flatnonzero(counts):
+            count = int(counts[key])
             # nulls are a finding only beyond the share the reference itself had
-            share = count / sizes[(batch, chunk_ns)]
-            if count and (kind != "null" or share > null_share[name] + NULL_TOLERANCE):
-                findings.append(
-                    Finding(
-                        int(batch), int(chunk_ns), name, kind, int(count), details[(name, kind)]
-                    )
-                )
+            if kind == "null" and count / sizes[key] <= null_share[name] + NULL_TOLERANCE:
+                continue
+            batch, chunk = divmod(int(key), len(chunk_starts))
+            findings.append(
+                Finding(batch, int(chunk_starts[chunk]), name, kind, count, details[(name, kind)])
+            )
     return findings

@@ -17,6 +17,7 @@ from perfwatch.ingest.batch import CHUNK_COLUMN, assign_chunks
 from perfwatch.ingest.contract import Contract
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -95,13 +96,15 @@ def _read(path: Path) -> "pa.Table":
 def _text(values: "pa.ChunkedArray") -> "pa.ChunkedArray":
     import pyarrow as pa
 
-    return values.cast(pa.string())
+    return values if values.type == pa.string() else values.cast(pa.string())
 
 
 def _numbers(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     """float64; text that does not parse as a number rejects the batch."""
     import pyarrow as pa
 
+    if values.type == pa.float64():
+        return values
     try:
         return values.cast(pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -129,6 +132,8 @@ def _timestamps(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     import pyarrow as pa
 
     target = pa.timestamp(*UTC_NS)
+    if values.type == target:
+        return values
     if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
         return values.cast(target)
     import pandas as pd
@@ -179,14 +184,15 @@ def combine(tables: list["pa.Table"], *, model: "ModelSettings", period: ChunkPe
         table.append_column(BATCH_COLUMN, pa.array([index] * table.num_rows, pa.int32()))
         for index, table in enumerate(tables)
     ]
-    rows = pa.concat_tables(tagged, promote_options="permissive").to_pandas()
+    table = pa.concat_tables(tagged, promote_options="permissive")
+    repeated = ~first_occurrences(table.column(model.id_column))
+    rows = table.to_pandas()
     needs = pd.Series(True, index=rows.index)
     if model.score_column in rows.columns:
         needs = rows[model.score_column].isna()
         if model.prediction_column in rows.columns:
             needs |= rows[model.prediction_column].isna()
     assign_chunks(rows, model.timestamp_column, period)
-    repeated = rows[model.id_column].duplicated(keep="first").to_numpy()
     dropped = rows.loc[repeated, [BATCH_COLUMN, CHUNK_COLUMN]]
     keep = ~repeated
     return CycleRows(
@@ -194,3 +200,18 @@ def combine(tables: list["pa.Table"], *, model: "ModelSettings", period: ChunkPe
         needs_scores=needs[keep].reset_index(drop=True),
         repeated=dropped,
     )
+
+
+def first_occurrences(ids: "pa.ChunkedArray") -> "np.ndarray":
+    """True where an id appears for the first time (in row order).
+
+    Arrow numbers the distinct values in order of first appearance, so a row is a first
+    occurrence exactly when its code exceeds every code before it: one hash pass and one
+    scan, faster than pandas' duplicated() on string ids.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    codes = pc.dictionary_encode(ids.combine_chunks()).indices.to_numpy()
+    before = np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
+    return codes > before

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, insert
+from sqlmodel import col
 
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.errors import BatchRejected
@@ -23,7 +24,7 @@ from perfwatch.ingest.batch import CHUNK_COLUMN, SUFFIXES
 from perfwatch.services.registry import Champion
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import Batch, BatchChunk, DataQualityFinding
+from perfwatch.store.tables import Batch, BatchChunk, DataQualityFinding, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -152,9 +153,11 @@ def _store(
                 )
             )
         if rows is not None and segment is not None and dropped is not None:
-            batches = _record_batches(session, model, model_id, accepted, rows, segment)
-            _record_chunks_and_findings(session, model, model_id, batches, rows, findings, dropped)
-            intake.batch_ids = {b.id for b in batches if b.id is not None}
+            batch_ids = _record_batches(session, model, model_id, accepted, rows, dropped, segment)
+            _record_chunks_and_findings(
+                session, model, model_id, batch_ids, rows, findings, dropped
+            )
+            intake.batch_ids = set(batch_ids)
     intake.rows = rows
     return intake
 
@@ -208,37 +211,47 @@ def _record_batches(
     model_id: int,
     accepted: list[_File],
     rows: "pd.DataFrame",
+    dropped: "pd.DataFrame",
     segment: Path,
-) -> list[Batch]:
+) -> list[int]:
+    """Insert one ingested batch per accepted file; return their ids, in file order."""
     from perfwatch.ingest.rows import BATCH_COLUMN
 
     spans = rows.groupby(BATCH_COLUMN)[model.timestamp_column].agg(["min", "max", "size"])
-    batches = []
+    repeats = dropped.groupby(BATCH_COLUMN).size()
+    records = []
     for index, file in enumerate(accepted):
-        batch = Batch(
-            model_id=model_id,
-            file_name=file.path.name,
-            content_hash=file.content_hash,
-            status="ingested",
-            stored_path=str(segment),
-        )
+        record: dict[str, Any] = {
+            "model_id": model_id,
+            "file_name": file.path.name,
+            "content_hash": file.content_hash,
+            "status": "ingested",
+            "rows": 0,
+            "rows_dropped": int(repeats.get(index, 0)),
+            "data_start": None,
+            "data_end": None,
+            "stored_path": str(segment),
+            "ingested_at": utcnow(),
+        }
         if index in spans.index:  # else every row repeated an id already stored
             first, last, count = spans.loc[index]
-            batch.rows = int(count)
-            batch.data_start = first.floor("us").to_pydatetime()
-            batch.data_end = last.floor("us").to_pydatetime()
-        batches.append(batch)
-        file.table, file.rows = None, batch.rows  # the Arrow copy is no longer needed
-    session.add_all(batches)
-    session.flush()
-    return batches
+            record.update(
+                rows=int(count),
+                data_start=first.floor("us").to_pydatetime(),
+                data_end=last.floor("us").to_pydatetime(),
+            )
+        records.append(record)
+        file.table, file.rows = None, int(record["rows"])  # the Arrow copy is no longer needed
+    # one round trip for all the files; ids come back in the order of the records
+    inserted = insert(Batch).returning(col(Batch.id), sort_by_parameter_order=True)
+    return [int(id_) for id_ in session.execute(inserted, records).scalars()]
 
 
 def _record_chunks_and_findings(
     session: Any,
     model: ModelSettings,
     model_id: int,
-    batches: list[Batch],
+    batch_ids: list[int],
     rows: "pd.DataFrame",
     findings: list[Any],
     dropped: "pd.DataFrame",
@@ -251,7 +264,7 @@ def _record_chunks_and_findings(
         insert(BatchChunk),
         [
             {
-                "batch_id": batches[int(b)].id,
+                "batch_id": batch_ids[int(b)],
                 "model_id": model_id,
                 "chunk_start": _moment(ns),
                 "chunk_end": period.end_of(_moment(ns)),
@@ -263,7 +276,7 @@ def _record_chunks_and_findings(
     records = [
         {
             "model_id": model_id,
-            "batch_id": batches[f.batch].id,
+            "batch_id": batch_ids[f.batch],
             "chunk_start": _moment(f.chunk_ns),
             "column": f.column,
             "kind": f.kind,
@@ -273,11 +286,10 @@ def _record_chunks_and_findings(
         for f in findings
     ]
     for (b, ns), n in dropped.groupby([BATCH_COLUMN, CHUNK_COLUMN]).size().items():
-        batches[int(b)].rows_dropped += int(n)
         records.append(
             {
                 "model_id": model_id,
-                "batch_id": batches[int(b)].id,
+                "batch_id": batch_ids[int(b)],
                 "chunk_start": _moment(int(ns)),
                 "column": model.id_column,
                 "kind": "duplicate_id",
