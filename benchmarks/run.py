@@ -16,6 +16,9 @@ of 5,000 rows: the chunk size at which NANNYML.md measured CBPE (about 25 ms a c
 which the budgets were set against. Part (a) also prints, without a budget, the ratio
 at 50,000 rows a chunk: CBPE's cost is per chunk, ours per row, so bigger chunks make
 the ratio worse (reading, validating and persisting rows is work CBPE alone skips).
+The timed cycle is a steady-state one: its worker process has already run a small
+cycle, as a running daemon has (imports and first-use query compilation are not
+counted, as they are not in the CBPE baseline either).
 Machines here are shared and noisy: each timing is the median of several runs, and
 only ratios from one run are compared. Wall-clock budgets are never asserted in tests.
 """
@@ -31,6 +34,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,7 +139,7 @@ def _worker_main(config: Path, staged: Path, mode: str) -> None:
     engine = db.open_engine(settings.store)
     db.migrate(engine)
     run_cycle(engine, settings, model)  # registers version 1, drains any earlier files
-    model.inbox.mkdir(parents=True, exist_ok=True)
+    _warm_up(engine, settings, model, staged)
     for path in sorted(staged.glob("*.parquet")):
         shutil.copy(path, model.inbox / path.name)
     started = time.perf_counter()
@@ -169,6 +173,21 @@ def _worker_main(config: Path, staged: Path, mode: str) -> None:
             estimator.estimate(rows)
             figures["cbpe"] = time.perf_counter() - started
     print(json.dumps(figures))
+
+
+def _warm_up(engine: Any, settings: Any, model: Any, staged: Path) -> None:
+    """One small cycle first, as a running daemon has had: imports and first-use query
+    compilation are then not counted, as they are not in the CBPE baseline either."""
+    import pandas as pd
+
+    from perfwatch.services.monitor import run_cycle
+    from perfwatch.simulate.files import write_frame
+
+    sample = pd.read_parquet(sorted(staged.glob("*.parquet"))[0]).head(300)
+    sample["id"] = "warm-up-" + sample["id"].astype(str)
+    sample["timestamp"] = sample["timestamp"] - pd.Timedelta(days=500)  # an old, own chunk
+    write_frame(sample, model.inbox / "warm-up.parquet")
+    assert run_cycle(engine, settings, model).status == "ok"
 
 
 def fresh_copy(template: Path, target: Path) -> Path:

@@ -9,6 +9,7 @@ loses nothing, and since batches are keyed by content hash, duplicates nothing.
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,8 +75,6 @@ def ingest_inbox(
     engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
 ) -> Intake:
     """Store the rows of every new file in the inbox, quarantine the broken ones, move all."""
-    from perfwatch.ingest.rows import read_batch
-
     files = [_File(path, sha256_file(path)) for path in inbox_files(model.inbox)]
     if not files:
         return Intake()
@@ -86,17 +85,11 @@ def ingest_inbox(
         )
     first_of: dict[str, _File] = {}
     for file in files:
-        if file.content_hash in known or file.content_hash in first_of:
-            continue  # dropped twice, or committed just before a crash
-        first_of[file.content_hash] = file
-        try:
-            file.table = read_batch(file.path, model=model, contract=champion.contract)
-            file.status = "ingested"
-        except BatchRejected as rejection:
-            file.status = "quarantined"
-            file.reason = rejection.message + (
-                f" (hint: {rejection.hint})" if rejection.hint else ""
-            )
+        if file.content_hash not in known and file.content_hash not in first_of:
+            first_of[file.content_hash] = file  # the others: dropped twice, or committed
+    # Arrow decodes without the GIL: reading on two threads uses both cores
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda file: _check(file, model, champion), first_of.values()))
     accepted = [f for f in files if f.status == "ingested"]
     intake = _store(
         engine, settings, model, champion, accepted, [f for f in files if f.status == "quarantined"]
@@ -104,6 +97,18 @@ def ingest_inbox(
     for file in files:
         _settle(file, model, known.get(file.content_hash) or first_of[file.content_hash], intake)
     return intake
+
+
+def _check(file: _File, model: ModelSettings, champion: Champion) -> None:
+    """Read one file and apply the hard rules: accepted with its rows, or quarantined."""
+    from perfwatch.ingest.rows import read_batch
+
+    try:
+        file.table = read_batch(file.path, model=model, contract=champion.contract)
+        file.status = "ingested"
+    except BatchRejected as rejection:
+        file.status = "quarantined"
+        file.reason = rejection.message + (f" (hint: {rejection.hint})" if rejection.hint else "")
 
 
 def _store(
