@@ -177,11 +177,12 @@ class CycleRows:
 
 def combine(tables: list["pa.Table"], *, model: "ModelSettings", period: ChunkPeriod) -> CycleRows:
     """Concatenate the files' rows (in file order), assign chunks, drop repeated ids."""
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
     tagged = [
-        table.append_column(BATCH_COLUMN, pa.array([index] * table.num_rows, pa.int32()))
+        table.append_column(BATCH_COLUMN, pa.array(np.full(table.num_rows, index, np.int32)))
         for index, table in enumerate(tables)
     ]
     table = pa.concat_tables(tagged, promote_options="permissive")

@@ -1,5 +1,6 @@
 """Loading a registered model artifact (only if its hash matches) and scoring rows with it."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,7 @@ def predict(scores: "np.ndarray") -> "np.ndarray":
 
 
 def fill_scores(
-    model: Any,
+    model: Callable[[], Any],
     rows: "pd.DataFrame",
     *,
     features: list[str],
@@ -58,16 +59,23 @@ def fill_scores(
     prediction_column: str,
     missing: "pd.Series | None" = None,
 ) -> int:
-    """Score the rows that lack a served score (all rows when `missing` is None); count them."""
+    """Score the rows that lack a served score (all rows when `missing` is None); count them.
+
+    `model` is called for the classifier only when some row needs scoring: loading and
+    hash-checking the artifact is skipped when the server logged every score.
+    """
     import pandas as pd
 
     todo = pd.Series(True, index=rows.index) if missing is None else missing
+    if not todo.any() and score_column in rows.columns and prediction_column in rows.columns:
+        rows[prediction_column] = rows[prediction_column].astype("int64")
+        return 0
     if score_column not in rows.columns:
         rows[score_column] = float("nan")
     if prediction_column not in rows.columns:
         rows[prediction_column] = pd.NA
     if todo.any():
-        scores = score(model, rows.loc[todo, features])
+        scores = score(model(), rows.loc[todo, features])
         rows.loc[todo, score_column] = scores
         rows.loc[todo, prediction_column] = predict(scores)
     rows[score_column] = rows[score_column].astype("float64")

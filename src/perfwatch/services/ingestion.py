@@ -9,7 +9,7 @@ loses nothing, and since batches are keyed by content hash, duplicates nothing.
 
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-segment")
 
 
 @dataclass
@@ -111,6 +112,17 @@ def _check(file: _File, model: ModelSettings, champion: Champion) -> None:
         file.reason = rejection.message + (f" (hint: {rejection.hint})" if rejection.hint else "")
 
 
+@dataclass
+class _Rows:
+    """The accepted rows of a cycle, ready to record; their segment is being written."""
+
+    rows: "pd.DataFrame"
+    dropped: "pd.DataFrame"  # BATCH_COLUMN, CHUNK_COLUMN of rows dropped as repeated ids
+    findings: list[Any]
+    segment: Path
+    written: "Future[None]"
+
+
 def _store(
     engine: Engine,
     settings: Settings,
@@ -119,52 +131,67 @@ def _store(
     accepted: list[_File],
     rejected: list[_File],
 ) -> Intake:
-    """Score, de-duplicate and write the accepted rows; record every file in one transaction."""
+    """Record every file (and the accepted rows) in one transaction."""
+    model_id = champion.version.model_id
+    prepared = _prepare(engine, settings, model, champion, accepted) if accepted else None
+    intake = Intake(rows=prepared.rows if prepared else None)
+    with transaction(engine) as session:
+        session.add_all(
+            [
+                Batch(
+                    model_id=model_id,
+                    file_name=f.path.name,
+                    content_hash=f.content_hash,
+                    status="quarantined",
+                    reason=f.reason,
+                )
+                for f in rejected
+            ]
+        )
+        if prepared is not None:
+            batch_ids = _record_batches(session, model, model_id, accepted, prepared)
+            _record_chunks_and_findings(session, model, model_id, batch_ids, prepared)
+            intake.batch_ids = set(batch_ids)
+            prepared.written.result()  # the rows are on disk before the commit refers to them
+    return intake
+
+
+def _prepare(
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    champion: Champion,
+    accepted: list[_File],
+) -> _Rows:
+    """Combine, score and de-duplicate the accepted rows, count findings, start the write."""
     import pandas as pd
 
     from perfwatch.ingest.contract import soft_findings
     from perfwatch.ingest.rows import BATCH_COLUMN, combine
     from perfwatch.ml.model import fill_scores
 
-    model_id = champion.version.model_id
-    intake = Intake()
-    rows, segment, findings, dropped = None, None, [], None
-    if accepted:
-        combined = combine([f.table for f in accepted], model=model, period=model.chunk_period)
-        rows = combined.rows
-        fill_scores(
-            champion.model,
-            rows,
-            features=model.features,
-            score_column=model.score_column,
-            prediction_column=model.prediction_column,
-            missing=combined.needs_scores,
-        )
-        rows, stored_again = _drop_stored_ids(engine, model, model_id, rows)
-        dropped = pd.concat([combined.repeated, stored_again])
-        findings = soft_findings(
+    combined = combine([f.table for f in accepted], model=model, period=model.chunk_period)
+    fill_scores(
+        lambda: champion.model,
+        combined.rows,
+        features=model.features,
+        score_column=model.score_column,
+        prediction_column=model.prediction_column,
+        missing=combined.needs_scores,
+    )
+    rows, stored_again = _drop_stored_ids(engine, model, champion.version.model_id, combined.rows)
+    hashes = [f.content_hash for f in accepted]
+    segment = segment_path(settings, model, hashes)
+    return _Rows(
+        rows=rows,
+        dropped=pd.concat([combined.repeated, stored_again]),
+        findings=soft_findings(
             rows, champion.contract, batch_column=BATCH_COLUMN, chunk_column=CHUNK_COLUMN
-        )
-        segment = _write_segment(settings, model, rows, [f.content_hash for f in accepted])
-    with transaction(engine) as session:
-        for file in rejected:
-            session.add(
-                Batch(
-                    model_id=model_id,
-                    file_name=file.path.name,
-                    content_hash=file.content_hash,
-                    status="quarantined",
-                    reason=file.reason,
-                )
-            )
-        if rows is not None and segment is not None and dropped is not None:
-            batch_ids = _record_batches(session, model, model_id, accepted, rows, dropped, segment)
-            _record_chunks_and_findings(
-                session, model, model_id, batch_ids, rows, findings, dropped
-            )
-            intake.batch_ids = set(batch_ids)
-    intake.rows = rows
-    return intake
+        ),
+        segment=segment,
+        # Parquet encodes without the GIL: it is written while the inserts run
+        written=_writer.submit(_write_segment, segment, model, rows, hashes),
+    )
 
 
 def _drop_stored_ids(
@@ -185,16 +212,20 @@ def _drop_stored_ids(
     return rows.loc[~seen].reset_index(drop=True), rows.loc[seen, [BATCH_COLUMN, CHUNK_COLUMN]]
 
 
+def segment_path(settings: Settings, model: ModelSettings, content_hashes: list[str]) -> Path:
+    """Where a cycle's rows are stored: named after its batches, so a retry overwrites it."""
+    name = hashlib.sha256("".join(content_hashes).encode()).hexdigest()[:32]
+    return settings.data_dir / "batches" / model.name / f"{name}.parquet"
+
+
 def _write_segment(
-    settings: Settings, model: ModelSettings, rows: "pd.DataFrame", content_hashes: list[str]
-) -> Path:
+    target: Path, model: ModelSettings, rows: "pd.DataFrame", content_hashes: list[str]
+) -> None:
     """Write the cycle's rows as one Parquet file, each row tagged with its batch's hash."""
     import pandas as pd
 
     from perfwatch.ingest.rows import BATCH_COLUMN
 
-    name = hashlib.sha256("".join(content_hashes).encode()).hexdigest()[:32]
-    target = settings.data_dir / "batches" / model.name / f"{name}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
     tagged = rows.assign(
@@ -207,7 +238,6 @@ def _write_segment(
     # dictionary encoding only pays for categories: on ids and floats it doubles write time
     tagged.to_parquet(temporary, index=False, use_dictionary=[*model.categorical, BATCH_COLUMN])
     temporary.replace(target)
-    return target
 
 
 def _record_batches(
@@ -215,15 +245,13 @@ def _record_batches(
     model: ModelSettings,
     model_id: int,
     accepted: list[_File],
-    rows: "pd.DataFrame",
-    dropped: "pd.DataFrame",
-    segment: Path,
+    prepared: _Rows,
 ) -> list[int]:
     """Insert one ingested batch per accepted file; return their ids, in file order."""
     from perfwatch.ingest.rows import BATCH_COLUMN
 
-    spans = rows.groupby(BATCH_COLUMN)[model.timestamp_column].agg(["min", "max", "size"])
-    repeats = dropped.groupby(BATCH_COLUMN).size()
+    spans = prepared.rows.groupby(BATCH_COLUMN)[model.timestamp_column].agg(["min", "max", "size"])
+    repeats = prepared.dropped.groupby(BATCH_COLUMN).size()
     records = []
     for index, file in enumerate(accepted):
         record: dict[str, Any] = {
@@ -235,7 +263,7 @@ def _record_batches(
             "rows_dropped": int(repeats.get(index, 0)),
             "data_start": None,
             "data_end": None,
-            "stored_path": str(segment),
+            "stored_path": str(prepared.segment),
             "ingested_at": utcnow(),
         }
         if index in spans.index:  # else every row repeated an id already stored
@@ -257,14 +285,13 @@ def _record_chunks_and_findings(
     model: ModelSettings,
     model_id: int,
     batch_ids: list[int],
-    rows: "pd.DataFrame",
-    findings: list[Any],
-    dropped: "pd.DataFrame",
+    prepared: _Rows,
 ) -> None:
+    """How many rows each batch has in each chunk, and its data-quality findings."""
     from perfwatch.ingest.rows import BATCH_COLUMN
 
     period = model.chunk_period
-    sizes = rows.groupby([BATCH_COLUMN, CHUNK_COLUMN]).size()
+    sizes = prepared.rows.groupby([BATCH_COLUMN, CHUNK_COLUMN]).size()
     session.execute(
         insert(BatchChunk),
         [
@@ -288,9 +315,9 @@ def _record_chunks_and_findings(
             "count": f.count,
             "detail": f.detail,
         }
-        for f in findings
+        for f in prepared.findings
     ]
-    for (b, ns), n in dropped.groupby([BATCH_COLUMN, CHUNK_COLUMN]).size().items():
+    for (b, ns), n in prepared.dropped.groupby([BATCH_COLUMN, CHUNK_COLUMN]).size().items():
         records.append(
             {
                 "model_id": model_id,

@@ -7,6 +7,7 @@ The training data stays where it is, recorded by path and hash.
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,16 @@ class Champion:
     """What a cycle needs of the serving version, loaded and verified."""
 
     version: ModelVersion
-    model: Any
     estimator: Any
     contract: Contract
     reference: dict[str, ReferenceMetric]
+
+    @cached_property
+    def model(self) -> Any:
+        """The classifier, loaded (hash checked) only when a row needs scoring."""
+        from perfwatch.ml.model import load_model
+
+        return load_model(Path(self.version.artifact_path), self.version.artifact_sha256)
 
 
 def model_dir(settings: Settings, name: str) -> Path:
@@ -73,7 +80,7 @@ def register_version(
         raise PerfwatchError(f"reference set {reference}: {exc.message}", hint=exc.hint) from None
     missing = rows[model.score_column].isna() if model.score_column in rows.columns else None
     fill_scores(
-        classifier,
+        lambda: classifier,
         rows,
         features=model.features,
         score_column=model.score_column,
@@ -161,7 +168,6 @@ def ensure_initial_version(engine: Engine, settings: Settings, model: ModelSetti
 def load_champion(engine: Engine, model: ModelSettings) -> Champion:
     """The champion's artifact and estimator, each loaded only if its hash still matches."""
     from perfwatch.ml import cbpe
-    from perfwatch.ml.model import load_model
 
     with transaction(engine) as session:
         record = queries.find_model(session=session, name=model.name)
@@ -175,9 +181,10 @@ def load_champion(engine: Engine, model: ModelSettings) -> Champion:
         reference = queries.reference_metrics(session=session, version_id=version.id)
     estimator_path = Path(version.estimator_path)
     verify(estimator_path, version.estimator_sha256, "CBPE estimator")
+    # checked now, even when every row arrives scored and the model is never unpickled
+    verify(Path(version.artifact_path), version.artifact_sha256, "model artifact")
     return Champion(
         version=version,
-        model=load_model(Path(version.artifact_path), version.artifact_sha256),
         estimator=cbpe.loads(estimator_path.read_bytes()),
         contract=Contract.from_json(version.contract),
         reference=reference,
