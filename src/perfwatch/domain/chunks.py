@@ -11,6 +11,9 @@ from datetime import UTC, datetime, timedelta
 from perfwatch.domain.durations import parse_duration
 
 ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: weekly chunks start on Mondays
+# The column perfwatch adds to rows in memory and on disk: each row's chunk start, as
+# int64 nanoseconds since the epoch.
+CHUNK_COLUMN = "__chunk_start"
 
 
 @dataclass(frozen=True)

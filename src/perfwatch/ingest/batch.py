@@ -3,23 +3,24 @@
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from perfwatch.domain.chunks import ChunkPeriod
+from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
 from perfwatch.errors import BatchRejected
 from perfwatch.ingest.contract import Contract, derive_contract, enforce_types
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from perfwatch.config import ModelSettings
 
 SUFFIXES = (".parquet", ".csv")
-CHUNK_COLUMN = "__chunk_start"  # int64 ns since the epoch; the same name as perfwatch.ml.cbpe
 
 
-def read_table(path: Path) -> "pd.DataFrame":
+def read_arrow(path: Path) -> "pa.Table":
     """Read a Parquet or CSV file; reject it (with a reason) when it cannot be read or is empty."""
-    import pandas as pd
     import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
 
     if path.stat().st_size == 0:
         raise BatchRejected(
@@ -28,19 +29,24 @@ def read_table(path: Path) -> "pd.DataFrame":
         )
     try:
         if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
+            table = pq.ParquetFile(path).read(use_threads=False)
         else:
-            frame = pd.read_csv(path, dtype_backend="numpy_nullable")
-    except (pa.ArrowException, OSError, ValueError, pd.errors.ParserError) as exc:
+            table = pcsv.read_csv(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
         kind = "Parquet" if path.suffix == ".parquet" else "CSV"
         raise BatchRejected(
             f"{path.name} is not a readable {kind} file: {exc}",
             hint="the file may be truncated or half-written; producers should"
             " write to a hidden .name and rename when done",
         ) from None
-    if frame.empty:
+    if table.num_rows == 0:
         raise BatchRejected(f"{path.name} has no rows", hint="drop a file with rows")
-    return frame
+    return table
+
+
+def read_table(path: Path) -> "pd.DataFrame":
+    """read_arrow, as a pandas DataFrame (for the reference set)."""
+    return read_arrow(path).to_pandas()
 
 
 def assign_chunks(rows: "pd.DataFrame", timestamp_column: str, period: ChunkPeriod) -> None:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from perfwatch.domain.chunks import ChunkPeriod
+from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
 from perfwatch.errors import BatchRejected
-from perfwatch.ingest.batch import CHUNK_COLUMN, assign_chunks
+from perfwatch.ingest.batch import assign_chunks, read_arrow
 from perfwatch.ingest.contract import Contract
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ UTC_NS = ("ns", "UTC")
 
 def read_batch(path: Path, *, model: "ModelSettings", contract: Contract) -> "pa.Table":
     """Read one file and apply the hard rules; return its columns in their final types."""
-    table = _read(path)
+    table = read_arrow(path)
     required = [model.id_column, model.timestamp_column, *model.features]
     missing = [c for c in required if c not in table.column_names]
     if missing:
@@ -64,33 +64,6 @@ def read_batch(path: Path, *, model: "ModelSettings", contract: Contract) -> "pa
     import pyarrow as pa
 
     return pa.table(columns)  # extra columns are accepted and ignored
-
-
-def _read(path: Path) -> "pa.Table":
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
-    if path.stat().st_size == 0:
-        raise BatchRejected(
-            f"{path.name} is empty (0 bytes)",
-            hint="the producer wrote nothing; drop the complete file again",
-        )
-    try:
-        if path.suffix == ".parquet":
-            table = pq.ParquetFile(path).read(use_threads=False)
-        else:
-            table = pcsv.read_csv(path)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        kind = "Parquet" if path.suffix == ".parquet" else "CSV"
-        raise BatchRejected(
-            f"{path.name} is not a readable {kind} file: {exc}",
-            hint="the file may be truncated or half-written; producers should"
-            " write to a hidden .name and rename when done",
-        ) from None
-    if table.num_rows == 0:
-        raise BatchRejected(f"{path.name} has no rows", hint="drop a file with rows")
-    return table
 
 
 def _text(values: "pa.ChunkedArray") -> "pa.ChunkedArray":

@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from perfwatch.domain.chunks import ChunkPeriod
+from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
 from perfwatch.errors import EstimationError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-CHUNK_COLUMN = "__chunk_start"  # the same name as perfwatch.ml.chunking.CHUNK_COLUMN
 
 
 @contextmanager

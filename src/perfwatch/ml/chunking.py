@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from nannyml.chunk import Chunk, Chunker
 
-CHUNK_COLUMN = "__chunk_start"  # int64 ns since the epoch, see perfwatch.ml.frames
+from perfwatch.domain.chunks import CHUNK_COLUMN
 
 
 def _moment(ns: int) -> datetime:

@@ -19,9 +19,10 @@ from sqlalchemy import Engine, insert
 from sqlmodel import col
 
 from perfwatch.config import ModelSettings, Settings
+from perfwatch.domain.chunks import CHUNK_COLUMN
 from perfwatch.errors import BatchRejected
 from perfwatch.files import move_into, sha256_file
-from perfwatch.ingest.batch import CHUNK_COLUMN, SUFFIXES
+from perfwatch.ingest.batch import SUFFIXES
 from perfwatch.services.registry import Champion
 from perfwatch.store import queries
 from perfwatch.store.db import transaction

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import is_complete
+from perfwatch.domain.chunks import CHUNK_COLUMN, is_complete
 from perfwatch.domain.thresholds import ReferencePerformance, is_alert, threshold_for
 from perfwatch.errors import EstimationError, PerfwatchError
-from perfwatch.ingest.batch import CHUNK_COLUMN
 from perfwatch.services.ingestion import FileOutcome, Intake, ingest_inbox, read_stored
 from perfwatch.services.registry import (
     Champion,
