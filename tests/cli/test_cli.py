@@ -225,3 +225,37 @@ def test_demo_shows_the_drop_the_alert_and_the_quarantine(tmp_path: Path) -> Non
         perfwatch("history", "press-failure", "--metric", "roc_auc", "--json", config=config).stdout
     )
     assert rows[0]["estimated"] - min(r["estimated"] for r in rows) > 0.05, "visibly drops"
+
+
+def test_run_without_once_runs_cycles_and_stops_warmly_on_sigterm(
+    sqlite_workspace: Workspace,
+) -> None:
+    import signal
+    import time
+
+    ws = sqlite_workspace
+    ws.drop_days(production(2))
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "perfwatch", "--config", str(ws.config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the first cycle runs at start-up
+            status = perfwatch("status", "--json", config=ws.config)
+            if status.returncode == 0:
+                cycle = json.loads(status.stdout)["models"][0]["last_cycle"]
+                if cycle and cycle["status"] == "ok":
+                    break
+            time.sleep(1)
+        else:
+            pytest.fail("the daemon ran no cycle within 120 s")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert not list(ws.inbox.glob("*.parquet")), "the daemon ingested the inbox"

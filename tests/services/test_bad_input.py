@@ -244,3 +244,19 @@ def test_killed_before_commit_loses_nothing(
         assert reads.batch_counts(connection, reads.model_ids(connection)["press"]) == {}
     report = cycle(ws)
     assert [f.status for f in report.files] == ["ingested"] and report.rows == 800
+
+
+def test_the_estimator_is_fitted_once_and_refused_when_changed(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    ws.drop(one_day(0), "monday.parquet")
+    assert cycle(ws).status == "ok"
+    estimator = ws.root / "var" / "models" / "press" / "v1" / "cbpe.pkl"
+    fitted = (estimator.stat().st_mtime_ns, estimator.read_bytes())
+    ws.drop(one_day(1, seed=6), "tuesday.parquet")
+    assert cycle(ws).status == "ok"
+    assert (estimator.stat().st_mtime_ns, estimator.read_bytes()) == fitted, "reused, not refit"
+    estimator.write_bytes(fitted[1] + b"x")
+    ws.drop(one_day(2, seed=7), "wednesday.parquet")
+    report = cycle(ws)
+    assert report.status == "failed" and "CBPE estimator" in report.error
+    assert (ws.inbox / "wednesday.parquet").exists()
