@@ -45,6 +45,7 @@ def _missing_column(rows: pd.DataFrame, path: Path) -> None:
 
 
 def _empty(rows: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".csv").touch()
 
 

@@ -51,20 +51,29 @@ def simulate_days(
     shift_day: int | None = None,
     id_prefix: str = "run",
 ) -> pd.DataFrame:
-    """Simulate `days` days of operation; day 0 starts at `start` (UTC)."""
-    rng = np.random.default_rng(seed)
+    """Simulate `days` days of operation; day 0 starts at `start` (UTC).
+
+    Each concern draws from its own seeded stream (days, each machine's tools, failures,
+    sensor noise), so a scenario changes the rows it is about and no others.
+    """
+    days_rng, failure_rng, noise_rng = (np.random.default_rng([seed, k]) for k in range(3))
     frames = [
         _day(
-            rng, start + timedelta(days=d), runs_per_day, machines, shift_on(scenario, d, shift_day)
+            days_rng,
+            start + timedelta(days=d),
+            runs_per_day,
+            machines,
+            shift_on(scenario, d, shift_day),
         )
         for d in range(days)
     ]
     fleet = pd.concat(frames, ignore_index=True)
-    fleet["tool_wear"] = _tool_wear(rng, fleet)
-    fleet[TARGET] = _failures(rng, fleet)
+    fleet["tool_wear"] = _tool_wear(seed, fleet)
+    fleet[TARGET] = _failures(failure_rng, fleet)
     for column, sd in NOISE.items():  # sensors see the truth through noise
-        fleet[column] = fleet[column] + rng.normal(0, sd, len(fleet))
+        fleet[column] = fleet[column] + noise_rng.normal(0, sd, len(fleet))
     fleet["tool_wear"] = fleet["tool_wear"].clip(lower=0).round(0)
+    fleet["torque"] = fleet["torque"].clip(lower=0)  # no negative torque, noise or not
     fleet.insert(0, "id", [f"{id_prefix}-{seed}-{i:08d}" for i in range(len(fleet))])
     return fleet.drop(columns=["tool_limit", "reconditioned"])
 
@@ -97,19 +106,21 @@ def _day(
     )
 
 
-def _tool_wear(rng: np.random.Generator, fleet: pd.DataFrame) -> np.ndarray:
+def _tool_wear(seed: int, fleet: pd.DataFrame) -> np.ndarray:
     """Each machine's tool wears by 2/3/5 min per run (L/M/H) until replaced at 200-240 min."""
     wear = np.zeros(len(fleet))
     limits = np.zeros(len(fleet))
     increments = fleet["product_type"].map(WEAR_PER_RUN).to_numpy()
     reconditioned = fleet["reconditioned"].to_numpy()
-    for _, index in fleet.groupby("machine_id").indices.items():
+    for machine, index in fleet.groupby("machine_id").indices.items():
+        rng = np.random.default_rng([seed, 100, int(machine)])
         current, limit = rng.uniform(0, 200), rng.uniform(200, 240)
         for i in index:
             current += increments[i]
             wear[i], limits[i] = current, limit
             if current >= limit:  # the tool is changed after this run
-                current = rng.uniform(185, 215) if rng.random() < reconditioned[i] else 0.0
+                is_reground = rng.random() < reconditioned[i]
+                current = rng.uniform(185, 215) if is_reground else 0.0
                 limit = rng.uniform(200, 240)
     fleet["tool_limit"] = limits
     return wear
