@@ -70,6 +70,7 @@ class ModelSettings(_Strict):
     score_column: str = "y_pred_proba"
     prediction_column: str = "y_pred"
     chunk: str = "1D"
+    chunk_rows: int | None = None  # in DESIGN.md's contract; refused until supported
     metrics: list[str] = Field(default=["roc_auc", "f1", "recall"], min_length=1)
     inbox: Path
     labels_inbox: Path | None = None
@@ -87,6 +88,14 @@ class ModelSettings(_Strict):
     @classmethod
     def _chunk(cls, value: str) -> str:
         ChunkPeriod.parse(value)
+        return value
+
+    @field_validator("chunk_rows")
+    @classmethod
+    def _chunk_rows(cls, value: int | None) -> int | None:
+        if value is not None:
+            raise ValueError("size-based chunks are not supported yet; use a period, e.g."
+                             " chunk = \"1D\" (and remove chunk_rows)")
         return value
 
     @field_validator("metrics")
