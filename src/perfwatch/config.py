@@ -94,8 +94,10 @@ class ModelSettings(_Strict):
     @classmethod
     def _chunk_rows(cls, value: int | None) -> int | None:
         if value is not None:
-            raise ValueError("size-based chunks are not supported yet; use a period, e.g."
-                             " chunk = \"1D\" (and remove chunk_rows)")
+            raise ValueError(
+                "size-based chunks are not supported yet; use a period, e.g."
+                ' chunk = "1D" (and remove chunk_rows)'
+            )
         return value
 
     @field_validator("metrics")
