@@ -23,13 +23,24 @@ if TYPE_CHECKING:
 
 @contextmanager
 def quiet_nannyml() -> Iterator[Any]:
-    """Import nannyml with telemetry off and its warning spam muted; yield the module."""
-    os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import nannyml
+    """Import nannyml with telemetry off and its warning spam muted; yield the module.
 
-        yield nannyml
+    The filters are installed once and stay: warnings.catch_warnings() swaps the
+    process-wide filter list and is not thread-safe (rows are written on a thread while
+    CBPE runs). They name nannyml and the warnings it causes, nothing else.
+    """
+    os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+    if not _muted:
+        warnings.filterwarnings("ignore", module=r"nannyml(\.|$)")
+        warnings.filterwarnings("ignore", message="The resulting number of chunks is too low")
+        warnings.filterwarnings("ignore", message=".*inplace.*", category=DeprecationWarning)
+        _muted.append(True)
+    import nannyml
+
+    yield nannyml
+
+
+_muted: list[bool] = []
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """Ingesting a model's inbox: every waiting file in one pass and one transaction.
 
+`gather` reads, checks and prepares (and starts writing the rows to disk); `record`
+commits and moves the files. Between the two, the cycle estimates the new chunks from
+memory while the rows are still being written.
+
 Each file is read and checked alone, so a broken one is quarantined with its own
 reason; the accepted rows are then scored, de-duplicated, counted and written
 together, as one Parquet segment under `data_dir`. Files move out of the inbox only
@@ -44,15 +48,6 @@ class FileOutcome:
 
 
 @dataclass
-class Intake:
-    """What one pass over the inbox did, and the rows it stored (for estimation)."""
-
-    files: list[FileOutcome] = field(default_factory=list)
-    rows: "pd.DataFrame | None" = None
-    batch_ids: set[int] = field(default_factory=set)
-
-
-@dataclass
 class _File:
     path: Path
     content_hash: str
@@ -73,32 +68,77 @@ def inbox_files(inbox: Path) -> list[Path]:
     )
 
 
-def ingest_inbox(
+@dataclass
+class Gathered:
+    """The inbox read, checked and prepared, but not recorded yet (nothing is written to
+    the store until `record`, and no file moves before that commit)."""
+
+    files: list[_File] = field(default_factory=list)
+    known: dict[str, Batch] = field(default_factory=dict)  # content hash -> recorded batch
+    first_of: dict[str, _File] = field(default_factory=dict)  # content hash -> its file
+    prepared: "_Rows | None" = None
+
+    @property
+    def rows(self) -> "pd.DataFrame | None":
+        """The accepted rows, scored and de-duplicated, with their chunk column."""
+        return self.prepared.rows if self.prepared is not None else None
+
+
+def gather(
     engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
-) -> Intake:
-    """Store the rows of every new file in the inbox, quarantine the broken ones, move all."""
+) -> Gathered:
+    """Read and check every new file in the inbox; prepare the accepted rows."""
     files = [_File(path, sha256_file(path)) for path in inbox_files(model.inbox)]
     if not files:
-        return Intake()
-    model_id = champion.version.model_id
+        return Gathered()
     with transaction(engine) as session:
         known = queries.known_batches(
-            session=session, model_id=model_id, content_hashes=[f.content_hash for f in files]
+            session=session,
+            model_id=champion.version.model_id,
+            content_hashes=[f.content_hash for f in files],
         )
-    first_of: dict[str, _File] = {}
+    gathered = Gathered(files=files, known=known)
     for file in files:
-        if file.content_hash not in known and file.content_hash not in first_of:
-            first_of[file.content_hash] = file  # the others: dropped twice, or committed
+        if file.content_hash not in known and file.content_hash not in gathered.first_of:
+            gathered.first_of[file.content_hash] = file  # the others: dropped twice
     # Arrow decodes without the GIL: reading on two threads uses both cores
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda file: _check(file, model, champion), first_of.values()))
+        list(pool.map(lambda file: _check(file, model, champion), gathered.first_of.values()))
     accepted = [f for f in files if f.status == "ingested"]
-    intake = _store(
-        engine, settings, model, champion, accepted, [f for f in files if f.status == "quarantined"]
-    )
-    for file in files:
-        _settle(file, model, known.get(file.content_hash) or first_of[file.content_hash], intake)
-    return intake
+    if accepted:
+        gathered.prepared = _prepare(engine, settings, model, champion, accepted)
+    return gathered
+
+
+def record(
+    engine: Engine, model: ModelSettings, champion: Champion, gathered: Gathered
+) -> list[FileOutcome]:
+    """Record every file (and the accepted rows) in one transaction, then move the files."""
+    model_id = champion.version.model_id
+    accepted = [f for f in gathered.files if f.status == "ingested"]
+    with transaction(engine) as session:
+        session.add_all(
+            [
+                Batch(
+                    model_id=model_id,
+                    file_name=f.path.name,
+                    content_hash=f.content_hash,
+                    status="quarantined",
+                    reason=f.reason,
+                )
+                for f in gathered.files
+                if f.status == "quarantined"
+            ]
+        )
+        if gathered.prepared is not None:
+            batch_ids = _record_batches(session, model, model_id, accepted, gathered.prepared)
+            _record_chunks_and_findings(session, model, model_id, batch_ids, gathered.prepared)
+            gathered.prepared.written.result()  # on disk before the commit refers to it
+    outcomes = []
+    for file in gathered.files:
+        decided = gathered.known.get(file.content_hash) or gathered.first_of[file.content_hash]
+        outcomes.append(_settle(file, model, decided))
+    return outcomes
 
 
 def _check(file: _File, model: ModelSettings, champion: Champion) -> None:
@@ -122,39 +162,6 @@ class _Rows:
     findings: list[Any]
     segment: Path
     written: "Future[None]"
-
-
-def _store(
-    engine: Engine,
-    settings: Settings,
-    model: ModelSettings,
-    champion: Champion,
-    accepted: list[_File],
-    rejected: list[_File],
-) -> Intake:
-    """Record every file (and the accepted rows) in one transaction."""
-    model_id = champion.version.model_id
-    prepared = _prepare(engine, settings, model, champion, accepted) if accepted else None
-    intake = Intake(rows=prepared.rows if prepared else None)
-    with transaction(engine) as session:
-        session.add_all(
-            [
-                Batch(
-                    model_id=model_id,
-                    file_name=f.path.name,
-                    content_hash=f.content_hash,
-                    status="quarantined",
-                    reason=f.reason,
-                )
-                for f in rejected
-            ]
-        )
-        if prepared is not None:
-            batch_ids = _record_batches(session, model, model_id, accepted, prepared)
-            _record_chunks_and_findings(session, model, model_id, batch_ids, prepared)
-            intake.batch_ids = set(batch_ids)
-            prepared.written.result()  # the rows are on disk before the commit refers to them
-    return intake
 
 
 def _prepare(
@@ -204,7 +211,7 @@ def _drop_stored_ids(
     chunks = {int(ns) for ns in rows[CHUNK_COLUMN].unique()}
     with transaction(engine) as session:
         earlier = queries.batches_in_chunks(
-            session=session, model_id=model_id, chunk_starts=[_moment(ns) for ns in chunks]
+            session=session, model_id=model_id, chunk_starts=[moment(ns) for ns in chunks]
         )
     if not earlier:
         return rows, rows.iloc[:0][[BATCH_COLUMN, CHUNK_COLUMN]]
@@ -299,8 +306,8 @@ def _record_chunks_and_findings(
             {
                 "batch_id": batch_ids[int(b)],
                 "model_id": model_id,
-                "chunk_start": _moment(ns),
-                "chunk_end": period.end_of(_moment(ns)),
+                "chunk_start": moment(ns),
+                "chunk_end": period.end_of(moment(ns)),
                 "rows": int(n),
             }
             for (b, ns), n in sizes.items()
@@ -310,7 +317,7 @@ def _record_chunks_and_findings(
         {
             "model_id": model_id,
             "batch_id": batch_ids[f.batch],
-            "chunk_start": _moment(f.chunk_ns),
+            "chunk_start": moment(f.chunk_ns),
             "column": f.column,
             "kind": f.kind,
             "count": f.count,
@@ -323,7 +330,7 @@ def _record_chunks_and_findings(
             {
                 "model_id": model_id,
                 "batch_id": batch_ids[int(b)],
-                "chunk_start": _moment(int(ns)),
+                "chunk_start": moment(int(ns)),
                 "column": model.id_column,
                 "kind": "duplicate_id",
                 "count": int(n),
@@ -334,11 +341,10 @@ def _record_chunks_and_findings(
         session.execute(insert(DataQualityFinding), records)
 
 
-def _settle(file: _File, model: ModelSettings, decided: Any, intake: Intake) -> None:
+def _settle(file: _File, model: ModelSettings, decided: Any) -> FileOutcome:
     """Move a file out of the inbox as its (committed) batch decided, and report it."""
-    quarantined = decided.status == "quarantined"
     status = file.status if decided is file else "duplicate"
-    if quarantined:
+    if decided.status == "quarantined":
         moved = move_into(file.path, model.inbox / "quarantine")
         moved.with_name(moved.name + ".reason.txt").write_text(f"{decided.reason or ''}\n", "utf-8")
     else:
@@ -351,13 +357,11 @@ def _settle(file: _File, model: ModelSettings, decided: Any, intake: Intake) -> 
         file.path.name,
         f": {file.reason}" if status == "quarantined" else "",
     )
-    intake.files.append(
-        FileOutcome(
-            file.path.name,
-            status,
-            rows=file.rows if status == "ingested" else 0,
-            reason=file.reason if status == "quarantined" else None,
-        )
+    return FileOutcome(
+        file.path.name,
+        status,
+        rows=file.rows if status == "ingested" else 0,
+        reason=file.reason if status == "quarantined" else None,
     )
 
 
@@ -374,5 +378,6 @@ def read_stored(batches: Any, columns: list[str], chunks: set[int]) -> "pd.DataF
     return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
 
 
-def _moment(ns: int) -> datetime:
+def moment(ns: int) -> datetime:
+    """A chunk column value (ns since the epoch) as a UTC datetime."""
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC)

@@ -20,7 +20,7 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, is_complete
 from perfwatch.domain.thresholds import ReferencePerformance, is_alert, threshold_for
 from perfwatch.errors import EstimationError, PerfwatchError
-from perfwatch.services.ingestion import FileOutcome, Intake, ingest_inbox, read_stored
+from perfwatch.services.ingestion import FileOutcome, gather, moment, read_stored, record
 from perfwatch.services.registry import (
     Champion,
     cbpe_columns,
@@ -55,20 +55,24 @@ def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> Cycle
     """Ingest every waiting batch of one model and estimate the chunks that changed."""
     report = CycleReport(model=model.name)
     with transaction(engine) as session:
-        record = queries.get_or_create_model(session=session, name=model.name)
-        assert record.id is not None
-        queries.interrupt_running_cycles(session=session, model_id=record.id)
-        cycle = Cycle(model_id=record.id)
+        stored_model = queries.get_or_create_model(session=session, name=model.name)
+        assert stored_model.id is not None
+        queries.interrupt_running_cycles(session=session, model_id=stored_model.id)
+        cycle = Cycle(model_id=stored_model.id)
         session.add(cycle)
     try:
         with _timed(report, "load"):
             ensure_initial_version(engine, settings, model)
             champion = load_champion(engine, model)
         with _timed(report, "ingest"):
-            intake = ingest_inbox(engine, settings, model, champion)
-            report.files = intake.files
-        with _timed(report, "estimate"):
-            report.chunks_estimated = estimate_changed_chunks(engine, model, champion, intake)
+            gathered = gather(engine, settings, model, champion)
+        try:  # CBPE runs while the new rows are still being written to disk
+            with _timed(report, "estimate"):
+                plan = plan_estimates(engine, model, champion, gathered.rows)
+        finally:  # the rows are recorded whatever happens to their estimation
+            with _timed(report, "record"):
+                report.files = record(engine, model, champion, gathered)
+        report.chunks_estimated = store_estimates(engine, plan)
         report.status = "ok"
     except PerfwatchError as exc:
         report.status, report.error = "failed", exc.message
@@ -102,14 +106,23 @@ def _finish(engine: Engine, cycle: Cycle, report: CycleReport) -> None:
 # -- estimation ---------------------------------------------------------------------------
 
 
-def estimate_changed_chunks(
-    engine: Engine, model: ModelSettings, champion: Champion, intake: Intake | None = None
-) -> int:
+@dataclass
+class EstimatePlan:
+    """CBPE's estimates of the chunks that changed, computed but not stored yet."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)  # NaN metrics on complete chunks
+    chunks: int = 0
+
+
+def plan_estimates(
+    engine: Engine, model: ModelSettings, champion: Champion, fresh: "pd.DataFrame | None"
+) -> EstimatePlan:
     """Estimate the chunks whose rows changed or that became complete since their estimate.
 
-    The work follows the new data, never the length of history. Rows that already got an
-    estimate are found by comparing stored row counts, so a cycle that died midway is
-    caught up by the next one.
+    `fresh` holds this cycle's rows, not recorded yet: they count as stored. The work
+    follows the new data, never the length of history. Chunks are found stale by
+    comparing row counts, so a cycle that died midway is caught up by the next one.
     """
     from perfwatch.ml import cbpe
 
@@ -119,6 +132,8 @@ def estimate_changed_chunks(
         stored = queries.chunk_row_counts(session=session, model_id=version.model_id)
         estimated = queries.estimated_chunks(session=session, version_id=version.id)
         newest = queries.watermark(session=session, model_id=version.model_id)
+    if fresh is not None and len(fresh):
+        newest = _add_fresh(stored, newest, fresh, model)
     stale = [
         start
         for start, (end, rows) in stored.items()
@@ -127,34 +142,56 @@ def estimate_changed_chunks(
         or (estimated[start][1] and is_complete(end, newest))
     ]
     if not stale:
-        return 0
-    rows = _chunk_rows(engine, model, version.model_id, stale, intake)
+        return EstimatePlan()
+    rows = _chunk_rows(engine, model, version.model_id, stale, fresh)
+    plan = EstimatePlan()
     estimates = cbpe.estimate(
         champion.estimator, rows, columns=cbpe_columns(model), metrics=model.metrics
     )
-    records, broken = [], []
     for estimate in estimates:
         provisional = not is_complete(estimate.chunk_end, newest)
         if estimate.value != estimate.value:  # NaN
             if not provisional:
-                broken.append(f"{estimate.metric} on {estimate.chunk_start:%Y-%m-%d %H:%M}")
+                plan.broken.append(f"{estimate.metric} on {estimate.chunk_start:%Y-%m-%d %H:%M}")
             continue
-        records.append(_record(model, champion, estimate, provisional))
+        plan.records.append(_estimate_row(model, champion, estimate, provisional))
+    plan.chunks = len({e.chunk_start for e in estimates})
+    return plan
+
+
+def store_estimates(engine: Engine, plan: EstimatePlan) -> int:
+    """Store the planned estimates; NaN on a complete chunk is an error, after the rest."""
     with transaction(engine) as session:
         queries.upsert(
             session=session,
             table=ChunkEstimate,
-            rows=records,
+            rows=plan.records,
             keys=("model_id", "version_id", "chunk_start", "metric"),
         )
-    if broken:
+    if plan.broken:
         raise EstimationError(
-            f"nannyml returned NaN for {len(broken)} complete chunk metric(s): "
-            + ", ".join(broken[:5]),
+            f"nannyml returned NaN for {len(plan.broken)} complete chunk metric(s): "
+            + ", ".join(plan.broken[:5]),
             hint="such chunks usually hold too few rows or a single predicted class; a longer"
             " chunk period helps",
         )
-    return len({e.chunk_start for e in estimates})
+    return plan.chunks
+
+
+def _add_fresh(
+    stored: dict[datetime, tuple[datetime, int]],
+    newest: datetime | None,
+    fresh: "pd.DataFrame",
+    model: ModelSettings,
+) -> datetime:
+    """Count this cycle's rows into the stored chunks; return the new data-time watermark."""
+    period = model.chunk_period
+    for ns, count in fresh.groupby(CHUNK_COLUMN).size().items():
+        start = moment(int(ns))
+        end, rows = stored.get(start, (period.end_of(start), 0))
+        stored[start] = (end, rows + int(count))
+    latest = fresh[model.timestamp_column].max().floor("us").to_pydatetime()
+    return latest if newest is None else max(newest, latest)
 
 
 def _chunk_rows(
@@ -162,25 +199,22 @@ def _chunk_rows(
     model: ModelSettings,
     model_id: int,
     stale: list[datetime],
-    intake: Intake | None,
+    fresh: "pd.DataFrame | None",
 ) -> "pd.DataFrame":
-    """All stored rows of the stale chunks; this cycle's own rows come from memory."""
+    """All rows of the stale chunks: recorded ones from disk, this cycle's from memory."""
     import pandas as pd
 
     columns = [model.score_column, model.prediction_column, model.timestamp_column]
     chunks = {int(start.timestamp()) * 1_000_000_000 for start in stale}
-    fresh = intake.rows if intake is not None and intake.rows is not None else None
-    skip = intake.batch_ids if intake is not None else set()
     with transaction(engine) as session:
-        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=stale)
-    older = [b for b in batches if b.id not in skip]
-    parts = [read_stored(older, columns, chunks)] if older else []
+        recorded = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=stale)
+    parts = [read_stored(recorded, columns, chunks)] if recorded else []
     if fresh is not None:
         parts.append(fresh.loc[fresh[CHUNK_COLUMN].isin(chunks), [*columns, CHUNK_COLUMN]])
     return pd.concat(parts, ignore_index=True)
 
 
-def _record(
+def _estimate_row(
     model: ModelSettings, champion: Champion, estimate: Any, provisional: bool
 ) -> dict[str, Any]:
     reference = champion.reference[estimate.metric]
