@@ -8,7 +8,6 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +124,6 @@ class ModelSettings(_Strict):
     def threshold_rule(self, metric: str) -> ThresholdRule:
         threshold = self.thresholds.get(metric)
         return threshold.rule() if threshold else ThresholdRule()
-
-    @property
-    def horizon(self) -> timedelta | None:
-        return parse_duration(self.label_horizon) if self.label_horizon else None
 
 
 class Webhook(_Strict):
