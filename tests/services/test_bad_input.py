@@ -260,3 +260,50 @@ def test_the_estimator_is_fitted_once_and_refused_when_changed(sqlite_workspace:
     report = cycle(ws)
     assert report.status == "failed" and "CBPE estimator" in report.error
     assert (ws.inbox / "wednesday.parquet").exists()
+
+
+def test_a_file_that_breaks_the_reader_is_quarantined_and_the_rest_goes_on(
+    sqlite_workspace: Workspace,
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ws = sqlite_workspace
+    ws.drop(one_day(0), "monday.parquet")
+    odd = pa.Table.from_pandas(one_day(1, seed=6), preserve_index=False)
+    variant = odd.schema.get_field_index("product_type")
+    nested = pa.array([{"code": "L", "line": 3}] * odd.num_rows)  # a struct, not a category
+    pq.write_table(odd.set_column(variant, "product_type", nested), ws.inbox / "odd.parquet")
+    report = cycle(ws)
+    assert report.status == "ok", report.error
+    assert {f.file_name: f.status for f in report.files} == {
+        "monday.parquet": "ingested",
+        "odd.parquet": "quarantined",
+    }
+    assert "product_type" in quarantined(ws, "odd.parquet")
+
+
+def test_an_unforeseen_reader_failure_quarantines_only_that_file(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from perfwatch.ingest import rows
+
+    ws = sqlite_workspace
+    ws.drop(one_day(0), "monday.parquet")
+    ws.drop(one_day(1, seed=6), "tuesday.parquet")
+    real = rows.read_batch
+
+    def flaky(path: Path, **kwargs: object) -> object:
+        if path.name == "tuesday.parquet":
+            raise MemoryError("injected fault")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(rows, "read_batch", flaky)
+    report = cycle(ws)
+    assert report.status == "ok", report.error
+    assert {f.file_name: f.status for f in report.files} == {
+        "monday.parquet": "ingested",
+        "tuesday.parquet": "quarantined",
+    }
+    reason = quarantined(ws, "tuesday.parquet")
+    assert "MemoryError: injected fault" in reason and "drop it again" in reason

@@ -45,7 +45,7 @@ def read_batch(path: Path, *, model: "ModelSettings", contract: Contract) -> "pa
                 hint=f"every row needs a {what}; fix the producer",
             )
     columns = {
-        model.id_column: _text(table.column(model.id_column)),
+        model.id_column: _text(table.column(model.id_column), model.id_column),
         model.timestamp_column: _timestamps(
             table.column(model.timestamp_column), model.timestamp_column
         ),
@@ -53,7 +53,7 @@ def read_batch(path: Path, *, model: "ModelSettings", contract: Contract) -> "pa
     for rule in contract.columns:
         values = table.column(rule.name)
         columns[rule.name] = (
-            _text(values) if rule.kind == "categorical" else _numbers(values, rule.name)
+            _text(values, rule.name) if rule.kind == "categorical" else _numbers(values, rule.name)
         )
     if model.score_column in table.column_names:
         columns[model.score_column] = _scores(table.column(model.score_column), model.score_column)
@@ -66,10 +66,18 @@ def read_batch(path: Path, *, model: "ModelSettings", contract: Contract) -> "pa
     return pa.table(columns)  # extra columns are accepted and ignored
 
 
-def _text(values: "pa.ChunkedArray") -> "pa.ChunkedArray":
+def _text(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     import pyarrow as pa
 
-    return values if values.type == pa.string() else values.cast(pa.string())
+    if values.type == pa.string():
+        return values
+    try:
+        return values.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise BatchRejected(
+            f"column {name!r} holds {values.type} values, not text or numbers",
+            hint=f"write {name!r} as a plain column of labels (strings)",
+        ) from None
 
 
 def _numbers(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":

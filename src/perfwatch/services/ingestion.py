@@ -151,6 +151,14 @@ def _check(file: _File, model: ModelSettings, champion: Champion) -> None:
     except BatchRejected as rejection:
         file.status = "quarantined"
         file.reason = rejection.message + (f" (hint: {rejection.hint})" if rejection.hint else "")
+    except Exception as exc:  # one odd file must not block the inbox, cycle after cycle
+        log.exception("%s: reading %s failed unexpectedly", model.name, file.path.name)
+        file.status = "quarantined"
+        file.reason = (
+            f"{file.path.name} could not be checked: {type(exc).__name__}: {exc}"
+            " (hint: fix the file and drop it again; if it looks right, report this"
+            " with the file: it may be a perfwatch bug)"
+        )
 
 
 @dataclass
