@@ -259,3 +259,22 @@ def test_run_without_once_runs_cycles_and_stops_warmly_on_sigterm(
         if daemon.poll() is None:
             daemon.kill()
     assert not list(ws.inbox.glob("*.parquet")), "the daemon ingested the inbox"
+
+
+def test_register_refuses_a_file_that_is_not_a_pickle(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    bogus = ws.root / "model.txt"
+    bogus.write_text("this is not a model\n")
+    assert perfwatch("init", config=ws.config).returncode == 0
+    result = perfwatch(
+        "register",
+        "press",
+        "--model",
+        str(bogus),
+        "--reference",
+        str(ws.root / "artifacts" / "reference.parquet"),
+        config=ws.config,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "error: cannot load the model file" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -15,11 +15,23 @@ DECISION_THRESHOLD = 0.5  # a served prediction is score >= this, like predict()
 
 
 def load_model(path: Path, sha256: str) -> Any:
-    """Load a joblib/pickle classifier after checking it is the registered file."""
+    """Load a registered classifier after checking it is still the registered file."""
+    verify(path, sha256, "model artifact")
+    return read_model(path)
+
+
+def read_model(path: Path) -> Any:
+    """Unpickle a joblib/pickle file; a file that is no pickle gets a clear error."""
     import joblib
 
-    verify(path, sha256, "model artifact")
-    return joblib.load(path)
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # unpickling fails in many ways: truncated, text, wrong Python
+        raise PerfwatchError(
+            f"cannot load the model file {path}: {type(exc).__name__}: {exc}",
+            hint="perfwatch loads a joblib/pickle file of an sklearn-compatible classifier,"
+            " written with the library versions in constraints.txt",
+        ) from None
 
 
 def check_classifier(model: Any, path: Path) -> None:

@@ -59,7 +59,7 @@ def register_version(
     from perfwatch.errors import BatchRejected
     from perfwatch.ingest.batch import prepare_reference, read_table
     from perfwatch.ml import cbpe
-    from perfwatch.ml.model import check_classifier, fill_scores, load_model
+    from perfwatch.ml.model import check_classifier, fill_scores, read_model
 
     for path, what in (
         (artifact, "model file"),
@@ -71,7 +71,7 @@ def register_version(
                 f"{what} {path} does not exist",
                 hint="check the path (relative paths are relative to the config)",
             )
-    classifier = load_model(artifact, sha256_file(artifact))
+    classifier = read_model(artifact)
     check_classifier(classifier, artifact)
     try:
         frame = read_table(reference)
