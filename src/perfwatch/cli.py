@@ -248,6 +248,11 @@ def demo(
 
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {scenario!r}", hint=f"one of {', '.join(SCENARIOS)}")
+    if workspace is not None and workspace.exists() and any(workspace.iterdir()):
+        raise ConfigError(
+            f"demo workspace {workspace} is not empty",
+            hint="name a new folder (or an empty one), or leave out --workspace",
+        )
     from perfwatch.render import demo_day, status_screen
 
     result = run_demo(

@@ -278,3 +278,10 @@ def test_register_refuses_a_file_that_is_not_a_pickle(sqlite_workspace: Workspac
     assert result.returncode == 1, result.stderr
     assert "error: cannot load the model file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_refuses_a_workspace_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "perfwatch.toml").write_text("# someone's deployment\n")
+    result = perfwatch("demo", "--workspace", str(tmp_path))
+    assert result.returncode == 2 and "is not empty" in result.stderr
+    assert (tmp_path / "perfwatch.toml").read_text() == "# someone's deployment\n"
