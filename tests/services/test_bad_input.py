@@ -307,3 +307,23 @@ def test_an_unforeseen_reader_failure_quarantines_only_that_file(
     }
     reason = quarantined(ws, "tuesday.parquet")
     assert "MemoryError: injected fault" in reason and "drop it again" in reason
+
+
+def test_a_moved_deployment_keeps_its_history(tmp_path: Path, artifacts: Path) -> None:
+    first = Workspace.create(tmp_path / "here", artifacts, "sqlite:///var/perfwatch.db")
+    first.drop_days(production(2))
+    assert cycle(first).status == "ok"
+    shutil.move(tmp_path / "here", tmp_path / "there")  # a new disk, a container volume
+    moved = Workspace(
+        tmp_path / "there", tmp_path / "there" / "perfwatch.toml", "sqlite:///var/perfwatch.db"
+    )
+    late = one_day(0, seed=9)
+    late["id"] = "late-" + late["id"]
+    moved.drop(late, "late-monday.parquet")  # re-estimating Monday reads its stored rows
+    report = cycle(moved)
+    assert report.status == "ok", report.error
+    monday = next(r for r in history(moved.engine(), "press") if r["metric"] == "roc_auc")
+    assert monday["rows"] == 1600
+    with transaction(moved.engine()) as session:
+        paths = [b.stored_path for b in session.exec(select(Batch)).all()]
+    assert paths and not any(Path(p).is_absolute() for p in paths)

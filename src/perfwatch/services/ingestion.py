@@ -27,7 +27,7 @@ from perfwatch.domain.chunks import CHUNK_COLUMN
 from perfwatch.errors import BatchRejected
 from perfwatch.files import move_into, sha256_file
 from perfwatch.ingest.batch import SUFFIXES
-from perfwatch.services.registry import Champion
+from perfwatch.services.registry import Champion, in_data_dir
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import Batch, BatchChunk, DataQualityFinding, utcnow
@@ -169,6 +169,7 @@ class _Rows:
     dropped: "pd.DataFrame"  # BATCH_COLUMN, CHUNK_COLUMN of rows dropped as repeated ids
     findings: list[Any]
     segment: Path
+    stored_path: str  # the segment, as the store records it (relative to data_dir)
     written: "Future[None]"
 
 
@@ -195,7 +196,9 @@ def _prepare(
         prediction_column=model.prediction_column,
         missing=combined.needs_scores,
     )
-    rows, stored_again = _drop_stored_ids(engine, model, champion.version.model_id, combined.rows)
+    rows, stored_again = _drop_stored_ids(
+        engine, model, champion.version.model_id, combined.rows, settings.data_dir
+    )
     hashes = [f.content_hash for f in accepted]
     segment = segment_path(settings, model, hashes)
     return _Rows(
@@ -205,13 +208,14 @@ def _prepare(
             rows, champion.contract, batch_column=BATCH_COLUMN, chunk_column=CHUNK_COLUMN
         ),
         segment=segment,
+        stored_path=in_data_dir(settings, segment),
         # Parquet encodes without the GIL: it is written while the inserts run
         written=_writer.submit(_write_segment, segment, model, rows, hashes),
     )
 
 
 def _drop_stored_ids(
-    engine: Engine, model: ModelSettings, model_id: int, rows: "pd.DataFrame"
+    engine: Engine, model: ModelSettings, model_id: int, rows: "pd.DataFrame", data_dir: Path
 ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """Drop rows whose id is already stored in the same chunk (a producer's retry)."""
     from perfwatch.ingest.rows import BATCH_COLUMN
@@ -223,7 +227,7 @@ def _drop_stored_ids(
         )
     if not earlier:
         return rows, rows.iloc[:0][[BATCH_COLUMN, CHUNK_COLUMN]]
-    stored = read_stored(earlier, [model.id_column], chunks)
+    stored = read_stored(earlier, [model.id_column], chunks, data_dir)
     seen = rows[model.id_column].isin(set(stored[model.id_column])).to_numpy()
     return rows.loc[~seen].reset_index(drop=True), rows.loc[seen, [BATCH_COLUMN, CHUNK_COLUMN]]
 
@@ -279,7 +283,7 @@ def _record_batches(
             "rows_dropped": int(repeats.get(index, 0)),
             "data_start": None,
             "data_end": None,
-            "stored_path": str(prepared.segment),
+            "stored_path": prepared.stored_path,
             "ingested_at": utcnow(),
         }
         if index in spans.index:  # else every row repeated an id already stored
@@ -373,12 +377,14 @@ def _settle(file: _File, model: ModelSettings, decided: Any) -> FileOutcome:
     )
 
 
-def read_stored(batches: Any, columns: list[str], chunks: set[int]) -> "pd.DataFrame":
+def read_stored(
+    batches: Any, columns: list[str], chunks: set[int], data_dir: Path
+) -> "pd.DataFrame":
     """The stored rows of these batches that fall into these chunks (ns starts)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
-    paths = sorted({b.stored_path for b in batches if b.stored_path})
+    paths = sorted({data_dir / b.stored_path for b in batches if b.stored_path})
     filters = [(CHUNK_COLUMN, "in", sorted(chunks))]
     tables = [
         pq.read_table(path, columns=[*columns, CHUNK_COLUMN], filters=filters) for path in paths

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -63,7 +64,7 @@ def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> Cycle
     try:
         with _timed(report, "load"):
             ensure_initial_version(engine, settings, model)
-            champion = load_champion(engine, model)
+            champion = load_champion(engine, settings, model)
         with _timed(report, "ingest"):
             gathered = gather(engine, settings, model, champion)
         try:  # CBPE runs while the new rows are still being written to disk
@@ -143,7 +144,7 @@ def plan_estimates(
     ]
     if not stale:
         return EstimatePlan()
-    rows = _chunk_rows(engine, model, version.model_id, stale, fresh)
+    rows = _chunk_rows(engine, model, version.model_id, stale, fresh, champion.data_dir)
     plan = EstimatePlan()
     estimates = cbpe.estimate(
         champion.estimator, rows, columns=cbpe_columns(model), metrics=model.metrics
@@ -200,6 +201,7 @@ def _chunk_rows(
     model_id: int,
     stale: list[datetime],
     fresh: "pd.DataFrame | None",
+    data_dir: Path,
 ) -> "pd.DataFrame":
     """All rows of the stale chunks: recorded ones from disk, this cycle's from memory."""
     import pandas as pd
@@ -208,7 +210,7 @@ def _chunk_rows(
     chunks = {int(start.timestamp()) * 1_000_000_000 for start in stale}
     with transaction(engine) as session:
         recorded = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=stale)
-    parts = [read_stored(recorded, columns, chunks)] if recorded else []
+    parts = [read_stored(recorded, columns, chunks, data_dir)] if recorded else []
     if fresh is not None:
         parts.append(fresh.loc[fresh[CHUNK_COLUMN].isin(chunks), [*columns, CHUNK_COLUMN]])
     return pd.concat(parts, ignore_index=True)

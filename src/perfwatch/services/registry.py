@@ -32,17 +32,23 @@ class Champion:
     estimator: Any
     contract: Contract
     reference: dict[str, ReferenceMetric]
+    data_dir: Path  # paths in the store are relative to it
 
     @cached_property
     def model(self) -> Any:
         """The classifier, loaded (hash checked) only when a row needs scoring."""
         from perfwatch.ml.model import load_model
 
-        return load_model(Path(self.version.artifact_path), self.version.artifact_sha256)
+        return load_model(self.data_dir / self.version.artifact_path, self.version.artifact_sha256)
 
 
 def model_dir(settings: Settings, name: str) -> Path:
     return settings.data_dir / "models" / name
+
+
+def in_data_dir(settings: Settings, path: Path) -> str:
+    """How the store records a file under data_dir: relative to it, so the folder can move."""
+    return path.relative_to(settings.data_dir).as_posix()
 
 
 def register_version(
@@ -109,13 +115,13 @@ def register_version(
             version=number,
             status="champion",
             source=source,
-            artifact_path=str(folder / "model.joblib"),
+            artifact_path=in_data_dir(settings, folder / "model.joblib"),
             artifact_sha256=sha256_file(folder / "model.joblib"),
-            reference_path=str(folder / "reference.parquet"),
+            reference_path=in_data_dir(settings, folder / "reference.parquet"),
             reference_sha256=sha256_file(folder / "reference.parquet"),
             training_path=str(training_data) if training_data else None,
             training_sha256=sha256_file(training_data) if training_data else None,
-            estimator_path=str(folder / "cbpe.pkl"),
+            estimator_path=in_data_dir(settings, folder / "cbpe.pkl"),
             estimator_sha256=sha256_file(folder / "cbpe.pkl"),
             contract=contract.to_json(),
         )
@@ -165,7 +171,7 @@ def ensure_initial_version(engine: Engine, settings: Settings, model: ModelSetti
     )
 
 
-def load_champion(engine: Engine, model: ModelSettings) -> Champion:
+def load_champion(engine: Engine, settings: Settings, model: ModelSettings) -> Champion:
     """The champion's artifact and estimator, each loaded only if its hash still matches."""
     from perfwatch.ml import cbpe
 
@@ -179,15 +185,16 @@ def load_champion(engine: Engine, model: ModelSettings) -> Champion:
             )
         assert version.id is not None
         reference = queries.reference_metrics(session=session, version_id=version.id)
-    estimator_path = Path(version.estimator_path)
+    estimator_path = settings.data_dir / version.estimator_path
     verify(estimator_path, version.estimator_sha256, "CBPE estimator")
     # checked now, even when every row arrives scored and the model is never unpickled
-    verify(Path(version.artifact_path), version.artifact_sha256, "model artifact")
+    verify(settings.data_dir / version.artifact_path, version.artifact_sha256, "model artifact")
     return Champion(
         version=version,
         estimator=cbpe.loads(estimator_path.read_bytes()),
         contract=Contract.from_json(version.contract),
         reference=reference,
+        data_dir=settings.data_dir,
     )
 
 
