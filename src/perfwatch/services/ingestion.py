@@ -168,7 +168,6 @@ class _Rows:
     rows: "pd.DataFrame"
     dropped: "pd.DataFrame"  # BATCH_COLUMN, CHUNK_COLUMN of rows dropped as repeated ids
     findings: list[Any]
-    segment: Path
     stored_path: str  # the segment, as the store records it (relative to data_dir)
     written: "Future[None]"
 
@@ -207,7 +206,6 @@ def _prepare(
         findings=soft_findings(
             rows, champion.contract, batch_column=BATCH_COLUMN, chunk_column=CHUNK_COLUMN
         ),
-        segment=segment,
         stored_path=in_data_dir(settings, segment),
         # Parquet encodes without the GIL: it is written while the inserts run
         written=_writer.submit(_write_segment, segment, model, rows, hashes),
