@@ -11,8 +11,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from perfwatch.errors import BatchRejected
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -74,32 +72,6 @@ def derive_contract(
                 )
             )
     return Contract(rules)
-
-
-def enforce_types(frame: "pd.DataFrame", contract: Contract) -> "pd.DataFrame":
-    """Coerce features to their contract types; reject the batch if a number does not parse."""
-    import pandas as pd
-
-    for rule in contract.columns:
-        column = frame[rule.name]
-        if rule.kind == "categorical":
-            frame[rule.name] = column.astype("string").astype(object).where(column.notna(), None)
-            continue
-        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            frame[rule.name] = column.astype("float64")
-            continue
-        parsed = pd.to_numeric(column, errors="coerce")
-        bad = column.notna() & parsed.isna()
-        if bad.any():
-            first = int(bad.to_numpy().nonzero()[0][0])
-            raise BatchRejected(
-                f"column {rule.name!r} holds text where numbers are expected"
-                f" ({int(bad.sum())} rows, first at row {first + 1}: {str(column.iloc[first])!r})",
-                hint=f"fix the producer so {rule.name!r} is numeric, then drop the corrected"
-                " file into the inbox again",
-            )
-        frame[rule.name] = parsed.astype("float64")
-    return frame
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Production batches: each file is read and checked alone, the rows are worked on together.
+"""Production batches (and reference sets): each file is read and checked alone, the rows
+of a cycle are worked on together.
 
 The hard rules are checked per file at the Arrow level (column names, null counts,
 types, the range of served scores), which is cheap and keeps every rejection
@@ -27,42 +28,87 @@ BATCH_COLUMN = "__batch"  # which file of the cycle a row came from (its positio
 UTC_NS = ("ns", "UTC")
 
 
-def read_batch(path: Path, *, model: "ModelSettings", contract: Contract) -> "pa.Table":
-    """Read one file and apply the hard rules; return its columns in their final types."""
+def read_batch(path: Path, *, model: "ModelSettings") -> "pa.Table":
+    """Read one production file and apply the hard rules; return its typed columns."""
     table = read_arrow(path)
-    required = [model.id_column, model.timestamp_column, *model.features]
+    _require_columns(
+        table,
+        [model.id_column, model.timestamp_column, *model.features],
+        hint=f"every batch needs {model.id_column!r}, {model.timestamp_column!r} and the"
+        " model's features; fix the producer or the model's 'features' in the config",
+    )
+    _require_values(table, model.id_column, "id")
+    return _typed(
+        table, model, {model.id_column: _text(table.column(model.id_column), model.id_column)}
+    )
+
+
+def read_reference(path: Path, *, model: "ModelSettings") -> tuple["pd.DataFrame", Contract]:
+    """Read a labeled reference set under the same rules as batches, plus a binary target
+    with both classes; learn the validation contract from it."""
+    from perfwatch.ingest.contract import derive_contract
+
+    table = read_arrow(path)
+    _require_columns(
+        table,
+        [model.timestamp_column, model.target, *model.features],
+        hint="the reference is labeled production-like data: it needs the features, the"
+        " target and the timestamp column",
+    )
+    rows = _typed(
+        table, model, {model.target: _numbers(table.column(model.target), model.target)}
+    ).to_pandas()
+    targets = set(rows[model.target].dropna().unique().tolist())
+    if not targets <= {0, 1} or len(targets) < 2 or rows[model.target].isna().any():
+        raise BatchRejected(
+            f"the reference target {model.target!r} must hold 0 and 1 only, both present"
+            f" (found {sorted(map(str, targets))[:5]})",
+            hint="encode the positive class (failure) as 1",
+        )
+    rows[model.target] = rows[model.target].astype("int64")
+    assign_chunks(rows, model.timestamp_column, model.chunk_period)
+    return rows, derive_contract(rows, features=model.features, categorical=model.categorical)
+
+
+def _require_columns(table: "pa.Table", required: list[str], *, hint: str) -> None:
     missing = [c for c in required if c not in table.column_names]
     if missing:
         raise BatchRejected(
             f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
-            hint=f"every batch needs {model.id_column!r}, {model.timestamp_column!r} and the"
-            " model's features; fix the producer or the model's 'features' in the config",
+            hint=hint,
         )
-    for column, what in ((model.id_column, "id"), (model.timestamp_column, "timestamp")):
-        if table.column(column).null_count:
-            raise BatchRejected(
-                f"{table.column(column).null_count} rows have no {what} ({column!r} is empty)",
-                hint=f"every row needs a {what}; fix the producer",
-            )
-    columns = {
-        model.id_column: _text(table.column(model.id_column), model.id_column),
-        model.timestamp_column: _timestamps(
-            table.column(model.timestamp_column), model.timestamp_column
-        ),
-    }
-    for rule in contract.columns:
-        values = table.column(rule.name)
-        columns[rule.name] = (
-            _text(values, rule.name) if rule.kind == "categorical" else _numbers(values, rule.name)
+
+
+def _require_values(table: "pa.Table", column: str, what: str) -> None:
+    if table.column(column).null_count:
+        raise BatchRejected(
+            f"{table.column(column).null_count} rows have no {what} ({column!r} is empty)",
+            hint=f"every row needs a {what}; fix the producer",
         )
+
+
+def _typed(
+    table: "pa.Table", model: "ModelSettings", columns: dict[str, "pa.ChunkedArray"]
+) -> "pa.Table":
+    """Timestamps, features and served outputs in their final types, added to `columns`.
+
+    The one place the typing rules live, for batches and reference sets alike.
+    """
+    import pyarrow as pa
+
+    _require_values(table, model.timestamp_column, "timestamp")
+    columns[model.timestamp_column] = _timestamps(
+        table.column(model.timestamp_column), model.timestamp_column
+    )
+    for name in model.features:
+        values = table.column(name)
+        columns[name] = _text(values, name) if name in model.categorical else _numbers(values, name)
     if model.score_column in table.column_names:
         columns[model.score_column] = _scores(table.column(model.score_column), model.score_column)
     if model.prediction_column in table.column_names:
         columns[model.prediction_column] = _numbers(
             table.column(model.prediction_column), model.prediction_column
         )
-    import pyarrow as pa
-
     return pa.table(columns)  # extra columns are accepted and ignored
 
 

@@ -146,7 +146,7 @@ def _check(file: _File, model: ModelSettings, champion: Champion) -> None:
     from perfwatch.ingest.rows import read_batch
 
     try:
-        file.table = read_batch(file.path, model=model, contract=champion.contract)
+        file.table = read_batch(file.path, model=model)
         file.status = "ingested"
     except BatchRejected as rejection:
         file.status = "quarantined"

@@ -63,7 +63,7 @@ def register_version(
 ) -> ModelVersion:
     """Verify and store a new version, fit CBPE on its reference, and make it the champion."""
     from perfwatch.errors import BatchRejected
-    from perfwatch.ingest.batch import prepare_reference, read_table
+    from perfwatch.ingest.rows import read_reference
     from perfwatch.ml import cbpe
     from perfwatch.ml.model import check_classifier, fill_scores, read_model
 
@@ -80,8 +80,7 @@ def register_version(
     classifier = read_model(artifact)
     check_classifier(classifier, artifact)
     try:
-        frame = read_table(reference)
-        rows, contract = prepare_reference(frame, model=model)
+        rows, contract = read_reference(reference, model=model)
     except BatchRejected as exc:
         raise PerfwatchError(f"reference set {reference}: {exc.message}", hint=exc.hint) from None
     missing = rows[model.score_column].isna() if model.score_column in rows.columns else None
