@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,15 @@ def perfwatch(
     return subprocess.run(
         command + list(args), capture_output=True, text=True, env=environment, cwd=cwd, timeout=300
     )
+
+
+def minimal_config(folder: Path, extra: str = "") -> Path:
+    """A valid config with one model and no files: enough for errors before any cycle."""
+    config = folder / "perfwatch.toml"
+    config.write_text(
+        '[[models]]\nname = "m"\ntarget = "y"\nfeatures = ["a"]\ninbox = "i"\n' + extra
+    )
+    return config
 
 
 def test_init_run_status_history(workspace: Workspace) -> None:
@@ -119,10 +129,7 @@ def test_status_never_imports_heavy_libraries(sqlite_workspace: Workspace) -> No
 
 
 def test_a_misspelled_config_key_exits_2_with_error_and_hint(tmp_path: Path) -> None:
-    config = tmp_path / "perfwatch.toml"
-    config.write_text(
-        '[[models]]\nname = "m"\ntarget = "y"\nfeatures = ["a"]\ninbox = "i"\nchunck = "1D"\n'
-    )
+    config = minimal_config(tmp_path, extra='chunck = "1D"\n')
     result = perfwatch("status", config=config)
     assert result.returncode == 2
     assert "error:" in result.stderr and "unknown key 'models[0].chunck'" in result.stderr
@@ -131,8 +138,7 @@ def test_a_misspelled_config_key_exits_2_with_error_and_hint(tmp_path: Path) -> 
 
 
 def test_an_unreachable_store_is_reported_without_its_password(tmp_path: Path) -> None:
-    config = tmp_path / "perfwatch.toml"
-    config.write_text('[[models]]\nname = "m"\ntarget = "y"\nfeatures = ["a"]\ninbox = "i"\n')
+    config = minimal_config(tmp_path)
     secret = "postgresql+psycopg://perfwatch:hunter2-secret@127.0.0.1:1/perfwatch"
     result = perfwatch("status", config=config, env={"PERFWATCH_STORE": secret})
     assert result.returncode == 1
@@ -158,8 +164,7 @@ def test_init_writes_the_example_config_then_creates_the_store(tmp_path: Path) -
 
 
 def test_status_before_init_says_how_to_fix(tmp_path: Path) -> None:
-    config = tmp_path / "perfwatch.toml"
-    config.write_text('[[models]]\nname = "m"\ntarget = "y"\nfeatures = ["a"]\ninbox = "i"\n')
+    config = minimal_config(tmp_path)
     result = perfwatch("status", config=config)
     assert result.returncode == 1 and "no perfwatch schema" in result.stderr
     assert "hint: run `perfwatch init`" in result.stderr
@@ -193,22 +198,42 @@ def test_register_adds_a_version(sqlite_workspace: Workspace) -> None:
     assert status["champion_version"] == 2
 
 
-def test_register_refuses_a_file_that_is_no_classifier(sqlite_workspace: Workspace) -> None:
+def _joblib_dict(path: Path) -> None:
     import joblib
 
-    bogus = sqlite_workspace.root / "bogus.joblib"
-    joblib.dump({"not": "a model"}, bogus)
-    result = perfwatch("init", config=sqlite_workspace.config)
+    joblib.dump({"not": "a model"}, path)
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (_joblib_dict, "has no predict_proba"),
+        (
+            lambda path: path.write_text("this is not a model\n"),
+            "error: cannot load the model file",
+        ),
+    ],
+    ids=["not-a-classifier", "not-a-pickle"],
+)
+def test_register_refuses_a_file_that_is_no_model(
+    sqlite_workspace: Workspace, write: Any, message: str
+) -> None:
+    ws = sqlite_workspace
+    bogus = ws.root / "bogus.joblib"
+    write(bogus)
+    assert perfwatch("init", config=ws.config).returncode == 0
     result = perfwatch(
         "register",
         "press",
         "--model",
         str(bogus),
         "--reference",
-        str(sqlite_workspace.root / "artifacts" / "reference.parquet"),
-        config=sqlite_workspace.config,
+        str(ws.root / "artifacts" / "reference.parquet"),
+        config=ws.config,
     )
-    assert result.returncode == 1 and "has no predict_proba" in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_demo_shows_the_drop_the_alert_and_the_quarantine(tmp_path: Path) -> None:
@@ -259,25 +284,6 @@ def test_run_without_once_runs_cycles_and_stops_warmly_on_sigterm(
         if daemon.poll() is None:
             daemon.kill()
     assert not list(ws.inbox.glob("*.parquet")), "the daemon ingested the inbox"
-
-
-def test_register_refuses_a_file_that_is_not_a_pickle(sqlite_workspace: Workspace) -> None:
-    ws = sqlite_workspace
-    bogus = ws.root / "model.txt"
-    bogus.write_text("this is not a model\n")
-    assert perfwatch("init", config=ws.config).returncode == 0
-    result = perfwatch(
-        "register",
-        "press",
-        "--model",
-        str(bogus),
-        "--reference",
-        str(ws.root / "artifacts" / "reference.parquet"),
-        config=ws.config,
-    )
-    assert result.returncode == 1, result.stderr
-    assert "error: cannot load the model file" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 def test_demo_refuses_a_workspace_that_is_not_empty(tmp_path: Path) -> None:
