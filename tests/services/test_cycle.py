@@ -26,6 +26,14 @@ def cycle(ws: Workspace, engine: object = None):
     return report
 
 
+def champion_reference(engine: object) -> dict[str, object]:
+    """The champion's reference figures per metric, as the store holds them."""
+    with transaction(engine) as session:
+        model = queries.find_model(session=session, name="press")
+        version = queries.champion(session=session, model_id=model.id)
+        return queries.reference_metrics(session=session, version_id=version.id)
+
+
 def test_first_cycle_registers_version_1_and_estimates_every_chunk(workspace: Workspace) -> None:
     workspace.drop_days(production(5))
     engine = workspace.engine()
@@ -133,10 +141,7 @@ def test_configured_thresholds(
     ws.drop_days(production(3))
     engine = ws.engine()
     cycle(ws, engine)
-    with transaction(engine) as session:
-        model = queries.find_model(session=session, name="press")
-        version = queries.champion(session=session, model_id=model.id)
-        reference = queries.reference_metrics(session=session, version_id=version.id)
+    reference = champion_reference(engine)
     rows = [r for r in history(engine, "press") if r["metric"] == "roc_auc"]
     want = expected(reference["roc_auc"].value)
     assert [r["threshold"] for r in rows] == pytest.approx([want] * len(rows))
@@ -149,10 +154,7 @@ def test_default_threshold_is_nannymls_reference_band(sqlite_workspace: Workspac
     sqlite_workspace.drop_days(production(2))
     engine = sqlite_workspace.engine()
     cycle(sqlite_workspace, engine)
-    with transaction(engine) as session:
-        model = queries.find_model(session=session, name="press")
-        version = queries.champion(session=session, model_id=model.id)
-        band = queries.reference_metrics(session=session, version_id=version.id)
+    band = champion_reference(engine)
     rows = history(engine, "press")
     for row in rows:
         assert row["threshold"] == pytest.approx(band[row["metric"]].band_lower)
