@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
@@ -23,24 +24,22 @@ if TYPE_CHECKING:
 
 @contextmanager
 def quiet_nannyml() -> Iterator[Any]:
-    """Import nannyml with telemetry off and its warning spam muted; yield the module.
-
-    The filters are installed once and stay: warnings.catch_warnings() swaps the
-    process-wide filter list and is not thread-safe (rows are written on a thread while
-    CBPE runs). They name nannyml and the warnings it causes, nothing else.
-    """
+    """Import nannyml with telemetry off and its warning spam muted; yield the module."""
     os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
-    if not _muted:
-        warnings.filterwarnings("ignore", module=r"nannyml(\.|$)")
-        warnings.filterwarnings("ignore", message="The resulting number of chunks is too low")
-        warnings.filterwarnings("ignore", message=".*inplace.*", category=DeprecationWarning)
-        _muted.append(True)
+    _mute_nannyml()
     import nannyml
 
     yield nannyml
 
 
-_muted: list[bool] = []
+@cache
+def _mute_nannyml() -> None:
+    """Filters installed once and left in place: warnings.catch_warnings() swaps the
+    process-wide filter list and is not thread-safe (rows are written on a thread while
+    CBPE runs). They name nannyml and the warnings it causes, nothing else."""
+    warnings.filterwarnings("ignore", module=r"nannyml(\.|$)")
+    warnings.filterwarnings("ignore", message="The resulting number of chunks is too low")
+    warnings.filterwarnings("ignore", message=".*inplace.*", category=DeprecationWarning)
 
 
 @dataclass(frozen=True)

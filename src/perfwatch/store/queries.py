@@ -56,10 +56,6 @@ def find_model(*, session: Session, name: str) -> Model | None:
     return session.exec(select(Model).where(Model.name == name)).first()
 
 
-def list_models(*, session: Session) -> Sequence[Model]:
-    return session.exec(select(Model).order_by(Model.name)).all()
-
-
 def champion(*, session: Session, model_id: int) -> ModelVersion | None:
     return session.exec(
         select(ModelVersion).where(
