@@ -34,6 +34,7 @@ from perfwatch.store.tables import Batch, BatchChunk, DataQualityFinding, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-segment")
@@ -207,8 +208,9 @@ def _prepare(
             rows, champion.contract, batch_column=BATCH_COLUMN, chunk_column=CHUNK_COLUMN
         ),
         stored_path=in_data_dir(settings, segment),
-        # Parquet encodes without the GIL: it is written while the inserts run
-        written=_writer.submit(_write_segment, segment, model, rows, hashes),
+        # converted here, encoded on the writer thread: Parquet encoding releases the GIL,
+        # so the file is written on the other core while CBPE and the inserts run
+        written=_writer.submit(_write_segment, segment, model, _segment_table(model, rows, hashes)),
     )
 
 
@@ -236,25 +238,31 @@ def segment_path(settings: Settings, model: ModelSettings, content_hashes: list[
     return settings.data_dir / "batches" / model.name / f"{name}.parquet"
 
 
-def _write_segment(
-    target: Path, model: ModelSettings, rows: "pd.DataFrame", content_hashes: list[str]
-) -> None:
-    """Write the cycle's rows as one Parquet file, each row tagged with its batch's hash."""
-    import pandas as pd
+def _segment_table(
+    model: ModelSettings, rows: "pd.DataFrame", content_hashes: list[str]
+) -> "pa.Table":
+    """The cycle's rows as Arrow, each row tagged with its batch's content hash."""
+    import pyarrow as pa
+
+    from perfwatch.ingest.rows import BATCH_COLUMN
+
+    table = pa.Table.from_pandas(rows.drop(columns=BATCH_COLUMN), preserve_index=False)
+    tags = pa.DictionaryArray.from_arrays(
+        pa.array(rows[BATCH_COLUMN].to_numpy()), pa.array(content_hashes)
+    )
+    return table.append_column(BATCH_COLUMN, tags)
+
+
+def _write_segment(target: Path, model: ModelSettings, table: "pa.Table") -> None:
+    """Write the cycle's rows as one Parquet file, atomically (hidden name, then rename)."""
+    import pyarrow.parquet as pq
 
     from perfwatch.ingest.rows import BATCH_COLUMN
 
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
-    tagged = rows.assign(
-        **{
-            BATCH_COLUMN: pd.Categorical.from_codes(
-                rows[BATCH_COLUMN].to_numpy(), categories=content_hashes
-            )
-        }
-    )
     # dictionary encoding only pays for categories: on ids and floats it doubles write time
-    tagged.to_parquet(temporary, index=False, use_dictionary=[*model.categorical, BATCH_COLUMN])
+    pq.write_table(table, temporary, use_dictionary=[*model.categorical, BATCH_COLUMN])
     temporary.replace(target)
 
 
