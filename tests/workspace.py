@@ -30,6 +30,7 @@ features = {features}
 categorical = ["product_type"]
 metrics = ["roc_auc", "f1", "recall"]
 inbox = "inbox"
+labels_inbox = "labels"
 initial_model = "artifacts/model.joblib"
 reference = "artifacts/reference.parquet"
 training_data = "artifacts/train.parquet"
@@ -62,12 +63,13 @@ def production(
     seed: int = 5,
     start_day: int = 0,
     shift_day: int | None = None,
+    runs_per_day: int = RUNS_PER_DAY,
 ) -> pd.DataFrame:
     """Simulated production rows, `days` days from PRODUCTION_START (+ start_day)."""
     return simulate_days(
         start=PRODUCTION_START + timedelta(days=start_day),
         days=days,
-        runs_per_day=RUNS_PER_DAY,
+        runs_per_day=runs_per_day,
         machines=10,
         seed=seed,
         scenario=scenario,
@@ -93,6 +95,14 @@ class Workspace:
     @property
     def inbox(self) -> Path:
         return self.root / "inbox"
+
+    @property
+    def labels(self) -> Path:
+        return self.root / "labels"
+
+    def drop_labels(self, frame: pd.DataFrame, name: str) -> Path:
+        """A label file: the rows' id and target (and any other columns given)."""
+        return write_frame(frame, self.labels / name)
 
     def settings(self) -> Settings:
         return load_settings(self.config, environ={})

@@ -59,6 +59,11 @@ class RetrainSettings(_Strict):
     _durations = field_validator("cooldown", "window")(_duration)
 
 
+class ConceptDriftSettings(_Strict):
+    consecutive: int = Field(default=2, ge=1)
+    sigmas: float = Field(default=3.0, gt=0)
+
+
 class ModelSettings(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     id_column: str = "id"
@@ -76,12 +81,16 @@ class ModelSettings(_Strict):
     initial_model: Path | None = None
     reference: Path | None = None
     training_data: Path | None = None
+    label_time_column: str = "label_time"
     min_label_coverage: float = Field(default=0.9, gt=0, le=1)
     label_horizon: str | None = None
+    label_window: str = "90D"
+    label_grace: str = "3D"
     thresholds: dict[str, Threshold] = {}
+    concept_drift: ConceptDriftSettings = ConceptDriftSettings()
     retrain: RetrainSettings = RetrainSettings()
 
-    _durations = field_validator("label_horizon")(_duration)
+    _durations = field_validator("label_horizon", "label_window", "label_grace")(_duration)
 
     @field_validator("chunk")
     @classmethod

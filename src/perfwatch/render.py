@@ -25,13 +25,14 @@ def status_screen(item: dict[str, Any]) -> RenderableType:
         parts.append(_estimate_table("latest complete chunk", complete))
     if latest is not None and latest["provisional"]:
         parts.append(_estimate_table("current chunk (incomplete: never alerts)", latest))
+    if item["latest_realized"] is not None:
+        parts.append(_realized_table(item["latest_realized"]))
+    if item["labels"] is not None:
+        parts.append(_labels_line(item["labels"]))
     if item["alerts"]:
         parts.append(Text("open alerts", style="bold red"))
         parts += [
-            Text(
-                f"  {a['kind']} · {a['metric']} · {_day(a['chunk_start'])}: {a['message']}",
-                style="red",
-            )
+            Text(f"  {a['kind']} · {a['subject']}: {a['message']}", style="red")
             for a in item["alerts"]
         ]
     if item["data_quality"]:
@@ -88,11 +89,57 @@ def _estimate_table(title: str, estimate: dict[str, Any]) -> RenderableType:
     return Group(caption, table)
 
 
+def _realized_table(realized: dict[str, Any]) -> RenderableType:
+    coverage = realized["label_coverage"]
+    caption = Text(
+        f"latest labeled chunk: {_day(realized['chunk_start'])} → {_day(realized['chunk_end'])}"
+        f" · {realized['labeled_rows']:,} labeled rows"
+        + (f" ({coverage:.0%} coverage)" if coverage is not None else ""),
+        style="bold",
+    )
+    table = Table(expand=False)
+    for column in ("metric", "realized", "estimated", "difference", "concept impact", "verdict"):
+        table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
+    for metric, figures in realized["metrics"].items():
+        if figures["concept_drift"]:
+            verdict = "[red]CONCEPT DRIFT[/]"
+        elif figures["out_of_band"]:
+            verdict = "[yellow]outside the band[/]"
+        else:
+            verdict = "as estimated"
+        table.add_row(
+            metric,
+            _num(figures["value"]),
+            _num(figures["estimated"]),
+            "–" if figures["magnitude"] is None else f"{figures['magnitude']:+.3f}",
+            "–" if figures["impact"] is None else f"{figures['impact']:+.3f}",
+            verdict,
+        )
+    return Group(caption, table)
+
+
+def _labels_line(labels: dict[str, Any]) -> Text:
+    newest = labels["newest_chunk"]
+    parts = [f"labels: {labels['stored']:,} stored, {labels['held']:,} held (row not seen yet)"]
+    if labels["conflicts"]:
+        parts.append(f"{labels['conflicts']} conflicting (recorded, not applied)")
+    if labels["files_quarantined"]:
+        parts.append(f"{labels['files_quarantined']} label file(s) quarantined")
+    if newest is not None and newest["label_coverage"] is not None:
+        state = "mature" if newest["mature"] else "not mature yet"
+        parts.append(
+            f"newest labeled chunk {_day(newest['chunk_start'])}:"
+            f" {newest['label_coverage']:.0%} covered, {state}"
+        )
+    return Text(" · ".join(parts))
+
+
 def history_table(model: str, rows: list[dict[str, Any]]) -> RenderableType:
     if not rows:
         return Text(f"{model}: no estimates yet")
     table = Table(title=f"{model}: history", title_justify="left")
-    for column in ("chunk", "version", "metric", "estimated", "band", "threshold", "state"):
+    columns = ("chunk", "version", "metric", "estimated", "band", "threshold", "state")
+    for column in (*columns, "realized", "coverage", "concept"):
         table.add_column(column)
     for row in rows:
         state = "[red]ALERT[/]" if row["alert"] else ("provisional" if row["provisional"] else "ok")
@@ -104,6 +151,9 @@ def history_table(model: str, rows: list[dict[str, Any]]) -> RenderableType:
             f"{_num(row['lower'])}–{_num(row['upper'])}",
             _num(row["threshold"]),
             state,
+            _num(row["realized"]),
+            "–" if row["label_coverage"] is None else f"{row['label_coverage']:.0%}",
+            "[red]DRIFT[/]" if row["concept_drift"] else ("–" if row["realized"] is None else "ok"),
         )
     return table
 

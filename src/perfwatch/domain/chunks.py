@@ -52,3 +52,9 @@ def is_complete(chunk_end: datetime, watermark: datetime | None) -> bool:
     newer exist, so the producer has moved past the chunk.
     """
     return watermark is not None and watermark >= chunk_end
+
+
+def is_mature(chunk_end: datetime, watermark: datetime | None, horizon: timedelta | None) -> bool:
+    """A chunk's labels are final once data time has passed its end by the label horizon
+    (in predictive maintenance a "no failure" is only true once the horizon has passed)."""
+    return is_complete(chunk_end + horizon if horizon else chunk_end, watermark)

@@ -31,15 +31,15 @@ UTC_NS = ("ns", "UTC")
 def read_batch(path: Path, *, model: "ModelSettings") -> "pa.Table":
     """Read one production file and apply the hard rules; return its typed columns."""
     table = read_arrow(path)
-    _require_columns(
+    require_columns(
         table,
         [model.id_column, model.timestamp_column, *model.features],
         hint=f"every batch needs {model.id_column!r}, {model.timestamp_column!r} and the"
         " model's features; fix the producer or the model's 'features' in the config",
     )
-    _require_values(table, model.id_column, "id")
+    require_values(table, model.id_column, "id")
     return _typed(
-        table, model, {model.id_column: _text(table.column(model.id_column), model.id_column)}
+        table, model, {model.id_column: as_text(table.column(model.id_column), model.id_column)}
     )
 
 
@@ -49,14 +49,14 @@ def read_reference(path: Path, *, model: "ModelSettings") -> tuple["pd.DataFrame
     from perfwatch.ingest.contract import derive_contract
 
     table = read_arrow(path)
-    _require_columns(
+    require_columns(
         table,
         [model.timestamp_column, model.target, *model.features],
         hint="the reference is labeled production-like data: it needs the features, the"
         " target and the timestamp column",
     )
     rows = _typed(
-        table, model, {model.target: _numbers(table.column(model.target), model.target)}
+        table, model, {model.target: as_numbers(table.column(model.target), model.target)}
     ).to_pandas()
     targets = set(rows[model.target].dropna().unique().tolist())
     if not targets <= {0, 1} or len(targets) < 2 or rows[model.target].isna().any():
@@ -70,7 +70,7 @@ def read_reference(path: Path, *, model: "ModelSettings") -> tuple["pd.DataFrame
     return rows, derive_contract(rows, features=model.features, categorical=model.categorical)
 
 
-def _require_columns(table: "pa.Table", required: list[str], *, hint: str) -> None:
+def require_columns(table: "pa.Table", required: list[str], *, hint: str) -> None:
     missing = [c for c in required if c not in table.column_names]
     if missing:
         raise BatchRejected(
@@ -79,7 +79,7 @@ def _require_columns(table: "pa.Table", required: list[str], *, hint: str) -> No
         )
 
 
-def _require_values(table: "pa.Table", column: str, what: str) -> None:
+def require_values(table: "pa.Table", column: str, what: str) -> None:
     if table.column(column).null_count:
         raise BatchRejected(
             f"{table.column(column).null_count} rows have no {what} ({column!r} is empty)",
@@ -96,23 +96,27 @@ def _typed(
     """
     import pyarrow as pa
 
-    _require_values(table, model.timestamp_column, "timestamp")
-    columns[model.timestamp_column] = _timestamps(
+    require_values(table, model.timestamp_column, "timestamp")
+    columns[model.timestamp_column] = as_timestamps(
         table.column(model.timestamp_column), model.timestamp_column
     )
     for name in model.features:
         values = table.column(name)
-        columns[name] = _text(values, name) if name in model.categorical else _numbers(values, name)
+        columns[name] = (
+            as_text(values, name) if name in model.categorical else as_numbers(values, name)
+        )
     if model.score_column in table.column_names:
-        columns[model.score_column] = _scores(table.column(model.score_column), model.score_column)
+        columns[model.score_column] = as_scores(
+            table.column(model.score_column), model.score_column
+        )
     if model.prediction_column in table.column_names:
-        columns[model.prediction_column] = _numbers(
+        columns[model.prediction_column] = as_numbers(
             table.column(model.prediction_column), model.prediction_column
         )
     return pa.table(columns)  # extra columns are accepted and ignored
 
 
-def _text(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
+def as_text(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     import pyarrow as pa
 
     if values.type == pa.string():
@@ -126,7 +130,7 @@ def _text(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
         ) from None
 
 
-def _numbers(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
+def as_numbers(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     """float64; text that does not parse as a number rejects the batch."""
     import pyarrow as pa
 
@@ -154,7 +158,7 @@ def _numbers(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     )
 
 
-def _timestamps(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
+def as_timestamps(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     """UTC timestamps; values without a zone are taken as UTC (documented in the README)."""
     import pyarrow as pa
 
@@ -175,11 +179,11 @@ def _timestamps(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     return pa.chunked_array([pa.array(parsed.astype("datetime64[ns, UTC]"), type=target)])
 
 
-def _scores(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
+def as_scores(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     """The served probability: numbers in [0, 1], or missing (then perfwatch scores the row)."""
     import pyarrow.compute as pc
 
-    scores = _numbers(values, name)
+    scores = as_numbers(values, name)
     low, high = pc.min_max(scores).values()
     if low.is_valid and (low.as_py() < 0 or high.as_py() > 1):
         outside = pc.or_(pc.less(scores, 0), pc.greater(scores, 1))

@@ -74,7 +74,7 @@ class Estimate:
     rows: int
 
 
-def _chunker(period: ChunkPeriod, timestamp: str) -> Any:
+def nannyml_chunker(period: ChunkPeriod, timestamp: str) -> Any:
     with quiet_nannyml():
         from perfwatch.ml.chunking import PerfwatchChunker
 
@@ -93,7 +93,7 @@ def fit(
             y_true=columns.target,
             timestamp_column_name=columns.timestamp,
             metrics=metrics,
-            chunker=_chunker(period, columns.timestamp),
+            chunker=nannyml_chunker(period, columns.timestamp),
         )
         frame = reference[
             [columns.score, columns.prediction, columns.target, columns.timestamp, CHUNK_COLUMN]
@@ -124,8 +124,8 @@ def _reference_figures(estimator: Any, metrics: list[str]) -> list[ReferenceFigu
             ReferenceFigures(
                 name,
                 value,
-                _finite(metric.lower_threshold_value),
-                _finite(metric.upper_threshold_value),
+                finite(metric.lower_threshold_value),
+                finite(metric.upper_threshold_value),
             )
         )
     return figures
@@ -159,9 +159,9 @@ def estimate(
                 chunk_end=end,
                 metric=name,
                 value=float(chunk[(name, "value")]),
-                lower=_finite(chunk[(name, "lower_confidence_boundary")]),
-                upper=_finite(chunk[(name, "upper_confidence_boundary")]),
-                sampling_error=_finite(chunk[(name, "sampling_error")]),
+                lower=finite(chunk[(name, "lower_confidence_boundary")]),
+                upper=finite(chunk[(name, "upper_confidence_boundary")]),
+                sampling_error=finite(chunk[(name, "sampling_error")]),
                 rows=rows_in_chunk,
             )
             for name in metrics
@@ -169,7 +169,7 @@ def estimate(
     return estimates
 
 
-def _finite(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
     if value is None:
         return None
     number = float(value)

@@ -18,7 +18,13 @@ LGBM_PARAMS: dict[str, Any] = {
 }
 
 
-def build_pipeline(*, features: list[str], categorical: list[str], seed: int = 0) -> Any:
+def build_pipeline(
+    *,
+    features: list[str],
+    categorical: list[str],
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+) -> Any:
     """Categoricals ordinal-encoded (unknowns become -1), then LightGBM; DataFrames throughout.
 
     LightGBM 4.5 breaks on numpy input with scikit-learn >= 1.8, so the encoder hands it
@@ -42,7 +48,7 @@ def build_pipeline(*, features: list[str], categorical: list[str], seed: int = 0
         remainder="passthrough",
         verbose_feature_names_out=False,
     ).set_output(transform="pandas")
-    classifier = LGBMClassifier(random_state=seed, **LGBM_PARAMS)
+    classifier = LGBMClassifier(random_state=seed, **(params or LGBM_PARAMS))
     return Pipeline([("encode", encoder), ("classify", classifier)])
 
 

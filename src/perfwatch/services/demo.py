@@ -20,6 +20,7 @@ from perfwatch.store import db, reads
 MODEL = "press-failure"
 RUNS_PER_DAY = 2_000
 HISTORY_DAYS, REFERENCE_DAYS = 56, 16
+LABEL_DELAY_DAYS = 7  # the maintenance log catches up a week later
 START = datetime(2026, 5, 4, tzinfo=UTC)  # production starts on a Monday
 
 CONFIG = """\
@@ -97,7 +98,7 @@ def run_demo(
     defects: bool,
     on_day: Callable[[DemoDay], None],
 ) -> DemoResult:
-    from perfwatch.simulate.files import drop_day
+    from perfwatch.simulate.files import drop_day, drop_labels
     from perfwatch.simulate.fleet import simulate_days
 
     logging.getLogger("perfwatch").setLevel(logging.ERROR)  # each day's line tells the story
@@ -118,9 +119,12 @@ def run_demo(
         shift_day=days // 2,
         id_prefix="prod",
     )
-    by_day = production.groupby(production.timestamp.dt.date)
+    by_day = list(production.groupby(production.timestamp.dt.date))
     for index, (day, rows) in enumerate(by_day):
         drop_day(rows, index, day, model.inbox, defects=defects or scenario == "dirty", seed=seed)
+        if index >= LABEL_DELAY_DAYS and model.labels_inbox is not None:
+            labeled_day, labeled_rows = by_day[index - LABEL_DELAY_DAYS]
+            drop_labels(labeled_rows, labeled_day, model.labels_inbox, delay=LABEL_DELAY_DAYS)
         report = run_cycle(engine, settings, model)
         if report.error:
             raise RuntimeError(f"demo cycle failed on {day}: {report.error}")

@@ -1,4 +1,5 @@
-"""One monitoring cycle of one model: ingest the inbox, then estimate the chunks that changed.
+"""One monitoring cycle of one model: ingest the inbox, estimate the chunks that changed,
+ingest the delayed labels, then judge the chunks whose labels changed.
 
 Each step is its own transaction. A file moves out of the inbox only after its rows or
 its rejection reason are committed, so a process killed at any instant loses nothing
@@ -21,7 +22,10 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, is_complete
 from perfwatch.domain.thresholds import ReferencePerformance, is_alert, threshold_for
 from perfwatch.errors import EstimationError, PerfwatchError
+from perfwatch.services.alerts import AlertChanges, FilesSeen, update_alerts
 from perfwatch.services.ingestion import FileOutcome, gather, moment, read_stored, record
+from perfwatch.services.labels import LabelFileOutcome, ingest_labels
+from perfwatch.services.realized import JudgeReport, judge
 from perfwatch.services.registry import (
     Champion,
     cbpe_columns,
@@ -44,7 +48,10 @@ class CycleReport:
     status: str = "running"
     error: str | None = None
     files: list[FileOutcome] = field(default_factory=list)
+    label_files: list[LabelFileOutcome] = field(default_factory=list)
     chunks_estimated: int = 0
+    judged: JudgeReport = field(default_factory=JudgeReport)
+    alerts: AlertChanges = field(default_factory=lambda: AlertChanges([], []))
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -53,7 +60,7 @@ class CycleReport:
 
 
 def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> CycleReport:
-    """Ingest every waiting batch of one model and estimate the chunks that changed."""
+    """One cycle of one model: every step of DESIGN.md's cycle, each its own transaction."""
     report = CycleReport(model=model.name)
     with transaction(engine) as session:
         stored_model = queries.get_or_create_model(session=session, name=model.name)
@@ -61,28 +68,63 @@ def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> Cycle
         queries.interrupt_running_cycles(session=session, model_id=stored_model.id)
         cycle = Cycle(model_id=stored_model.id)
         session.add(cycle)
-    try:
-        with _timed(report, "load"):
-            ensure_initial_version(engine, settings, model)
-            champion = load_champion(engine, settings, model)
-        with _timed(report, "ingest"):
-            gathered = gather(engine, settings, model, champion)
-        try:  # CBPE runs while the new rows are still being written to disk
-            with _timed(report, "estimate"):
-                plan = plan_estimates(engine, model, champion, gathered.rows)
-        finally:  # the rows are recorded whatever happens to their estimation
-            with _timed(report, "record"):
-                report.files = record(engine, model, champion, gathered)
-        report.chunks_estimated = store_estimates(engine, plan)
+    with _failures(report):
+        _monitor(engine, settings, model, report)
+    with _failures(report):  # alerts follow whatever was recorded, even after a failure
+        report.alerts = update_alerts(engine, model, stored_model.id, _files_seen(report))
+    if report.status == "running":
         report.status = "ok"
-    except PerfwatchError as exc:
-        report.status, report.error = "failed", exc.message
-        log.error("%s: cycle failed: %s", model.name, exc.message)
-    except Exception as exc:  # a bug or an unforeseen failure: keep it, with its type
-        report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
-        log.exception("%s: cycle failed", model.name)
     _finish(engine, cycle, report)
     return report
+
+
+def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: CycleReport) -> None:
+    with _timed(report, "load"):
+        ensure_initial_version(engine, settings, model)
+        champion = load_champion(engine, settings, model)
+    with _timed(report, "ingest"):
+        gathered = gather(engine, settings, model, champion)
+    try:  # CBPE runs while the new rows are still being written to disk
+        with _timed(report, "estimate"):
+            plan = plan_estimates(engine, model, champion, gathered.rows)
+    finally:  # the rows are recorded whatever happens to their estimation
+        with _timed(report, "record"):
+            report.files = record(engine, model, champion, gathered)
+    try:  # a chunk CBPE cannot estimate must not hold up the labels
+        report.chunks_estimated = store_estimates(engine, plan)
+    finally:
+        with _timed(report, "labels"):
+            report.label_files = ingest_labels(
+                engine, settings, model, champion.version.model_id, new_rows=report.rows > 0
+            )
+        with _timed(report, "realized"):
+            report.judged = judge(engine, settings, model, champion)
+
+
+@contextmanager
+def _failures(report: CycleReport) -> Iterator[None]:
+    """Record a step's failure in the report (the first one is the cycle's error)."""
+    try:
+        yield
+    except PerfwatchError as exc:
+        log.error("%s: cycle failed: %s", report.model, exc.message)
+        _failed(report, exc.message)
+    except Exception as exc:  # a bug or an unforeseen failure: keep it, with its type
+        log.exception("%s: cycle failed", report.model)
+        _failed(report, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(report: CycleReport, error: str) -> None:
+    if report.status != "failed":
+        report.status, report.error = "failed", error
+
+
+def _files_seen(report: CycleReport) -> FilesSeen:
+    return FilesSeen(
+        ingested=sum(1 for f in report.files if f.status == "ingested"),
+        quarantined=sum(1 for f in report.files if f.status == "quarantined")
+        + sum(1 for f in report.label_files if f.status == "quarantined"),
+    )
 
 
 @contextmanager
@@ -100,6 +142,8 @@ def _finish(engine: Engine, cycle: Cycle, report: CycleReport) -> None:
         cycle.batches = sum(1 for f in report.files if f.status == "ingested")
         cycle.quarantined = sum(1 for f in report.files if f.status == "quarantined")
         cycle.rows, cycle.chunks_estimated = report.rows, report.chunks_estimated
+        cycle.labels = sum(f.stored for f in report.label_files)
+        cycle.chunks_judged = report.judged.judged
         cycle.timings = json.dumps(report.timings)
         session.add(cycle)
 

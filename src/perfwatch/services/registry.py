@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -20,6 +20,9 @@ from perfwatch.ingest.contract import Contract
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import ModelVersion, ReferenceMetric
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,15 @@ class Champion:
         from perfwatch.ml.model import load_model
 
         return load_model(self.data_dir / self.version.artifact_path, self.version.artifact_sha256)
+
+    @cached_property
+    def reference_rows(self) -> "pd.DataFrame":
+        """The reference set as registered: scored, with its chunk column (hash checked)."""
+        import pandas as pd
+
+        path = self.data_dir / self.version.reference_path
+        verify(path, self.version.reference_sha256, "reference set")
+        return pd.read_parquet(path)
 
 
 def model_dir(settings: Settings, name: str) -> Path:

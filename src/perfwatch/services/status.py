@@ -11,6 +11,8 @@ from sqlalchemy import Connection, Engine
 
 from perfwatch.store import reads
 
+METRIC_KINDS = ("performance", "concept_drift")  # alerts whose subject is a metric
+
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
@@ -34,6 +36,7 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
         "latest_estimate": None,
         "latest_complete_estimate": None,
         "latest_realized": None,
+        "labels": None,
         "alerts": [],
         "data_quality": [],
         "quarantined": [],
@@ -60,15 +63,19 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
     status["latest_complete_estimate"] = _estimate(complete, numbers)
     status["alerts"] = [
         {
-            "kind": "performance",
-            "metric": e["metric"],
-            "chunk_start": iso(e["chunk_start"]),
-            "message": f"estimated {e['metric']} {e['value']:.3f} is under its threshold"
-            f" {e['threshold']:.3f}",
+            "kind": a["kind"],
+            "metric": a["subject"] if a["kind"] in METRIC_KINDS else None,
+            "subject": a["subject"],
+            "chunk_start": iso(a["chunk_start"]),
+            "message": a["message"],
+            "opened_at": iso(a["opened_at"]),
         }
-        for e in complete
-        if e["alert"]
+        for a in reads.open_alerts(connection, model_id)
     ]
+    status["latest_realized"] = _realized(reads.latest_realized(connection, model_id))
+    status["labels"] = reads.label_summary(connection, model_id) | {
+        "newest_chunk": _coverage(reads.newest_labeled_chunk(connection, model_id))
+    }
     if latest:
         start = latest[0]["chunk_start"]
         status["data_quality"] = [
@@ -80,6 +87,44 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
         for b in reads.quarantined(connection, model_id)
     ]
     return status
+
+
+def _realized(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not rows:
+        return None
+    first = rows[0]
+    return {
+        "chunk_start": iso(first["chunk_start"]),
+        "chunk_end": iso(first["chunk_end"]),
+        "label_coverage": first["coverage"],
+        "labeled_rows": first["labeled_rows"],
+        "metrics": {
+            r["metric"]: {
+                key: r[key]
+                for key in (
+                    "value",
+                    "estimated",
+                    "out_of_band",
+                    "concept_drift",
+                    "magnitude",
+                    "impact",
+                )
+            }
+            for r in rows
+        },
+    }
+
+
+def _coverage(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "chunk_start": iso(row["chunk_start"]),
+        "label_coverage": row["coverage"],
+        "labeled": row["labeled"],
+        "rows": row["computed_rows"],
+        "mature": row["mature"],
+    }
 
 
 def _estimate(rows: list[dict[str, Any]], numbers: dict[int, int]) -> dict[str, Any] | None:
@@ -106,22 +151,30 @@ def history(engine: Engine, name: str, metric: str | None = None) -> list[dict[s
         if model_id is None:
             return []
         numbers, _ = reads.versions(connection, model_id)
-        return [
-            {
-                "chunk_start": iso(r["chunk_start"]),
-                "chunk_end": iso(r["chunk_end"]),
-                "model_version": numbers.get(r["version_id"]),
-                "metric": r["metric"],
-                "estimated": r["value"],
-                "lower": r["lower"],
-                "upper": r["upper"],
-                "threshold": r["threshold"],
-                "alert": r["alert"],
-                "provisional": r["provisional"],
-                "rows": r["rows"],
-                "realized": None,
-                "label_coverage": None,
-                "concept_drift": None,
-            }
-            for r in reads.estimate_history(connection, model_id, metric)
-        ]
+        realized = {
+            (r["chunk_start"], r["metric"]): r
+            for r in reads.realized_history(connection, model_id, metric)
+        }
+        coverage = reads.coverage_history(connection, model_id)
+        rows = []
+        for r in reads.estimate_history(connection, model_id, metric):
+            judged = realized.get((r["chunk_start"], r["metric"]))
+            rows.append(
+                {
+                    "chunk_start": iso(r["chunk_start"]),
+                    "chunk_end": iso(r["chunk_end"]),
+                    "model_version": numbers.get(r["version_id"]),
+                    "metric": r["metric"],
+                    "estimated": r["value"],
+                    "lower": r["lower"],
+                    "upper": r["upper"],
+                    "threshold": r["threshold"],
+                    "alert": r["alert"],
+                    "provisional": r["provisional"],
+                    "rows": r["rows"],
+                    "realized": judged["value"] if judged else None,
+                    "label_coverage": coverage.get(r["chunk_start"]),
+                    "concept_drift": judged["concept_drift"] if judged else None,
+                }
+            )
+        return rows

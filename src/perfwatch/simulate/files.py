@@ -99,3 +99,16 @@ def drop_day(
         shutil.copyfile(written[-1], copy)
         written.append(copy)
     return written
+
+
+def drop_labels(rows: pd.DataFrame, day: date, labels_inbox: Path, *, delay: int) -> Path:
+    """Drop the maintenance log of one production day: id, failure and the label time
+    (`delay` days after each run, when the outcome became known)."""
+    labels = pd.DataFrame(
+        {
+            "id": rows["id"],
+            "failure": rows["failure"],
+            "label_time": rows["timestamp"] + pd.Timedelta(days=delay),
+        }
+    )
+    return write_frame(labels, labels_inbox / f"labels-{day:%Y-%m-%d}.parquet")

@@ -11,15 +11,30 @@ from sqlalchemy import case, func
 from sqlmodel import Session, SQLModel, col, select
 
 from perfwatch.store.tables import (
+    Alert,
     Batch,
     BatchChunk,
     ChunkEstimate,
+    ChunkLabels,
+    ChunkRealized,
     Cycle,
+    DataQualityFinding,
+    Label,
+    LabelConflict,
+    LabelFile,
     Model,
     ModelVersion,
     ReferenceMetric,
     utcnow,
 )
+
+
+def _dialect_insert(session: Session) -> Any:
+    # imported here: loading the dialects costs `status`, which never writes
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def upsert(
@@ -28,12 +43,7 @@ def upsert(
     """Insert rows; where a row with the same unique `keys` exists, update it instead."""
     if not rows:
         return
-    # imported here: loading the dialects costs `status`, which never writes
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table.__table__)  # type: ignore[attr-defined]
+    statement = _dialect_insert(session)(table.__table__)  # type: ignore[attr-defined]
     updates = {c: statement.excluded[c] for c in rows[0] if c not in keys}
     session.execute(
         statement.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows)
@@ -133,6 +143,160 @@ def watermark(*, session: Session, model_id: int) -> datetime | None:
     ).one()
 
 
+# -- labels -------------------------------------------------------------------------------
+
+# rows per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
+_IN_BATCH = 5_000
+
+
+def known_label_file(*, session: Session, model_id: int, content_hash: str) -> LabelFile | None:
+    return session.exec(
+        select(LabelFile).where(
+            LabelFile.model_id == model_id, LabelFile.content_hash == content_hash
+        )
+    ).first()
+
+
+def insert_new_labels(*, session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert labels for ids not labeled yet; return the row ids inserted (the others
+    already had a label, which is never overwritten)."""
+    if not rows:
+        return set()
+    statement = _dialect_insert(session)(Label.__table__)  # type: ignore[attr-defined]
+    statement = statement.on_conflict_do_nothing(index_elements=["model_id", "row_id"])
+    inserted = session.execute(statement.returning(Label.__table__.c.row_id), list(rows))  # type: ignore[attr-defined]
+    return set(inserted.scalars())
+
+
+def stored_targets(*, session: Session, model_id: int, row_ids: Sequence[str]) -> dict[str, int]:
+    """row id -> the label in force, for those of these ids that are labeled."""
+    found: dict[str, int] = {}
+    for start in range(0, len(row_ids), _IN_BATCH):
+        part = row_ids[start : start + _IN_BATCH]
+        query = select(Label.row_id, Label.target).where(
+            Label.model_id == model_id, col(Label.row_id).in_(part)
+        )
+        found.update({row_id: int(target) for row_id, target in session.exec(query)})
+    return found
+
+
+def add_labeled(
+    *, session: Session, model_id: int, counts: dict[datetime, tuple[datetime, int]]
+) -> None:
+    """Count newly matched labels into their chunks (chunk start -> (end, labels))."""
+    if not counts:
+        return
+    statement = _dialect_insert(session)(ChunkLabels.__table__)  # type: ignore[attr-defined]
+    statement = statement.on_conflict_do_update(
+        index_elements=["model_id", "chunk_start"],
+        set_={"labeled": ChunkLabels.__table__.c.labeled + statement.excluded.labeled},  # type: ignore[attr-defined]
+    )
+    rows = [
+        {"model_id": model_id, "chunk_start": start, "chunk_end": end, "labeled": n}
+        for start, (end, n) in counts.items()
+    ]
+    session.execute(statement, rows)
+
+
+def held_labels(*, session: Session, model_id: int) -> list[tuple[int, str]]:
+    """(label id, row id) of the labels whose row has not been seen yet."""
+    query = select(Label.id, Label.row_id).where(
+        Label.model_id == model_id, col(Label.chunk_start).is_(None)
+    )
+    return [(int(id_ or 0), row_id) for id_, row_id in session.exec(query)]  # ids are set
+
+
+def match_held(*, session: Session, matches: Sequence[tuple[int, datetime]]) -> None:
+    """Give held labels (label id, chunk start) their chunk."""
+    from sqlalchemy import bindparam, update
+
+    if not matches:
+        return
+    table = Label.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("label_id"))
+        .values(chunk_start=bindparam("start"))
+    )
+    session.connection().execute(
+        statement, [{"label_id": id_, "start": start} for id_, start in matches]
+    )
+
+
+def date_held(*, session: Session, model_id: int, watermark: datetime | None) -> None:
+    """Held labels that came before any data count as held from the data time now."""
+    from sqlalchemy import update
+
+    if watermark is None:
+        return
+    session.execute(
+        update(Label)
+        .where(
+            col(Label.model_id) == model_id,
+            col(Label.chunk_start).is_(None),
+            col(Label.held_since).is_(None),
+        )
+        .values(held_since=watermark)
+    )
+
+
+def label_counts(
+    *, session: Session, model_id: int, grace_before: datetime | None
+) -> dict[str, int]:
+    """held: labels waiting for their row; unmatched: held since before `grace_before`;
+    conflicts: contradicting labels recorded."""
+    held_since = col(Label.held_since)
+    unmatched = case((held_since < grace_before, 1), else_=0) if grace_before else 0
+    held, late = session.exec(
+        select(func.count(), func.coalesce(func.sum(unmatched), 0)).where(
+            Label.model_id == model_id, col(Label.chunk_start).is_(None)
+        )
+    ).one()
+    conflicts = session.exec(select(func.count()).where(LabelConflict.model_id == model_id)).one()
+    return {"held": int(held), "unmatched": int(late), "conflicts": int(conflicts)}
+
+
+def labels_of_chunks(
+    *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
+) -> list[tuple[str, int, datetime]]:
+    """(row id, target, chunk start) of the labels matched to these chunks."""
+    query = select(Label.row_id, Label.target, Label.chunk_start).where(
+        Label.model_id == model_id, col(Label.chunk_start).in_(chunk_starts)
+    )
+    return [
+        (row_id, int(target), start)
+        for row_id, target, start in session.exec(query)
+        if start is not None
+    ]
+
+
+def chunk_labels_since(*, session: Session, model_id: int, since: datetime) -> list[ChunkLabels]:
+    query = select(ChunkLabels).where(
+        ChunkLabels.model_id == model_id, ChunkLabels.chunk_start >= since
+    )
+    return list(session.exec(query))
+
+
+def realized_since(*, session: Session, model_id: int, since: datetime) -> list[ChunkRealized]:
+    query = select(ChunkRealized).where(
+        ChunkRealized.model_id == model_id, ChunkRealized.chunk_start >= since
+    )
+    return list(session.exec(query))
+
+
+def delete_realized(*, session: Session, model_id: int, chunk_starts: Sequence[datetime]) -> None:
+    """Forget realized values of chunks that no longer qualify (more rows, less coverage)."""
+    from sqlalchemy import delete
+
+    if chunk_starts:
+        session.execute(
+            delete(ChunkRealized).where(
+                col(ChunkRealized.model_id) == model_id,
+                col(ChunkRealized.chunk_start).in_(chunk_starts),
+            )
+        )
+
+
 # -- estimates ----------------------------------------------------------------------------
 
 
@@ -153,6 +317,23 @@ def estimated_chunks(
     }
 
 
+def latest_estimates(
+    *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
+) -> dict[tuple[datetime, str], ChunkEstimate]:
+    """(chunk start, metric) -> the estimate by the newest version that estimated it."""
+    found: dict[tuple[datetime, str], ChunkEstimate] = {}
+    if not chunk_starts:
+        return found
+    query = (
+        select(ChunkEstimate)
+        .where(ChunkEstimate.model_id == model_id, col(ChunkEstimate.chunk_start).in_(chunk_starts))
+        .order_by(col(ChunkEstimate.version_id))
+    )
+    for estimate in session.exec(query):
+        found[(estimate.chunk_start, estimate.metric)] = estimate
+    return found
+
+
 # -- cycles -------------------------------------------------------------------------------
 
 
@@ -166,3 +347,79 @@ def interrupt_running_cycles(*, session: Session, model_id: int) -> int:
         cycle.error = "the process ended before the cycle finished"
         session.add(cycle)
     return len(stale)
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+
+def open_alerts(*, session: Session, model_id: int) -> dict[tuple[str, str], Alert]:
+    query = select(Alert).where(Alert.model_id == model_id, col(Alert.closed_at).is_(None))
+    return {(a.kind, a.subject): a for a in session.exec(query)}
+
+
+def recent_complete_estimates(
+    *, session: Session, model_id: int, chunks: int
+) -> list[ChunkEstimate]:
+    """The estimates of the newest `chunks` complete chunks, by the newest version of each,
+    oldest chunk first."""
+    starts = session.exec(
+        select(ChunkEstimate.chunk_start)
+        .where(ChunkEstimate.model_id == model_id, col(ChunkEstimate.provisional).is_(False))
+        .group_by(col(ChunkEstimate.chunk_start))
+        .order_by(col(ChunkEstimate.chunk_start).desc())
+        .limit(chunks)
+    ).all()
+    newest = latest_estimates(session=session, model_id=model_id, chunk_starts=list(starts))
+    return sorted(newest.values(), key=lambda e: (e.chunk_start, e.metric))
+
+
+def recent_realized(*, session: Session, model_id: int, chunks: int) -> list[ChunkRealized]:
+    """The realized rows of the newest `chunks` judged chunks, oldest first."""
+    starts = session.exec(
+        select(ChunkRealized.chunk_start)
+        .where(ChunkRealized.model_id == model_id)
+        .group_by(col(ChunkRealized.chunk_start))
+        .order_by(col(ChunkRealized.chunk_start).desc())
+        .limit(chunks)
+    ).all()
+    query = (
+        select(ChunkRealized)
+        .where(ChunkRealized.model_id == model_id, col(ChunkRealized.chunk_start).in_(starts))
+        .order_by(col(ChunkRealized.chunk_start), col(ChunkRealized.metric))
+    )
+    return list(session.exec(query))
+
+
+def findings_per_column(
+    *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
+) -> dict[tuple[datetime, str, str], int]:
+    """(chunk start, column, kind) -> findings counted in these chunks."""
+    query = (
+        select(
+            DataQualityFinding.chunk_start,
+            DataQualityFinding.column,
+            DataQualityFinding.kind,
+            func.sum(DataQualityFinding.count),
+        )
+        .where(
+            DataQualityFinding.model_id == model_id,
+            col(DataQualityFinding.chunk_start).in_(chunk_starts),
+        )
+        .group_by(
+            col(DataQualityFinding.chunk_start),
+            col(DataQualityFinding.column),
+            col(DataQualityFinding.kind),
+        )
+    )
+    return {(start, column, kind): int(n) for start, column, kind, n in session.exec(query)}
+
+
+def recent_file_cycles(*, session: Session, model_id: int, cycles: int) -> list[Cycle]:
+    """The newest `cycles` cycles that handled batch files, oldest first."""
+    query = (
+        select(Cycle)
+        .where(Cycle.model_id == model_id, (col(Cycle.batches) + col(Cycle.quarantined)) > 0)
+        .order_by(col(Cycle.id).desc())
+        .limit(cycles)
+    )
+    return list(reversed(session.exec(query).all()))

@@ -66,7 +66,69 @@ finding = view(
     column("kind", String),
     column("count", Integer),
 )
-VIEWS = (model, model_version, batch, cycle, chunk_estimate, finding)
+chunk_labels = view(
+    "chunk_labels",
+    column("model_id", Integer),
+    column("chunk_start", UTCDateTime),
+    column("chunk_end", UTCDateTime),
+    column("labeled", Integer),
+    column("computed_rows", Integer),
+    column("coverage", Float),
+    column("mature", Boolean),
+)
+chunk_realized = view(
+    "chunk_realized",
+    column("model_id", Integer),
+    column("chunk_start", UTCDateTime),
+    column("chunk_end", UTCDateTime),
+    column("metric", String),
+    column("value", Float),
+    column("labeled_rows", Integer),
+    column("estimated", Float),
+    column("out_of_band", Boolean),
+    column("concept_drift", Boolean),
+    column("magnitude", Float),
+    column("impact", Float),
+)
+label = view(
+    "label",
+    column("model_id", Integer),
+    column("chunk_start", UTCDateTime),
+)
+label_file = view(
+    "label_file",
+    column("model_id", Integer),
+    column("file_name", String),
+    column("status", String),
+    column("reason", Text),
+    column("conflicts", Integer),
+    column("ingested_at", UTCDateTime),
+)
+alert = view(
+    "alert",
+    column("id", Integer),
+    column("model_id", Integer),
+    column("kind", String),
+    column("subject", String),
+    column("chunk_start", UTCDateTime),
+    column("value", Float),
+    column("message", Text),
+    column("opened_at", UTCDateTime),
+    column("closed_at", UTCDateTime),
+)
+VIEWS = (
+    model,
+    model_version,
+    batch,
+    cycle,
+    chunk_estimate,
+    finding,
+    chunk_labels,
+    chunk_realized,
+    label,
+    label_file,
+    alert,
+)
 
 Row = dict[str, Any]
 
@@ -164,3 +226,83 @@ def estimate_history(connection: Connection, model_id: int, metric: str | None =
         chunk_estimate.c.chunk_start, chunk_estimate.c.version_id, chunk_estimate.c.metric
     )
     return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def open_alerts(connection: Connection, model_id: int) -> list[Row]:
+    rows = connection.execute(
+        select(alert)
+        .where(alert.c.model_id == model_id, alert.c.closed_at.is_(None))
+        .order_by(alert.c.opened_at, alert.c.id)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def latest_realized(connection: Connection, model_id: int) -> list[Row]:
+    """The newest judged chunk's realized metrics, with its label coverage."""
+    newest = select(func.max(chunk_realized.c.chunk_start)).where(
+        chunk_realized.c.model_id == model_id
+    )
+    query = (
+        select(chunk_realized, chunk_labels.c.coverage)
+        .join(
+            chunk_labels,
+            (chunk_labels.c.model_id == chunk_realized.c.model_id)
+            & (chunk_labels.c.chunk_start == chunk_realized.c.chunk_start),
+        )
+        .where(
+            chunk_realized.c.model_id == model_id,
+            chunk_realized.c.chunk_start == newest.scalar_subquery(),
+        )
+        .order_by(chunk_realized.c.metric)
+    )
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def newest_labeled_chunk(connection: Connection, model_id: int) -> Row | None:
+    """The newest chunk with labels, judged or not (its coverage says why not)."""
+    row = (
+        connection.execute(
+            select(chunk_labels)
+            .where(chunk_labels.c.model_id == model_id, chunk_labels.c.coverage.is_not(None))
+            .order_by(chunk_labels.c.chunk_start.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def label_summary(connection: Connection, model_id: int) -> Row:
+    """Labels stored and held, conflicts recorded, label files quarantined."""
+    stored, matched = connection.execute(
+        select(func.count(), func.count(label.c.chunk_start)).where(label.c.model_id == model_id)
+    ).one()
+    conflicts, quarantined = connection.execute(
+        select(
+            func.sum(label_file.c.conflicts),
+            func.sum((label_file.c.status == "quarantined").cast(Integer)),
+        ).where(label_file.c.model_id == model_id)
+    ).one()
+    return {
+        "stored": int(stored),
+        "held": int(stored) - int(matched),
+        "conflicts": int(conflicts or 0),
+        "files_quarantined": int(quarantined or 0),
+    }
+
+
+def realized_history(connection: Connection, model_id: int, metric: str | None = None) -> list[Row]:
+    query = select(chunk_realized).where(chunk_realized.c.model_id == model_id)
+    if metric is not None:
+        query = query.where(chunk_realized.c.metric == metric)
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def coverage_history(connection: Connection, model_id: int) -> dict[datetime, float | None]:
+    rows = connection.execute(
+        select(chunk_labels.c.chunk_start, chunk_labels.c.coverage).where(
+            chunk_labels.c.model_id == model_id
+        )
+    )
+    return {start: coverage for start, coverage in rows}

@@ -7,7 +7,7 @@ updates or skips rows instead of duplicating them. Timestamps are UTC-aware.
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from perfwatch.store.types import UTCDateTime
@@ -161,5 +161,130 @@ class Cycle(SQLModel, table=True):
     quarantined: int = 0
     rows: int = 0
     chunks_estimated: int = 0
+    labels: int = 0  # new labels stored
+    chunks_judged: int = 0  # chunks given realized metrics
     error: str | None = Field(default=None, sa_column=Column(Text))
     timings: str | None = Field(default=None, sa_column=Column(Text))  # JSON: step -> seconds
+
+
+class LabelFile(SQLModel, table=True):
+    """One delayed-label file: ingested (labels stored) or quarantined."""
+
+    __tablename__ = "label_file"
+    __table_args__ = (UniqueConstraint("model_id", "content_hash"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id", index=True)
+    file_name: str
+    content_hash: str
+    status: str  # ingested | quarantined
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    rows: int = 0  # labels in the file
+    stored: int = 0  # new labels stored
+    repeated: int = 0  # the same label again (in the file or already stored): skipped
+    conflicts: int = 0  # a different label for an id already labeled: recorded, not applied
+    held: int = 0  # ids not seen yet when the file arrived
+    ingested_at: datetime = _stamp()
+
+
+class Label(SQLModel, table=True):
+    """The ground truth of one production row; held (no chunk yet) until its batch arrives."""
+
+    __tablename__ = "label"
+    __table_args__ = (
+        UniqueConstraint("model_id", "row_id"),
+        Index("ix_label_model_chunk", "model_id", "chunk_start"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id")
+    label_file_id: int = Field(foreign_key="label_file.id")
+    row_id: str
+    target: int
+    labeled_at: datetime | None = _when(nullable=True)  # the label file's own label time
+    chunk_start: datetime | None = _when(nullable=True)  # None: held, its row not seen yet
+    held_since: datetime | None = _when(nullable=True)  # data time when it was held
+
+
+class LabelConflict(SQLModel, table=True):
+    """A second, different label for an id: both values kept, the first one stays in force."""
+
+    __tablename__ = "label_conflict"
+    __table_args__ = (UniqueConstraint("label_file_id", "row_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id", index=True)
+    label_file_id: int = Field(foreign_key="label_file.id")
+    row_id: str
+    stored_target: int
+    new_target: int
+
+
+class ChunkLabels(SQLModel, table=True):
+    """A chunk's label coverage: `labeled` grows with every matched label in the same
+    transaction; the other figures are those of the last realized computation, so a
+    chunk whose figures differ from the live counts is due again (even after a crash)."""
+
+    __tablename__ = "chunk_labels"
+    __table_args__ = (UniqueConstraint("model_id", "chunk_start"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id")
+    chunk_start: datetime = _when()
+    chunk_end: datetime = _when()
+    labeled: int = 0
+    computed_labeled: int | None = None
+    computed_rows: int | None = None
+    coverage: float | None = None
+    mature: bool = False
+    computed_at: datetime | None = _when(nullable=True)
+
+
+class ChunkRealized(SQLModel, table=True):
+    """Realized performance of one metric on one mature, covered chunk, beside the estimate
+    it is judged against, and the concept-drift verdict."""
+
+    __tablename__ = "chunk_realized"
+    __table_args__ = (UniqueConstraint("model_id", "chunk_start", "metric"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id")
+    chunk_start: datetime = _when()
+    chunk_end: datetime = _when()
+    metric: str
+    value: float
+    sampling_error: float | None = None
+    labeled_rows: int
+    version_id: int | None = Field(default=None, foreign_key="model_version.id")
+    estimated: float | None = None  # that version's CBPE estimate of the chunk
+    estimated_sampling_error: float | None = None
+    out_of_band: bool = False  # realized outside the estimate's band, both errors counted
+    concept_drift: bool = False  # out of band, confirmed over `consecutive` chunks
+    magnitude: float | None = None  # realized - estimated
+    impact: float | None = None  # expected metric on the reference inputs under the new
+    # concept, minus the reference value (computed for out-of-band chunks)
+    computed_at: datetime = _stamp()
+
+
+class Alert(SQLModel, table=True):
+    """Something that needs a person: opened and closed by the cycle, never duplicated
+    (at most one open alert per model, kind and subject)."""
+
+    __tablename__ = "alert"
+    __table_args__ = (
+        Index(
+            "ux_alert_open",
+            "model_id",
+            "kind",
+            "subject",
+            unique=True,
+            sqlite_where=text("closed_at IS NULL"),
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+        Index("ix_alert_model_opened", "model_id", "opened_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id")
+    kind: str  # performance | concept_drift | feature_drift | data_quality | skew
+    subject: str  # the metric, feature or column it is about
+    chunk_start: datetime | None = _when(nullable=True)  # the chunk that opened it
+    value: float | None = None
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    opened_at: datetime = _stamp()
+    closed_at: datetime | None = _when(nullable=True)
+    closed_reason: str | None = None

@@ -1,0 +1,203 @@
+"""Opening and closing a model's alerts from what the store now knows.
+
+Each kind of alert looks at its own recent observations (complete chunks' estimates,
+judged chunks' verdicts, chunks' data-quality findings, cycles' files, held labels);
+`domain.alerts` decides, and the changes are written in one transaction.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from perfwatch.config import ModelSettings
+from perfwatch.domain.alerts import CLOSE_AFTER, Observation, Signal, changes
+from perfwatch.domain.durations import parse_duration
+from perfwatch.store import queries
+from perfwatch.store.db import transaction
+from perfwatch.store.tables import Alert, utcnow
+
+log = logging.getLogger(__name__)
+# A column alerts when findings of a kind touch this share of a complete chunk's rows.
+# Nulls and unseen categories are pipeline faults; values out of the reference range are
+# also what a season or a real shift produces, so they need to be many.
+DATA_QUALITY_SHARE = {"null": 0.01, "unseen_category": 0.01, "out_of_range": 0.05}
+KIND_WORDS = {"null": "null", "unseen_category": "unseen", "out_of_range": "out-of-range"}
+
+
+@dataclass(frozen=True)
+class FilesSeen:
+    """This cycle's files, not recorded as a cycle yet."""
+
+    ingested: int
+    quarantined: int
+
+
+@dataclass
+class AlertChanges:
+    opened: list[Alert]
+    closed: list[Alert]
+
+
+def update_alerts(
+    engine: Engine, model: ModelSettings, model_id: int, files: FilesSeen
+) -> AlertChanges:
+    """Open and close the model's alerts; return what changed."""
+    with transaction(engine) as session:
+        signals = [
+            *_performance(session, model, model_id),
+            *_concept_drift(session, model, model_id),
+            *_data_quality(session, model, model_id),
+            _quarantine(session, model_id, files),
+            _unmatched_labels(session, model, model_id),
+        ]
+        current = queries.open_alerts(session=session, model_id=model_id)
+        to_open, to_close = changes(set(current), signals)
+        opened = [
+            Alert(
+                model_id=model_id,
+                kind=o.kind,
+                subject=o.subject,
+                chunk_start=o.observation.chunk_start,
+                value=o.observation.value,
+                message=o.observation.message,
+            )
+            for o in to_open
+        ]
+        session.add_all(opened)
+        closed = []
+        for key, observation in to_close:
+            alert = current[key]
+            alert.closed_at, alert.closed_reason = utcnow(), observation.message
+            session.add(alert)
+            closed.append(alert)
+    for alert in opened:
+        log.warning(
+            "%s: alert opened: %s %s: %s", model.name, alert.kind, alert.subject, alert.message
+        )
+    for alert in closed:
+        log.info("%s: alert closed: %s %s", model.name, alert.kind, alert.subject)
+    return AlertChanges(opened, closed)
+
+
+def _day(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "?"
+
+
+def _performance(session: Session, model: ModelSettings, model_id: int) -> list[Signal]:
+    estimates = queries.recent_complete_estimates(
+        session=session, model_id=model_id, chunks=CLOSE_AFTER
+    )
+    return [
+        Signal(
+            "performance",
+            metric,
+            [
+                Observation(
+                    firing=e.alert,
+                    message=(
+                        f"estimated {metric} {e.value:.3f} is under its threshold"
+                        f" {e.threshold:.3f} (chunk {_day(e.chunk_start)})"
+                        if e.alert
+                        else f"estimated {metric} {e.value:.3f} on {_day(e.chunk_start)}"
+                    ),
+                    chunk_start=e.chunk_start,
+                    value=e.value,
+                )
+                for e in estimates
+                if e.metric == metric
+            ],
+        )
+        for metric in model.metrics
+    ]
+
+
+def _concept_drift(session: Session, model: ModelSettings, model_id: int) -> list[Signal]:
+    realized = queries.recent_realized(session=session, model_id=model_id, chunks=CLOSE_AFTER)
+    signals = []
+    for metric in model.metrics:
+        observations = []
+        for r in (r for r in realized if r.metric == metric):
+            impact = f"; the concept alone moves it {r.impact:+.3f}" if r.impact is not None else ""
+            message = (
+                f"realized {metric} {r.value:.3f} vs estimated {r.estimated:.3f}"
+                f" ({r.magnitude:+.3f}) for {model.concept_drift.consecutive} chunk(s)"
+                f" up to {_day(r.chunk_start)}: the relation between inputs and failures"
+                f" changed{impact}"
+                if r.concept_drift and r.estimated is not None and r.magnitude is not None
+                else f"realized {metric} {r.value:.3f} within the estimate's band"
+            )
+            observations.append(
+                Observation(r.concept_drift, message, chunk_start=r.chunk_start, value=r.magnitude)
+            )
+        signals.append(Signal("concept_drift", metric, observations))
+    return signals
+
+
+def _data_quality(session: Session, model: ModelSettings, model_id: int) -> list[Signal]:
+    estimates = queries.recent_complete_estimates(
+        session=session, model_id=model_id, chunks=CLOSE_AFTER
+    )
+    rows = {e.chunk_start: e.rows for e in estimates}
+    findings = queries.findings_per_column(
+        session=session, model_id=model_id, chunk_starts=sorted(rows)
+    )
+    signals = []
+    for column in model.features:
+        observations = []
+        for start in sorted(rows):
+            shares = {
+                kind: findings.get((start, column, kind), 0) / max(rows[start], 1)
+                for kind in DATA_QUALITY_SHARE
+            }
+            over = [kind for kind, share in shares.items() if share >= DATA_QUALITY_SHARE[kind]]
+            described = ", ".join(f"{shares[k]:.1%} {KIND_WORDS[k]}" for k in over)
+            observations.append(
+                Observation(
+                    bool(over),
+                    f"{column!r} in chunk {_day(start)}: {described} values"
+                    if over
+                    else f"{column!r} in chunk {_day(start)}: within tolerance",
+                    chunk_start=start,
+                    value=max(shares.values()),
+                )
+            )
+        signals.append(Signal("data_quality", column, observations))
+    return signals
+
+
+def _quarantine(session: Session, model_id: int, files: FilesSeen) -> Signal:
+    earlier = queries.recent_file_cycles(session=session, model_id=model_id, cycles=CLOSE_AFTER)
+    seen = [(c.batches, c.quarantined) for c in earlier if c.status != "running"]
+    if files.ingested or files.quarantined:
+        seen.append((files.ingested, files.quarantined))
+    observations = [
+        Observation(
+            quarantined > 0,
+            f"{quarantined} batch file(s) quarantined: see `perfwatch status` for the reasons"
+            if quarantined
+            else f"{ingested} batch file(s) ingested, none quarantined",
+            value=float(quarantined),
+        )
+        for ingested, quarantined in seen
+    ]
+    return Signal("data_quality", "quarantine", observations)
+
+
+def _unmatched_labels(session: Session, model: ModelSettings, model_id: int) -> Signal:
+    newest = queries.watermark(session=session, model_id=model_id)
+    grace = newest - parse_duration(model.label_grace) if newest else None
+    counts = queries.label_counts(session=session, model_id=model_id, grace_before=grace)
+    late = counts["unmatched"]
+    observation = Observation(
+        late > 0,
+        f"{late} labels name ids perfwatch has not seen within {model.label_grace} of data time"
+        " (held, not lost: they are matched if their rows arrive; check the id column of the"
+        " label files and of the batches)"
+        if late
+        else "every held label is within its grace period",
+        value=float(late),
+    )
+    return Signal("data_quality", "labels", [observation], close_after=1)

@@ -1,0 +1,251 @@
+"""Label coverage, realized metrics and concept-drift verdicts, chunk by chunk.
+
+A chunk is due again when its label count, its row count or its maturity changed since
+its figures were last computed (the live counts and the computed ones both sit in
+`chunk_labels`, so a cycle that died midway is caught up by the next). A due chunk gets
+its coverage; a covered and mature one gets realized metrics (nannyml's
+PerformanceCalculator on the served scores), compared with the chunk's estimate. The
+verdicts of the judged chunks around it are then recomputed, since confirmation runs
+over consecutive chunks whose labels may arrive in any order.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+from perfwatch.config import ModelSettings, Settings
+from perfwatch.domain.chunks import CHUNK_COLUMN, is_mature
+from perfwatch.domain.concept import Judged, verdicts
+from perfwatch.domain.durations import parse_duration
+from perfwatch.services.ingestion import read_stored
+from perfwatch.services.registry import Champion, cbpe_columns
+from perfwatch.store import queries
+from perfwatch.store.db import transaction
+from perfwatch.store.tables import ChunkLabels, ChunkRealized, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+_calculators: dict[tuple[int, str], Any] = {}  # (version id, reference sha256) -> fitted
+
+
+@dataclass
+class JudgeReport:
+    chunks: int = 0  # chunks whose coverage was computed
+    judged: int = 0  # of them, covered and mature: realized metrics computed
+    drifted: int = 0  # chunk metrics with a confirmed concept-drift verdict
+
+
+def judge(
+    engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
+) -> JudgeReport:
+    """Coverage, realized metrics and verdicts for every chunk that is due."""
+    model_id = champion.version.model_id
+    with transaction(engine) as session:
+        newest = queries.watermark(session=session, model_id=model_id)
+        if newest is None:
+            return JudgeReport()
+        since = newest - parse_duration(model.label_window) - model.chunk_period.length
+        rows_now = queries.chunk_row_counts(session=session, model_id=model_id, since=since)
+        labeled = queries.chunk_labels_since(session=session, model_id=model_id, since=since)
+    horizon = parse_duration(model.label_horizon) if model.label_horizon else None
+    due = [
+        chunk
+        for chunk in labeled
+        if chunk.labeled
+        and (
+            chunk.computed_labeled != chunk.labeled
+            or chunk.computed_rows != rows_now.get(chunk.chunk_start, (None, 0))[1]
+            or chunk.mature != is_mature(chunk.chunk_end, newest, horizon)
+        )
+    ]
+    if not due:
+        return JudgeReport()
+    rows = _labeled_rows(engine, settings, model, model_id, [c.chunk_start for c in due])
+    report = JudgeReport(chunks=len(due))
+    covered: list[ChunkLabels] = []
+    for chunk in due:
+        in_chunk = rows[rows[CHUNK_COLUMN] == _ns(chunk.chunk_start)]
+        chunk.computed_rows = rows_now.get(chunk.chunk_start, (None, 0))[1]
+        chunk.computed_labeled = chunk.labeled
+        chunk.coverage = float(in_chunk[model.target].notna().sum()) / max(chunk.computed_rows, 1)
+        chunk.mature = is_mature(chunk.chunk_end, newest, horizon)
+        chunk.computed_at = utcnow()
+        if chunk.mature and chunk.coverage >= model.min_label_coverage:
+            covered.append(chunk)
+    realized = _realized(model, champion, rows, covered)
+    report.judged = len(covered)
+    with transaction(engine) as session:
+        for chunk in due:
+            session.merge(chunk)
+        queries.delete_realized(
+            session=session,
+            model_id=model_id,
+            chunk_starts=sorted({c.chunk_start for c in due} - {c.chunk_start for c in covered}),
+        )
+        report.drifted = _store_verdicts(session, model, champion, realized, rows, since)
+    return report
+
+
+def _labeled_rows(
+    engine: Engine, settings: Settings, model: ModelSettings, model_id: int, starts: list[datetime]
+) -> "pd.DataFrame":
+    """The stored rows of these chunks with their label (NaN where none arrived yet)."""
+    import pandas as pd
+
+    with transaction(engine) as session:
+        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
+        labels = queries.labels_of_chunks(session=session, model_id=model_id, chunk_starts=starts)
+    columns = [
+        model.id_column,
+        model.timestamp_column,
+        model.score_column,
+        model.prediction_column,
+        *model.features,
+    ]
+    rows = read_stored(batches, columns, {_ns(s) for s in starts}, settings.data_dir)
+    targets = pd.Series(
+        [target for _, target, _ in labels],
+        index=pd.Index([row_id for row_id, _, _ in labels]),
+        dtype="float64",
+    )
+    rows[model.target] = rows[model.id_column].map(targets)
+    return rows
+
+
+def _realized(
+    model: ModelSettings, champion: Champion, rows: "pd.DataFrame", covered: list[ChunkLabels]
+) -> list[Any]:
+    from perfwatch.ml import realized
+
+    if not covered:
+        return []
+    starts = {_ns(c.chunk_start) for c in covered}
+    labeled = rows[rows[CHUNK_COLUMN].isin(starts) & rows[model.target].notna()]
+    return realized.calculate(
+        _calculator(model, champion), labeled, columns=cbpe_columns(model), metrics=model.metrics
+    )
+
+
+def _calculator(model: ModelSettings, champion: Champion) -> Any:
+    from perfwatch.ml import realized
+
+    key = (int(champion.version.id or 0), champion.version.reference_sha256)
+    if key not in _calculators:
+        _calculators[key] = realized.fit_calculator(
+            champion.reference_rows,
+            columns=cbpe_columns(model),
+            metrics=model.metrics,
+            period=model.chunk_period,
+        )
+    return _calculators[key]
+
+
+def _store_verdicts(
+    session: Any,
+    model: ModelSettings,
+    champion: Champion,
+    fresh: list[Any],
+    rows: "pd.DataFrame",
+    since: datetime,
+) -> int:
+    """Upsert the new realized values and recompute every metric's verdicts over the
+    judged chunks of the label window; compute the concept impact of new drifts."""
+    model_id = champion.version.model_id
+    stored = {
+        (r.chunk_start, r.metric): r
+        for r in queries.realized_since(session=session, model_id=model_id, since=since)
+    }
+    estimates = queries.latest_estimates(
+        session=session, model_id=model_id, chunk_starts=sorted({r.chunk_start for r in fresh})
+    )
+    counts = rows.groupby(CHUNK_COLUMN)[model.target].count()
+    for result in fresh:
+        if result.value != result.value:  # NaN: e.g. one class among the labels
+            log.info(
+                "%s: no realized %s for %s (its labels hold one class only)",
+                model.name,
+                result.metric,
+                result.chunk_start,
+            )
+            continue
+        estimate = estimates.get((result.chunk_start, result.metric))
+        row = stored.get((result.chunk_start, result.metric)) or ChunkRealized(
+            model_id=model_id,
+            chunk_start=result.chunk_start,
+            chunk_end=model.chunk_period.end_of(result.chunk_start),
+            metric=result.metric,
+            value=result.value,
+            labeled_rows=0,
+        )
+        row.value, row.sampling_error = result.value, result.sampling_error
+        row.labeled_rows = int(counts.get(_ns(result.chunk_start), 0))
+        row.version_id = estimate.version_id if estimate else None
+        row.estimated = estimate.value if estimate else None
+        row.estimated_sampling_error = estimate.sampling_error if estimate else None
+        row.impact, row.computed_at = None, utcnow()
+        stored[(result.chunk_start, result.metric)] = row
+    drifted = 0
+    for metric in model.metrics:
+        chain = sorted(
+            (r for (_, m), r in stored.items() if m == metric), key=lambda r: r.chunk_start
+        )
+        judged = [
+            Judged(
+                r.chunk_start, r.value, r.sampling_error, r.estimated, r.estimated_sampling_error
+            )
+            for r in chain
+        ]
+        settings = model.concept_drift
+        for row, verdict in zip(
+            chain,
+            verdicts(judged, consecutive=settings.consecutive, sigmas=settings.sigmas),
+            strict=True,
+        ):
+            row.out_of_band, row.concept_drift = verdict.out_of_band, verdict.concept_drift
+            row.magnitude = verdict.magnitude
+            drifted += int(verdict.concept_drift)
+    _add_impacts(model, champion, rows, stored)
+    for row in stored.values():
+        session.add(row)
+    return drifted
+
+
+def _add_impacts(
+    model: ModelSettings, champion: Champion, rows: "pd.DataFrame", stored: dict[Any, ChunkRealized]
+) -> None:
+    """The concept change's own impact, for out-of-band chunks whose labels are at hand."""
+    from perfwatch.ml.concept import concept_impact
+
+    pending = sorted(
+        {
+            r.chunk_start
+            for r in stored.values()
+            if r.out_of_band
+            and r.impact is None
+            and (rows[CHUNK_COLUMN] == _ns(r.chunk_start)).any()
+        }
+    )
+    for start in pending:
+        in_chunk = rows[(rows[CHUNK_COLUMN] == _ns(start)) & rows[model.target].notna()]
+        impacts = concept_impact(
+            in_chunk,
+            champion.reference_rows,
+            features=model.features,
+            categorical=model.categorical,
+            target=model.target,
+            score=model.score_column,
+            prediction=model.prediction_column,
+            reference_values={m: f.value for m, f in champion.reference.items()},
+        )
+        for (chunk_start, metric), row in stored.items():
+            if chunk_start == start and metric in impacts:
+                row.impact = impacts[metric]
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000

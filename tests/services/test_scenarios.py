@@ -1,0 +1,87 @@
+"""Issue 3's acceptance on seeded simulator runs: what alerts, what does not, and when."""
+
+from typing import Any
+
+import pandas as pd
+from sqlmodel import select
+
+from perfwatch.services.monitor import CycleReport, run_cycle
+from perfwatch.services.status import history
+from perfwatch.simulate.fleet import TARGET
+from perfwatch.store.db import transaction
+from perfwatch.store.tables import Alert, Label
+from tests.workspace import Workspace, production
+
+
+def cycle(ws: Workspace, engine: Any) -> CycleReport:
+    settings = ws.settings()
+    report = run_cycle(engine, settings, settings.models[0])
+    assert report.status == "ok", report.error
+    return report
+
+
+def open_alerts(engine: Any) -> set[tuple[str, str]]:
+    with transaction(engine) as session:
+        alerts = session.exec(select(Alert).where(Alert.closed_at.is_(None))).all()  # type: ignore[union-attr]
+        return {(a.kind, a.subject) for a in alerts}
+
+
+def days_of(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    return [rows for _, rows in frame.groupby(frame.timestamp.dt.date)]
+
+
+def test_stable_90_days_raise_no_performance_or_concept_alert(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    fleet = production(90, seed=21)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", TARGET]], "labels.parquet")
+    engine = ws.engine()
+    report = cycle(ws, engine)
+    assert report.judged.judged == 89, "the newest chunk is not complete yet"
+    rows = history(engine, "press")
+    complete = [r for r in rows if not r["provisional"]]
+    assert len(complete) == 89 * 3
+    assert not [r for r in complete if r["alert"]], "no estimate under its threshold"
+    assert all(r["realized"] is not None for r in complete)
+    assert not [r for r in rows if r["concept_drift"]], "no concept-drift verdict"
+    kinds = {kind for kind, _ in open_alerts(engine)}
+    assert not kinds & {"performance", "concept_drift"}
+
+
+def test_covariate_shift_alerts_before_the_labels_arrive(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    fleet = production(14, scenario="covariate_shift", shift_day=5)
+    ws.drop_days(fleet)
+    engine = ws.engine()
+    cycle(ws, engine)
+    assert ("performance", "roc_auc") in open_alerts(engine)
+    with transaction(engine) as session:
+        assert session.exec(select(Label)).first() is None, "no label has arrived"
+
+
+def test_concept_drift_verdict_fires_within_two_chunks_of_its_labels(
+    sqlite_workspace: Workspace,
+) -> None:
+    ws = sqlite_workspace
+    shift_day = 6
+    fleet = production(16, scenario="concept_drift", shift_day=shift_day, runs_per_day=2_000)
+    ws.drop_days(fleet)
+    engine = ws.engine()
+    cycle(ws, engine)
+    estimates = [r for r in history(engine, "press") if not r["provisional"]]
+    assert not [r for r in estimates if r["alert"]], "the estimate alone does not alert"
+    assert not open_alerts(engine)
+
+    opened_on = None
+    for day, rows in enumerate(days_of(fleet)):
+        ws.drop_labels(rows[["id", TARGET]], f"labels-{day}.parquet")
+        cycle(ws, engine)
+        drifting = {s for kind, s in open_alerts(engine) if kind == "concept_drift"}
+        if drifting and opened_on is None:
+            opened_on = day
+    assert opened_on is not None and shift_day <= opened_on <= shift_day + 1
+    judged = [r for r in history(engine, "press") if r["metric"] == "roc_auc"]
+    before = [r for r in judged if r["chunk_start"] < judged[shift_day]["chunk_start"]]
+    assert not any(r["concept_drift"] for r in before), "no verdict before the change"
+    after = [r for r in judged[shift_day:] if r["realized"] is not None]
+    assert len(after) >= 8 and all(r["realized"] < r["estimated"] for r in after)
