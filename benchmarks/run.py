@@ -1,7 +1,9 @@
-"""perfwatch's speed and memory budgets (issue 2), each beside a baseline from the same run.
+"""perfwatch's speed and memory budgets (issues 2 and 3), each beside a baseline from the
+same run.
 
-    ./dev bench            # everything (about 5 minutes on 2 cores)
-    ./dev bench --only a   # one part: a (cycle vs CBPE), b (history), c (status), d (RSS)
+    ./dev bench            # everything (about 8 minutes on 2 cores)
+    ./dev bench --only a   # one part: a (cycle vs CBPE), b (history), c (status), d (RSS),
+                           # e (labels vs PerformanceCalculator)
 
 (a) cycle time on 100k and 1M new rows beside nannyml's CBPE estimate() alone on the
     same rows (budget: cycle <= 1.5x);
@@ -9,7 +11,10 @@
     (budget: <= 1.2x);
 (c) cold `perfwatch status` with 10 models x 365 chunks x 5 metrics stored, beside
     `python -c "import sqlmodel, typer"` (budget: <= 1.0 s and <= 1.5x);
-(d) peak RSS of the 1M-row cycle process (budget: <= 2 GB).
+(d) peak RSS of the 1M-row cycle process (budget: <= 2 GB);
+(e) the cycle that ingests 1M labels (one file per daily chunk of 5,000 rows), computes
+    coverage, realized metrics and concept-drift verdicts, beside nannyml's
+    PerformanceCalculator calculate() alone on the same labeled rows (budget: <= 2x).
 
 Batches carry the served scores, as a model server logs them, one file per daily chunk
 of 5,000 rows: the chunk size at which NANNYML.md measured CBPE (about 25 ms a chunk),
@@ -43,7 +48,7 @@ ROWS_PER_CHUNK = 5_000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="abcd", help="parts to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcde", help="parts to run, e.g. 'ac'")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (median)")
     parser.add_argument(
         "--metrics",
@@ -64,6 +69,8 @@ def main() -> None:
             results += history_length(base / "b", args.repeat)
         if "c" in args.only:
             results += cold_status(base / "c", max(args.repeat, 5))
+        if "e" in args.only:
+            results += labels_vs_calculator(base / "e", args.repeat)
     print(
         "\nsummary: " + ", ".join(f"{name} {'OK' if ok else 'OVER BUDGET'}" for name, ok in results)
     )
@@ -389,8 +396,93 @@ def _status_store(folder: Path) -> Path:
     return config
 
 
+# -- (e) -----------------------------------------------------------------------------------
+
+
+def labels_vs_calculator(folder: Path, repeat: int) -> list[tuple[str, bool]]:
+    print("(e) 1M labels: ingestion + realized metrics + verdicts, beside PerformanceCalculator")
+    template = workspace(folder / "template")
+    text = template.read_text()  # 200 days of rows: labels are matched over all of them
+    template.write_text(text.replace("\nchunk = ", '\nlabel_window = "400D"\nchunk = '))
+    staged = folder / "staged"
+    stage_rows(template, staged / "batches", 1_000_000, start_day=0, seed=21)
+    worker(template, staged / "batches", "cycle-only")  # the batches are stored once
+    for path in sorted((staged / "batches").glob("*.parquet")):
+        import pandas as pd
+
+        from perfwatch.simulate.files import write_frame
+
+        write_frame(pd.read_parquet(path, columns=["id", "failure"]), staged / "labels" / path.name)
+    runs = [
+        worker(fresh_copy(template.parent, folder / "run"), staged, "labels") for _ in range(repeat)
+    ]
+    cycle = statistics.median(r["cycle"] for r in runs)
+    calculator = statistics.median(r["calculator"] for r in runs)
+    print(
+        f"  {runs[0]['labels']:,} labels: cycle {cycle:.2f} s,"
+        f" PerformanceCalculator alone {calculator:.2f} s, ratio {cycle / calculator:.2f}x"
+    )
+    return [verdict("label cycle/PerformanceCalculator at 1M labels", cycle / calculator, 2.0)]
+
+
+def _labels_worker_main(config: Path, staged: Path) -> None:
+    """Time the cycle that takes the labels of every staged day but the first (that one is
+    the warm-up: it fits the PerformanceCalculator, as a running daemon has), then the
+    PerformanceCalculator alone on the same labeled rows."""
+    import warnings
+
+    import nannyml as nml
+    import pandas as pd
+
+    from perfwatch.config import load_settings
+    from perfwatch.services.monitor import run_cycle
+    from perfwatch.store import db
+
+    settings = load_settings(config)
+    model = settings.models[0]
+    assert model.labels_inbox is not None
+    engine = db.open_engine(settings.store)
+    files = sorted((staged / "labels").glob("*.parquet"))
+    model.labels_inbox.mkdir(parents=True, exist_ok=True)
+    shutil.copy(files[0], model.labels_inbox / files[0].name)
+    assert run_cycle(engine, settings, model).status == "ok"
+    for path in files[1:]:
+        shutil.copy(path, model.labels_inbox / path.name)
+    started = time.perf_counter()
+    report = run_cycle(engine, settings, model)
+    cycle_seconds = time.perf_counter() - started
+    assert report.status == "ok", report.error
+    assert report.judged.judged == len(files) - 2, f"judged {report.judged}, {report.timings}"
+    batches = sorted((staged / "batches").glob("*.parquet"))[1:]
+    rows = pd.concat([pd.read_parquet(p) for p in batches], ignore_index=True)
+    columns = ["y_pred_proba", "y_pred", model.target, "timestamp"]
+    reference = pd.read_parquet(
+        settings.data_dir / "models" / model.name / "v1" / "reference.parquet"
+    )
+    calculator = nml.PerformanceCalculator(
+        problem_type="classification_binary",
+        y_pred_proba="y_pred_proba",
+        y_pred="y_pred",
+        y_true=model.target,
+        timestamp_column_name="timestamp",
+        metrics=model.metrics,
+        chunk_period="D",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calculator.fit(reference[columns])
+        started = time.perf_counter()
+        calculator.calculate(rows[columns])
+        calculator_seconds = time.perf_counter() - started
+    labels = sum(f.stored for f in report.label_files)
+    print(json.dumps({"cycle": cycle_seconds, "calculator": calculator_seconds, "labels": labels}))
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        _worker_main(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+        if sys.argv[4] == "labels":
+            _labels_worker_main(Path(sys.argv[2]), Path(sys.argv[3]))
+        else:
+            _worker_main(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
     else:
         main()

@@ -29,6 +29,8 @@ def status_screen(item: dict[str, Any]) -> RenderableType:
         parts.append(_realized_table(item["latest_realized"]))
     if item["labels"] is not None:
         parts.append(_labels_line(item["labels"]))
+    if item["feature_drift"] is not None:
+        parts.append(_drift_line(item["feature_drift"]))
     if item["alerts"]:
         parts.append(Text("open alerts", style="bold red"))
         parts += [
@@ -132,6 +134,18 @@ def _labels_line(labels: dict[str, Any]) -> Text:
             f" {newest['label_coverage']:.0%} covered, {state}"
         )
     return Text(" · ".join(parts))
+
+
+def _drift_line(drift: dict[str, Any]) -> Text:
+    drifting = [
+        ("all features" if name.startswith("__") else name, figures["value"])
+        for name, figures in drift["features"].items()
+        if figures["alert"]
+    ]
+    if not drifting:
+        return Text(f"feature drift ({_day(drift['chunk_start'])}): none confirmed")
+    named = ", ".join(f"{name} {value:.3f}" for name, value in drifting)
+    return Text(f"feature drift ({_day(drift['chunk_start'])}): {named}", style="yellow")
 
 
 def history_table(model: str, rows: list[dict[str, Any]]) -> RenderableType:

@@ -5,11 +5,12 @@ from typing import Any
 import pandas as pd
 from sqlmodel import select
 
+from perfwatch.domain.drift import MULTIVARIATE
 from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.services.status import history
 from perfwatch.simulate.fleet import TARGET
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import Alert, Label
+from perfwatch.store.tables import Alert, ChunkDrift, Label
 from tests.workspace import Workspace, production
 
 
@@ -45,7 +46,11 @@ def test_stable_90_days_raise_no_performance_or_concept_alert(sqlite_workspace: 
     assert all(r["realized"] is not None for r in complete)
     assert not [r for r in rows if r["concept_drift"]], "no concept-drift verdict"
     kinds = {kind for kind, _ in open_alerts(engine)}
-    assert not kinds & {"performance", "concept_drift"}
+    assert not kinds & {"performance", "concept_drift", "feature_drift"}
+    with transaction(engine) as session:
+        drift = session.exec(select(ChunkDrift)).all()
+    assert len(drift) == 89 * 7, "6 features and the multivariate view, per complete chunk"
+    assert sum(d.alert for d in drift) <= 0.01 * len(drift), "feature-drift alerts <= 1 %"
 
 
 def test_covariate_shift_alerts_before_the_labels_arrive(sqlite_workspace: Workspace) -> None:
@@ -57,6 +62,9 @@ def test_covariate_shift_alerts_before_the_labels_arrive(sqlite_workspace: Works
     assert ("performance", "roc_auc") in open_alerts(engine)
     with transaction(engine) as session:
         assert session.exec(select(Label)).first() is None, "no label has arrived"
+    drifting = {subject for kind, subject in open_alerts(engine) if kind == "feature_drift"}
+    assert "tool_wear" in drifting, "the shifted input is named"
+    assert drifting <= {"tool_wear", MULTIVARIATE}, "and only it (and the multivariate view)"
 
 
 def test_concept_drift_verdict_fires_within_two_chunks_of_its_labels(

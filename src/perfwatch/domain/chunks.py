@@ -45,6 +45,11 @@ class ChunkPeriod:
         return start + self.length
 
 
+def chunk_ns(start: datetime) -> int:
+    """A chunk start as the chunk column holds it: ns since the epoch."""
+    return int(start.timestamp()) * 1_000_000_000
+
+
 def is_complete(chunk_end: datetime, watermark: datetime | None) -> bool:
     """A chunk is complete once data time has reached its (exclusive) end.
 

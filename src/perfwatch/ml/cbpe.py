@@ -36,8 +36,9 @@ def quiet_nannyml() -> Iterator[Any]:
 def _mute_nannyml() -> None:
     """Filters installed once and left in place: warnings.catch_warnings() swaps the
     process-wide filter list and is not thread-safe (rows are written on a thread while
-    CBPE runs). They name nannyml and the warnings it causes, nothing else."""
-    warnings.filterwarnings("ignore", module=r"nannyml(\.|$)")
+    CBPE runs). They name nannyml (and category_encoders, which it calls) and the warnings
+    they cause, nothing else."""
+    warnings.filterwarnings("ignore", module=r"(nannyml|category_encoders)(\.|$)")
     warnings.filterwarnings("ignore", message="The resulting number of chunks is too low")
     warnings.filterwarnings("ignore", message=".*inplace.*", category=DeprecationWarning)
 
@@ -78,7 +79,7 @@ def nannyml_chunker(period: ChunkPeriod, timestamp: str) -> Any:
     with quiet_nannyml():
         from perfwatch.ml.chunking import PerfwatchChunker
 
-        return PerfwatchChunker(timestamp, period.length_ns)
+        return PerfwatchChunker(timestamp, period)
 
 
 def fit(

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 from nannyml.chunk import Chunk, Chunker
 
-from perfwatch.domain.chunks import CHUNK_COLUMN
+from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
+from perfwatch.ingest.batch import assign_chunks
 
 
 def _moment(ns: int) -> datetime:
@@ -18,11 +19,16 @@ def _moment(ns: int) -> datetime:
 
 
 class PerfwatchChunker(Chunker):
-    def __init__(self, timestamp_column: str, length_ns: int) -> None:
+    def __init__(self, timestamp_column: str, period: ChunkPeriod) -> None:
         super().__init__(timestamp_column)
-        self.length_ns = length_ns
+        self.period = period
+        self.length_ns = period.length_ns
 
     def _split(self, data: pd.DataFrame) -> list[Any]:
+        if CHUNK_COLUMN not in data.columns:
+            # nannyml's drift methods chunk a single column with its timestamps
+            data = data.copy()
+            assign_chunks(data, self.timestamp_column_name, self.period)
         chunks = []
         for start_ns, rows in data.groupby(CHUNK_COLUMN, sort=True):
             start, end = _moment(int(start_ns)), _moment(int(start_ns) + self.length_ns)

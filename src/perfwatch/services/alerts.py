@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from perfwatch.config import ModelSettings
 from perfwatch.domain.alerts import CLOSE_AFTER, Observation, Signal, changes
+from perfwatch.domain.drift import CONFIRM_OVER, MULTIVARIATE
 from perfwatch.domain.durations import parse_duration
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -50,6 +51,7 @@ def update_alerts(
             *_performance(session, model, model_id),
             *_concept_drift(session, model, model_id),
             *_data_quality(session, model, model_id),
+            *_feature_drift(session, model, model_id),
             _quarantine(session, model_id, files),
             _unmatched_labels(session, model, model_id),
         ]
@@ -165,6 +167,32 @@ def _data_quality(session: Session, model: ModelSettings, model_id: int) -> list
                 )
             )
         signals.append(Signal("data_quality", column, observations))
+    return signals
+
+
+def _feature_drift(session: Session, model: ModelSettings, model_id: int) -> list[Signal]:
+    champion = queries.champion(session=session, model_id=model_id)
+    if champion is None or champion.id is None:
+        return []
+    recent = queries.recent_drift(session=session, version_id=champion.id, chunks=CLOSE_AFTER)
+    signals = []
+    for feature in [*model.features, MULTIVARIATE]:
+        name = "all features (PCA reconstruction)" if feature == MULTIVARIATE else repr(feature)
+        observations = [
+            Observation(
+                d.alert,
+                f"{name} drifted from the reference: {d.method.replace('_', ' ')} {d.value:.3f}"
+                f" (threshold {d.threshold:.3f}) for {CONFIRM_OVER} chunks up to"
+                f" {_day(d.chunk_start)}"
+                if d.alert and d.threshold is not None
+                else f"{name} in chunk {_day(d.chunk_start)}: no confirmed drift",
+                chunk_start=d.chunk_start,
+                value=d.value,
+            )
+            for d in recent
+            if d.feature == feature
+        ]
+        signals.append(Signal("feature_drift", feature, observations))
     return signals
 
 

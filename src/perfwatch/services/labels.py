@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN
+from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import BatchRejected
 from perfwatch.files import move_into, sha256_file
@@ -83,7 +83,7 @@ def recent_rows(
         since = newest - parse_duration(model.label_window)
         starts = list(queries.chunk_row_counts(session=session, model_id=model_id, since=since))
         batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
-    chunks = {int(start.timestamp()) * 1_000_000_000 for start in starts}
+    chunks = {chunk_ns(start) for start in starts}
     stored = read_stored(batches, [model.id_column], chunks, settings.data_dir)
     # an id stored in two chunks (a producer's retry days later) is labeled in its first
     stored = stored.sort_values(CHUNK_COLUMN, kind="stable")
@@ -147,7 +147,7 @@ def _record_labels(
     ids, targets = labels[model.id_column], labels[model.target]
     first, contradicts = first_targets(ids, targets)
     unique = labels[first]
-    chunk_ns = rows.chunk_of.reindex(unique[model.id_column]).to_numpy()
+    found_in = rows.chunk_of.reindex(unique[model.id_column]).to_numpy()
     times = (
         unique[model.label_time_column].dt.floor("us").dt.to_pydatetime()
         if model.label_time_column in unique.columns
@@ -175,7 +175,7 @@ def _record_labels(
                 "held_since": rows.watermark if ns != ns else None,
             }
             for row_id, target, when, ns in zip(
-                unique[model.id_column], unique[model.target], times, chunk_ns, strict=True
+                unique[model.id_column], unique[model.target], times, found_in, strict=True
             )
         ]
         inserted = queries.insert_new_labels(session=session, rows=new)

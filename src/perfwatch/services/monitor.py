@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, is_complete
+from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, is_complete
 from perfwatch.domain.thresholds import ReferencePerformance, is_alert, threshold_for
 from perfwatch.errors import EstimationError, PerfwatchError
 from perfwatch.services.alerts import AlertChanges, FilesSeen, update_alerts
+from perfwatch.services.drift import measure_drift
 from perfwatch.services.ingestion import FileOutcome, gather, moment, read_stored, record
 from perfwatch.services.labels import LabelFileOutcome, ingest_labels
 from perfwatch.services.realized import JudgeReport, judge
@@ -51,6 +52,7 @@ class CycleReport:
     label_files: list[LabelFileOutcome] = field(default_factory=list)
     chunks_estimated: int = 0
     judged: JudgeReport = field(default_factory=JudgeReport)
+    chunks_drift: int = 0  # complete chunks whose feature drift was measured
     alerts: AlertChanges = field(default_factory=lambda: AlertChanges([], []))
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -99,6 +101,8 @@ def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: C
             )
         with _timed(report, "realized"):
             report.judged = judge(engine, settings, model, champion)
+        with _timed(report, "drift"):
+            report.chunks_drift = measure_drift(engine, settings, model, champion)
 
 
 @contextmanager
@@ -251,7 +255,7 @@ def _chunk_rows(
     import pandas as pd
 
     columns = [model.score_column, model.prediction_column, model.timestamp_column]
-    chunks = {int(start.timestamp()) * 1_000_000_000 for start in stale}
+    chunks = {chunk_ns(start) for start in stale}
     with transaction(engine) as session:
         recorded = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=stale)
     parts = [read_stored(recorded, columns, chunks, data_dir)] if recorded else []

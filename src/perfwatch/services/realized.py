@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, is_mature
+from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, is_mature
 from perfwatch.domain.concept import Judged, verdicts
 from perfwatch.domain.durations import parse_duration
 from perfwatch.services.ingestion import read_stored
@@ -69,7 +69,7 @@ def judge(
     report = JudgeReport(chunks=len(due))
     covered: list[ChunkLabels] = []
     for chunk in due:
-        in_chunk = rows[rows[CHUNK_COLUMN] == _ns(chunk.chunk_start)]
+        in_chunk = rows[rows[CHUNK_COLUMN] == chunk_ns(chunk.chunk_start)]
         chunk.computed_rows = rows_now.get(chunk.chunk_start, (None, 0))[1]
         chunk.computed_labeled = chunk.labeled
         chunk.coverage = float(in_chunk[model.target].notna().sum()) / max(chunk.computed_rows, 1)
@@ -107,7 +107,7 @@ def _labeled_rows(
         model.prediction_column,
         *model.features,
     ]
-    rows = read_stored(batches, columns, {_ns(s) for s in starts}, settings.data_dir)
+    rows = read_stored(batches, columns, {chunk_ns(s) for s in starts}, settings.data_dir)
     targets = pd.Series(
         [target for _, target, _ in labels],
         index=pd.Index([row_id for row_id, _, _ in labels]),
@@ -124,7 +124,7 @@ def _realized(
 
     if not covered:
         return []
-    starts = {_ns(c.chunk_start) for c in covered}
+    starts = {chunk_ns(c.chunk_start) for c in covered}
     labeled = rows[rows[CHUNK_COLUMN].isin(starts) & rows[model.target].notna()]
     return realized.calculate(
         _calculator(model, champion), labeled, columns=cbpe_columns(model), metrics=model.metrics
@@ -183,7 +183,7 @@ def _store_verdicts(
             labeled_rows=0,
         )
         row.value, row.sampling_error = result.value, result.sampling_error
-        row.labeled_rows = int(counts.get(_ns(result.chunk_start), 0))
+        row.labeled_rows = int(counts.get(chunk_ns(result.chunk_start), 0))
         row.version_id = estimate.version_id if estimate else None
         row.estimated = estimate.value if estimate else None
         row.estimated_sampling_error = estimate.sampling_error if estimate else None
@@ -227,11 +227,11 @@ def _add_impacts(
             for r in stored.values()
             if r.out_of_band
             and r.impact is None
-            and (rows[CHUNK_COLUMN] == _ns(r.chunk_start)).any()
+            and (rows[CHUNK_COLUMN] == chunk_ns(r.chunk_start)).any()
         }
     )
     for start in pending:
-        in_chunk = rows[(rows[CHUNK_COLUMN] == _ns(start)) & rows[model.target].notna()]
+        in_chunk = rows[(rows[CHUNK_COLUMN] == chunk_ns(start)) & rows[model.target].notna()]
         impacts = concept_impact(
             in_chunk,
             champion.reference_rows,
@@ -245,7 +245,3 @@ def _add_impacts(
         for (chunk_start, metric), row in stored.items():
             if chunk_start == start and metric in impacts:
                 row.impact = impacts[metric]
-
-
-def _ns(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000_000

@@ -39,6 +39,7 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
         "labels": None,
         "alerts": [],
         "data_quality": [],
+        "feature_drift": None,
         "quarantined": [],
         "retrain": {"state": "not_available", "count": 0, "last": None},
     }
@@ -73,6 +74,7 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
         for a in reads.open_alerts(connection, model_id)
     ]
     status["latest_realized"] = _realized(reads.latest_realized(connection, model_id))
+    status["feature_drift"] = _drift(reads.latest_drift(connection, model_id))
     status["labels"] = reads.label_summary(connection, model_id) | {
         "newest_chunk": _coverage(reads.newest_labeled_chunk(connection, model_id))
     }
@@ -110,6 +112,18 @@ def _realized(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
                     "impact",
                 )
             }
+            for r in rows
+        },
+    }
+
+
+def _drift(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not rows:
+        return None
+    return {
+        "chunk_start": iso(rows[0]["chunk_start"]),
+        "features": {
+            r["feature"]: {key: r[key] for key in ("method", "value", "threshold", "alert")}
             for r in rows
         },
     }

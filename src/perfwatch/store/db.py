@@ -15,7 +15,7 @@ from perfwatch.errors import StoreError
 
 # The newest migration in migrations/versions; a test checks it against Alembic's head,
 # so `status` can check the schema without importing Alembic.
-SCHEMA_REVISION = "0002_labels"
+SCHEMA_REVISION = "0003_feature_drift"
 
 
 def safe_url(url: str) -> str:

@@ -14,6 +14,7 @@ from perfwatch.store.tables import (
     Alert,
     Batch,
     BatchChunk,
+    ChunkDrift,
     ChunkEstimate,
     ChunkLabels,
     ChunkRealized,
@@ -332,6 +333,43 @@ def latest_estimates(
     for estimate in session.exec(query):
         found[(estimate.chunk_start, estimate.metric)] = estimate
     return found
+
+
+# -- feature drift ------------------------------------------------------------------------
+
+
+def drift_rows(*, session: Session, version_id: int, since: datetime) -> dict[datetime, int]:
+    """chunk start -> rows measured, for a version's drift figures since a start."""
+    query = (
+        select(ChunkDrift.chunk_start, func.min(ChunkDrift.rows))
+        .where(ChunkDrift.version_id == version_id, ChunkDrift.chunk_start >= since)
+        .group_by(col(ChunkDrift.chunk_start))
+    )
+    return {start: int(rows) for start, rows in session.exec(query)}
+
+
+def drift_since(*, session: Session, version_id: int, since: datetime) -> list[ChunkDrift]:
+    query = select(ChunkDrift).where(
+        ChunkDrift.version_id == version_id, ChunkDrift.chunk_start >= since
+    )
+    return list(session.exec(query))
+
+
+def recent_drift(*, session: Session, version_id: int, chunks: int) -> list[ChunkDrift]:
+    """The drift figures of the newest `chunks` measured chunks, oldest first."""
+    starts = session.exec(
+        select(ChunkDrift.chunk_start)
+        .where(ChunkDrift.version_id == version_id)
+        .group_by(col(ChunkDrift.chunk_start))
+        .order_by(col(ChunkDrift.chunk_start).desc())
+        .limit(chunks)
+    ).all()
+    query = (
+        select(ChunkDrift)
+        .where(ChunkDrift.version_id == version_id, col(ChunkDrift.chunk_start).in_(starts))
+        .order_by(col(ChunkDrift.chunk_start), col(ChunkDrift.feature))
+    )
+    return list(session.exec(query))
 
 
 # -- cycles -------------------------------------------------------------------------------

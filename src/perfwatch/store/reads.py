@@ -116,6 +116,17 @@ alert = view(
     column("opened_at", UTCDateTime),
     column("closed_at", UTCDateTime),
 )
+chunk_drift = view(
+    "chunk_drift",
+    column("model_id", Integer),
+    column("version_id", Integer),
+    column("chunk_start", UTCDateTime),
+    column("feature", String),
+    column("method", String),
+    column("value", Float),
+    column("threshold", Float),
+    column("alert", Boolean),
+)
 VIEWS = (
     model,
     model_version,
@@ -128,6 +139,7 @@ VIEWS = (
     label,
     label_file,
     alert,
+    chunk_drift,
 )
 
 Row = dict[str, Any]
@@ -306,3 +318,20 @@ def coverage_history(connection: Connection, model_id: int) -> dict[datetime, fl
         )
     )
     return {start: coverage for start, coverage in rows}
+
+
+def latest_drift(connection: Connection, model_id: int) -> list[Row]:
+    """The newest measured chunk's feature drift (by its newest version), most drifted first."""
+    newest = select(func.max(chunk_drift.c.chunk_start)).where(chunk_drift.c.model_id == model_id)
+    rows = connection.execute(
+        select(chunk_drift)
+        .where(
+            chunk_drift.c.model_id == model_id,
+            chunk_drift.c.chunk_start == newest.scalar_subquery(),
+        )
+        .order_by(
+            chunk_drift.c.version_id.desc(), chunk_drift.c.alert.desc(), chunk_drift.c.feature
+        )
+    ).mappings()
+    found = [dict(row) for row in rows]
+    return [row for row in found if row["version_id"] == found[0]["version_id"]]

@@ -288,3 +288,25 @@ class Alert(SQLModel, table=True):
     opened_at: datetime = _stamp()
     closed_at: datetime | None = _when(nullable=True)
     closed_reason: str | None = None
+
+
+class ChunkDrift(SQLModel, table=True):
+    """Drift of one feature (or of all, by PCA reconstruction) on one complete chunk."""
+
+    __tablename__ = "chunk_drift"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version_id", "chunk_start", "feature"),
+        Index("ix_chunk_drift_model_chunk", "model_id", "chunk_start"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id")
+    version_id: int = Field(foreign_key="model_version.id")
+    chunk_start: datetime = _when()
+    feature: str
+    method: str  # jensen_shannon | reconstruction_error
+    value: float
+    threshold: float | None = None  # nannyml's, from the reference chunks
+    raw_alert: bool = False  # nannyml's own alert: noisy on its own
+    alert: bool = False  # confirmed: see domain.drift
+    rows: int
+    computed_at: datetime = _stamp()

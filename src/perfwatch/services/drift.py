@@ -1,0 +1,106 @@
+"""Feature drift per complete chunk: measured once a chunk is complete (again if late rows
+change it), confirmed over consecutive chunks (domain.drift), stored per version."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from perfwatch.config import ModelSettings, Settings
+from perfwatch.domain.chunks import chunk_ns, is_complete
+from perfwatch.domain.drift import CONFIRM_OVER, RawDrift, confirmed
+from perfwatch.domain.durations import parse_duration
+from perfwatch.services.ingestion import read_stored
+from perfwatch.services.registry import Champion
+from perfwatch.store import queries
+from perfwatch.store.db import transaction
+from perfwatch.store.tables import ChunkDrift, utcnow
+
+_calculators: dict[tuple[int, str], Any] = {}  # (version id, reference sha256) -> fitted
+
+
+def measure_drift(
+    engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
+) -> int:
+    """Measure the complete chunks not measured yet (or changed since); return how many."""
+    from perfwatch.ml import drift
+
+    version = champion.version
+    assert version.id is not None
+    with transaction(engine) as session:
+        newest = queries.watermark(session=session, model_id=version.model_id)
+        if newest is None:
+            return 0
+        since = newest - parse_duration(model.label_window)
+        stored = queries.chunk_row_counts(session=session, model_id=version.model_id, since=since)
+        measured = queries.drift_rows(session=session, version_id=version.id, since=since)
+        due = [
+            start
+            for start, (end, rows) in stored.items()
+            if is_complete(end, newest) and measured.get(start) != rows
+        ]
+        batches = queries.batches_in_chunks(
+            session=session, model_id=version.model_id, chunk_starts=due
+        )
+    if not due:
+        return 0
+    columns = [*model.features, model.timestamp_column]
+    rows = read_stored(batches, columns, {chunk_ns(s) for s in due}, settings.data_dir)
+    results = drift.calculate(_fitted(model, champion), rows, timestamp=model.timestamp_column)
+    with transaction(engine) as session:
+        _store(session, champion, results, {s: stored[s][1] for s in due}, since)
+    return len(due)
+
+
+def _fitted(model: ModelSettings, champion: Champion) -> Any:
+    from perfwatch.ml import drift
+
+    key = (int(champion.version.id or 0), champion.version.reference_sha256)
+    if key not in _calculators:
+        _calculators[key] = drift.fit(
+            champion.reference_rows,
+            features=model.features,
+            categorical=model.categorical,
+            timestamp=model.timestamp_column,
+            period=model.chunk_period,
+        )
+    return _calculators[key]
+
+
+def _store(
+    session: Any, champion: Champion, results: list[Any], rows: dict[datetime, int], since: datetime
+) -> None:
+    """Upsert the new figures, then re-confirm each feature's chain over the window (a late
+    chunk may confirm, or un-confirm, its neighbours)."""
+    version = champion.version
+    chain = {
+        (d.chunk_start, d.feature): d
+        for d in queries.drift_since(session=session, version_id=version.id or 0, since=since)
+    }
+    for result in results:
+        record = chain.get((result.chunk_start, result.feature)) or ChunkDrift(
+            model_id=version.model_id,
+            version_id=version.id or 0,
+            chunk_start=result.chunk_start,
+            feature=result.feature,
+            method=result.method,
+            value=result.value,
+            rows=0,
+        )
+        record.value, record.threshold, record.raw_alert = (
+            result.value,
+            result.threshold,
+            result.alert,
+        )
+        record.rows, record.computed_at = rows[result.chunk_start], utcnow()
+        chain[(result.chunk_start, result.feature)] = record
+    for feature in {feature for _, feature in chain}:
+        ordered = sorted(
+            (d for (_, f), d in chain.items() if f == feature), key=lambda d: d.chunk_start
+        )
+        flags = confirmed(
+            [RawDrift(d.method, d.value, d.raw_alert) for d in ordered], over=CONFIRM_OVER
+        )
+        for record, flag in zip(ordered, flags, strict=True):
+            record.alert = flag
+            session.add(record)
