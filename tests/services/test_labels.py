@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 from sqlmodel import select
 
+from perfwatch.services.labels import TARGET as LABEL
+from perfwatch.services.labels import stored_labels
 from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import FEATURES, TARGET
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import Alert, ChunkLabels, Label, LabelConflict, LabelFile
+from perfwatch.store.tables import Alert, ChunkLabels, LabelConflict, LabelFile
 from tests.workspace import Workspace, production
 
 METRICS = ["roc_auc", "f1", "recall"]
@@ -121,7 +123,8 @@ def quarantined_label_file(ws: Workspace, name: str) -> str:
     reason = (ws.labels / "quarantine" / f"{name}.reason.txt").read_text().strip()
     stored = [f for f in table(ws.engine(), LabelFile) if f.file_name == name]
     assert [f.status for f in stored] == ["quarantined"] and stored[0].reason == reason
-    assert table(ws.engine(), Label) == [], "no label of a rejected file is applied"
+    labels = model_status(ws.engine(), ["press"])[0]["labels"]
+    assert (labels["stored"], labels["held"]) == (0, 0), "no label of a rejected file is applied"
     return reason
 
 
@@ -215,11 +218,14 @@ def test_duplicate_ids_equal_values_are_skipped_different_ones_recorded(
         (fourth_id, int(first[TARGET].iloc[3]), 1 - int(first[TARGET].iloc[3])),
         (first_id, int(first[TARGET].iloc[0]), 1 - int(first[TARGET].iloc[0])),
     }
-    in_force = {label.row_id: label.target for label in table(engine, Label)}
-    assert in_force == dict(zip(first["id"], first[TARGET].astype(int), strict=True))
-    assert model_status(engine, ["press"])[0]["labels"]["conflicts"] == 2
     coverage = {c.chunk_start: c.labeled for c in table(engine, ChunkLabels)}
     assert sum(coverage.values()) == 10, "each id counted once"
+    settings = workspace.settings()
+    in_force = stored_labels(engine, settings, settings.models[0], 1, sorted(coverage))
+    assert dict(zip(in_force["id"], in_force[LABEL], strict=True)) == dict(
+        zip(first["id"], first[TARGET].astype(int), strict=True)
+    ), "the first label of each id, and only it"
+    assert model_status(engine, ["press"])[0]["labels"]["conflicts"] == 2
 
 
 def test_the_same_label_file_twice_is_counted_once(sqlite_workspace: Workspace) -> None:
@@ -231,5 +237,5 @@ def test_the_same_label_file_twice_is_counted_once(sqlite_workspace: Workspace) 
     cycle(ws, engine)
     ws.drop_labels(labels_of(day), "log.parquet")
     assert [f.status for f in cycle(ws, engine).label_files] == ["duplicate"]
-    assert len(table(engine, Label)) == len(day)
+    assert model_status(engine, ["press"])[0]["labels"]["stored"] == len(day)
     assert (ws.labels / "processed" / "log.parquet").is_file()

@@ -20,13 +20,12 @@ from perfwatch.ingest.rows import (
 
 if TYPE_CHECKING:
     import numpy as np
-    import pandas as pd
     import pyarrow as pa
 
     from perfwatch.config import ModelSettings
 
 
-def read_labels(path: Path, *, model: "ModelSettings") -> "pd.DataFrame":
+def read_labels(path: Path, *, model: "ModelSettings") -> "pa.Table":
     """Read one label file: columns id (text), target (int64 0/1), label time (if given)."""
     import pyarrow as pa
 
@@ -46,7 +45,7 @@ def read_labels(path: Path, *, model: "ModelSettings") -> "pd.DataFrame":
         columns[model.label_time_column] = as_timestamps(
             table.column(model.label_time_column), model.label_time_column
         )
-    return pa.table(columns).to_pandas()
+    return pa.table(columns)
 
 
 def _targets(table: "pa.Table", name: str) -> "pa.ChunkedArray":
@@ -70,10 +69,17 @@ def _targets(table: "pa.Table", name: str) -> "pa.ChunkedArray":
     return numbers.cast(pa.int64())
 
 
-def first_targets(ids: "pd.Series", targets: "pd.Series") -> tuple["np.ndarray", "np.ndarray"]:
-    """Masks over a file's rows: the first label of each id, and later labels that
+def first_targets(
+    ids: "pa.ChunkedArray", targets: "pa.ChunkedArray"
+) -> tuple["np.ndarray", "np.ndarray"]:
+    """Masks over a cycle's labels: the first label of each id, and later labels that
     contradict it (repeats of the same value are neither)."""
-    first = ~ids.duplicated().to_numpy()
-    firsts = targets[first].set_axis(ids[first])
-    contradicts = ~first & (ids.map(firsts).to_numpy() != targets.to_numpy())
+    from perfwatch.ingest.rows import first_occurrences
+
+    first = first_occurrences(ids)
+    if first.all():  # the usual case: nothing to compare
+        return first, ~first
+    id_values, target_values = ids.to_pandas(), targets.to_pandas()
+    firsts = target_values[first].set_axis(id_values[first])
+    contradicts = ~first & (id_values.map(firsts).to_numpy() != target_values.to_numpy())
     return first, contradicts

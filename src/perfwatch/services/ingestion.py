@@ -387,7 +387,12 @@ def read_stored(
     batches: Any, columns: list[str], chunks: set[int], data_dir: Path
 ) -> "pd.DataFrame":
     """The stored rows of these batches that fall into these chunks (ns starts)."""
-    import pandas as pd
+    return stored_table(batches, columns, chunks, data_dir).to_pandas()
+
+
+def stored_table(batches: Any, columns: list[str], chunks: set[int], data_dir: Path) -> "pa.Table":
+    """As read_stored, as one Arrow table (with the chunk column)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     paths = sorted({data_dir / b.stored_path for b in batches if b.stored_path})
@@ -395,7 +400,10 @@ def read_stored(
     tables = [
         pq.read_table(path, columns=[*columns, CHUNK_COLUMN], filters=filters) for path in paths
     ]
-    return pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+    if not tables:
+        empty = {name: pa.array([], pa.string()) for name in columns}
+        return pa.table({**empty, CHUNK_COLUMN: pa.array([], pa.int64())})
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def moment(ns: int) -> datetime:

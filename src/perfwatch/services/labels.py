@@ -1,15 +1,19 @@
-"""Ingesting a model's delayed labels: each label file in its own transaction.
+"""Ingesting a model's delayed labels: every waiting label file in one pass and one
+transaction, as batches are.
 
-A label is matched to its row's chunk through the stored batches of the recent past
-(`label_window` of data time); a label whose row has not arrived yet is held and
-matched when it comes. The first label of an id stays in force: a different second
-one is recorded as a conflict with both values, never applied. A file moves out of the
-labels inbox only after its labels (or its rejection reason) are committed.
+A label is matched to its row's chunk through the stored rows of the recent past
+(`label_window` of data time). Labels matched on arrival are written, with their chunk,
+to one Parquet segment per cycle under `data_dir` (`label_chunk` maps chunks to
+segments); a label whose row has not arrived yet is held in the store and matched when
+the row comes. The first label of an id stays in force: a different second one is
+recorded as a conflict with both values, never applied. A file moves out of the labels
+inbox only after its labels (or its rejection reason) are committed.
 """
 
+import hashlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,15 +25,20 @@ from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import BatchRejected
 from perfwatch.files import move_into, sha256_file
-from perfwatch.services.ingestion import inbox_files, moment, read_stored
+from perfwatch.services.ingestion import inbox_files, moment, stored_table
+from perfwatch.services.registry import in_data_dir
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import LabelConflict, LabelFile
+from perfwatch.store.tables import Label, LabelChunk, LabelConflict, LabelFile
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
+FILE_COLUMN = "__label_file"  # which file of the cycle a label came from (its position)
+TARGET = "__target"  # the label's 0/1 in segments, whatever the model calls its target
 
 
 @dataclass
@@ -45,11 +54,46 @@ class LabelFileOutcome:
 
 
 @dataclass
-class RowChunks:
-    """Where the recent rows are: row id -> chunk start (ns), over `label_window`."""
+class RecentRows:
+    """The rows stored within `label_window`: id, chunk and served figures, oldest chunk
+    first (an id stored in two chunks, a producer's retry days later, is labeled in its
+    first)."""
 
-    chunk_of: "pd.Series"
+    table: "pa.Table | None"
     watermark: datetime | None
+
+    def locate(self, ids: "pa.Array | pa.ChunkedArray") -> "np.ndarray":
+        """Each id's row position in `table`, -1 where the row is not there."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self.table is None or not len(ids):
+            return np.full(len(ids), -1, dtype="int64")
+        found = pc.index_in(ids.cast(pa.large_string()), value_set=self.table["id"])
+        return np.asarray(found.fill_null(-1).to_numpy(), dtype="int64")
+
+    def figures(self, positions: "np.ndarray") -> "pd.DataFrame":
+        """The chunk and served figures of the rows at these (valid) positions."""
+        assert self.table is not None
+        return self.table.drop_columns(["id"]).take(positions).to_pandas()
+
+
+@dataclass
+class _File:
+    path: Path
+    content_hash: str
+    status: str = "duplicate"
+    reason: str | None = None
+    labels: Any = None  # DataFrame: id, target (, label time)
+
+
+@dataclass
+class _Plan:
+    """A cycle's accepted labels, sorted out but not recorded yet."""
+
+    new: "pd.DataFrame"  # id, TARGET, CHUNK_COLUMN (NaN: held), FILE_COLUMN
+    conflicts: list[tuple[int, str, int, int]] = field(default_factory=list)  # file, id, kept, new
 
 
 def ingest_labels(
@@ -63,7 +107,7 @@ def ingest_labels(
     if not paths and not new_rows:
         return []
     rows = recent_rows(engine, settings, model, model_id)
-    outcomes = [_ingest_file(engine, model, model_id, path, rows) for path in paths]
+    outcomes = _ingest_files(engine, settings, model, model_id, paths, rows) if paths else []
     matched = match_held_labels(engine, model, model_id, rows)
     if matched:
         log.info("%s: %d held labels found their rows", model.name, matched)
@@ -72,211 +116,379 @@ def ingest_labels(
 
 def recent_rows(
     engine: Engine, settings: Settings, model: ModelSettings, model_id: int
-) -> RowChunks:
-    """Read the ids of the rows stored within `label_window` of the newest data."""
-    import pandas as pd
+) -> RecentRows:
+    """Read the rows stored within `label_window` of the newest data."""
+    import pyarrow as pa
 
     with transaction(engine) as session:
         newest = queries.watermark(session=session, model_id=model_id)
         if newest is None:
-            return RowChunks(pd.Series(dtype="int64"), None)
+            return RecentRows(None, None)
         since = newest - parse_duration(model.label_window)
         starts = list(queries.chunk_row_counts(session=session, model_id=model_id, since=since))
         batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
-    chunks = {chunk_ns(start) for start in starts}
-    stored = read_stored(batches, [model.id_column], chunks, settings.data_dir)
-    # an id stored in two chunks (a producer's retry days later) is labeled in its first
-    stored = stored.sort_values(CHUNK_COLUMN, kind="stable")
-    stored = stored.drop_duplicates(model.id_column)
-    return RowChunks(stored.set_index(model.id_column)[CHUNK_COLUMN], newest)
+    table = stored_table(
+        batches, served_columns(model), {chunk_ns(s) for s in starts}, settings.data_dir
+    ).sort_by(CHUNK_COLUMN)
+    ids = table[model.id_column].cast(pa.large_string())
+    return RecentRows(table.drop_columns([model.id_column]).append_column("id", ids), newest)
 
 
-def _ingest_file(
-    engine: Engine, model: ModelSettings, model_id: int, path: Path, rows: RowChunks
-) -> LabelFileOutcome:
+def served_columns(model: ModelSettings) -> list[str]:
+    """What a label carries of its row: the row's id, time and served figures."""
+    return [model.id_column, model.timestamp_column, model.score_column, model.prediction_column]
+
+
+def stored_labels(
+    engine: Engine, settings: Settings, model: ModelSettings, model_id: int, starts: list[datetime]
+) -> "pd.DataFrame":
+    """The labels of these chunks: `id`, TARGET, the chunk and the row's served figures."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    with transaction(engine) as session:
+        files = queries.label_files_in_chunks(
+            session=session, model_id=model_id, chunk_starts=starts
+        )
+        matched_later = queries.matched_labels(
+            session=session, model_id=model_id, chunk_starts=starts
+        )
+    columns = ["id", TARGET, CHUNK_COLUMN, *served_columns(model)[1:]]
+    filters = [(CHUNK_COLUMN, "in", sorted(chunk_ns(s) for s in starts))]
+    paths = sorted({settings.data_dir / f.stored_path for f in files if f.stored_path})
+    parts = [pq.read_table(path, columns=columns, filters=filters).to_pandas() for path in paths]
+    if matched_later:
+        later = pd.DataFrame(
+            [
+                (m.row_id, m.target, chunk_ns(m.chunk_start), m.row_time, m.score, m.prediction)
+                for m in matched_later
+                if m.chunk_start is not None
+            ],
+            columns=columns,
+        )
+        parts.append(later.astype({model.timestamp_column: "datetime64[ns, UTC]"}))
+    if not parts:
+        return pd.DataFrame({c: [] for c in columns})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _ingest_files(
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    model_id: int,
+    paths: list[Path],
+    rows: RecentRows,
+) -> list[LabelFileOutcome]:
     from perfwatch.ingest.labels import read_labels
 
-    content_hash = sha256_file(path)
+    files = [_File(path, sha256_file(path)) for path in paths]
     with transaction(engine) as session:
-        known = queries.known_label_file(
-            session=session, model_id=model_id, content_hash=content_hash
+        known = queries.known_label_files(
+            session=session, model_id=model_id, content_hashes=[f.content_hash for f in files]
         )
-    if known is not None:  # dropped twice, or recorded just before a crash
-        return _settle(path, model, known, LabelFileOutcome(path.name, "duplicate"))
-    try:
-        labels = read_labels(path, model=model)
-    except BatchRejected as rejection:
-        reason = rejection.message + (f" (hint: {rejection.hint})" if rejection.hint else "")
-        record = LabelFile(
-            model_id=model_id,
-            file_name=path.name,
-            content_hash=content_hash,
-            status="quarantined",
-            reason=reason,
+    first_of: dict[str, _File] = {}
+    for file in files:
+        if file.content_hash not in known and file.content_hash not in first_of:
+            first_of[file.content_hash] = file  # the others: dropped twice
+    for file in first_of.values():
+        try:
+            file.labels = read_labels(file.path, model=model)
+            file.status = "ingested"
+        except BatchRejected as rejection:
+            file.status = "quarantined"
+            file.reason = rejection.message + (
+                f" (hint: {rejection.hint})" if rejection.hint else ""
+            )
+    accepted = [f for f in first_of.values() if f.status == "ingested"]
+    plan = _plan(engine, settings, model, model_id, accepted, rows) if accepted else None
+    records = _record(engine, settings, model, model_id, list(first_of.values()), plan, rows)
+    return [
+        _settle(
+            f,
+            model,
+            known.get(f.content_hash) or records[f.content_hash],
+            first=first_of.get(f.content_hash) is f,
         )
-        with transaction(engine) as session:
-            session.add(record)
-        return _settle(
-            path, model, record, LabelFileOutcome(path.name, "quarantined", reason=reason)
-        )
-    record = _record_labels(engine, model, model_id, path, content_hash, labels, rows)
-    outcome = LabelFileOutcome(
-        path.name,
-        "ingested",
-        rows=record.rows,
-        stored=record.stored,
-        repeated=record.repeated,
-        conflicts=record.conflicts,
-        held=record.held,
-    )
-    return _settle(path, model, record, outcome)
+        for f in files
+    ]
 
 
-def _record_labels(
+def _plan(
     engine: Engine,
+    settings: Settings,
     model: ModelSettings,
     model_id: int,
-    path: Path,
-    content_hash: str,
-    labels: "pd.DataFrame",
-    rows: RowChunks,
-) -> LabelFile:
-    """Store a file's labels, its conflicts and the chunks' new label counts, in one go."""
+    accepted: list[_File],
+    rows: RecentRows,
+) -> _Plan:
+    """Sort the cycle's labels into new ones (matched or held), repeats and conflicts."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
     from perfwatch.ingest.labels import first_targets
 
-    ids, targets = labels[model.id_column], labels[model.target]
-    first, contradicts = first_targets(ids, targets)
-    unique = labels[first]
-    found_in = rows.chunk_of.reindex(unique[model.id_column]).to_numpy()
-    times = (
-        unique[model.label_time_column].dt.floor("us").dt.to_pydatetime()
-        if model.label_time_column in unique.columns
-        else [None] * len(unique)
-    )
-    record = LabelFile(
-        model_id=model_id,
-        file_name=path.name,
-        content_hash=content_hash,
-        status="ingested",
-        rows=len(labels),
-    )
-    with transaction(engine) as session:
-        session.add(record)
-        session.flush()
-        assert record.id is not None
-        new = [
-            {
-                "model_id": model_id,
-                "label_file_id": record.id,
-                "row_id": row_id,
-                "target": int(target),
-                "labeled_at": None if when is None or when != when else when,
-                "chunk_start": None if ns != ns else moment(int(ns)),
-                "held_since": rows.watermark if ns != ns else None,
-            }
-            for row_id, target, when, ns in zip(
-                unique[model.id_column], unique[model.target], times, found_in, strict=True
+    combined = pa.concat_tables(
+        [
+            f.labels.rename_columns({model.id_column: "id", model.target: TARGET}).append_column(
+                FILE_COLUMN, pa.array(np.full(f.labels.num_rows, index, np.int32))
             )
-        ]
-        inserted = queries.insert_new_labels(session=session, rows=new)
-        conflicts = _conflicts(session, model, model_id, labels, contradicts, new, inserted)
-        for conflict in conflicts:
-            conflict.label_file_id = record.id
-        session.add_all(conflicts)
-        stored = [label for label in new if label["row_id"] in inserted]
-        counts = _per_chunk(model, (label["chunk_start"] for label in stored))
-        queries.add_labeled(session=session, model_id=model_id, counts=counts)
-        record.stored = len(stored)
-        record.held = sum(1 for label in stored if label["chunk_start"] is None)
-        record.conflicts = len(conflicts)
-        record.repeated = len(labels) - record.stored - record.conflicts
-        session.add(record)
-    return record
+            for index, f in enumerate(accepted)
+        ],
+        promote_options="permissive",
+    ).combine_chunks()
+    first, contradicts = first_targets(combined["id"], combined[TARGET])
+    unique_ids = combined["id"].filter(pa.array(first))
+    positions = rows.locate(unique_ids)
+    found = positions >= 0
+    unique = pd.concat(
+        [combined.filter(pa.array(first)).to_pandas(), _figures(model, rows, positions, found)],
+        axis=1,
+    )
+    chunks = np.unique(unique.loc[found, CHUNK_COLUMN].to_numpy(dtype="int64"))
+    in_force = _labels_in_force(
+        engine, settings, model, model_id, [moment(int(ns)) for ns in chunks]
+    )
+    if in_force.empty:  # the usual case: labels for chunks not labeled before
+        plan = _Plan(new=unique)
+        differs = pd.Series(False, index=unique.index)
+        kept = pd.Series(np.nan, index=unique.index)
+    else:
+        kept = unique["id"].map(in_force)
+        plan = _Plan(new=unique[kept.isna()])
+        differs = kept.notna() & (kept != unique[TARGET])
+    plan.conflicts = [
+        (int(f), row_id, int(k), int(t))
+        for f, row_id, k, t in zip(
+            unique.loc[differs, FILE_COLUMN],
+            unique.loc[differs, "id"],
+            kept[differs],
+            unique.loc[differs, TARGET],
+            strict=True,
+        )
+    ]
+    if not contradicts.any():
+        return plan
+    first_target = unique.set_index("id")[TARGET]
+    seen = {(f, row_id) for f, row_id, _, _ in plan.conflicts}
+    later = combined.filter(pa.array(contradicts)).to_pandas()
+    for f, row_id, target in zip(later[FILE_COLUMN], later["id"], later[TARGET], strict=True):
+        value = in_force.get(row_id, first_target[row_id])
+        if (int(f), row_id) not in seen and value != target:
+            plan.conflicts.append((int(f), row_id, int(value), int(target)))
+            seen.add((int(f), row_id))
+    return plan
 
 
-def _conflicts(
-    session: Any,
+def _figures(
+    model: ModelSettings, rows: RecentRows, positions: "np.ndarray", found: "np.ndarray"
+) -> "pd.DataFrame":
+    """The chunk and served figures of located rows; NaN (held) where not found."""
+    import pandas as pd
+
+    if not found.any():
+        columns = [CHUNK_COLUMN, *served_columns(model)[1:]]
+        return pd.DataFrame({c: [float("nan")] * len(positions) for c in columns})
+    located = rows.figures(positions[found])
+    located.index = found.nonzero()[0]
+    return located.reindex(range(len(positions)))
+
+
+def _labels_in_force(
+    engine: Engine, settings: Settings, model: ModelSettings, model_id: int, chunks: list[datetime]
+) -> "pd.Series":
+    """row id -> target of the labels already stored in these chunks, or held."""
+    import pandas as pd
+
+    stored = stored_labels(engine, settings, model, model_id, chunks)
+    with transaction(engine) as session:
+        held = queries.held_targets(session=session, model_id=model_id)
+    return pd.concat([stored.set_index("id")[TARGET], pd.Series(held, dtype="int64")]).astype(
+        "int64"
+    )
+
+
+def _record(
+    engine: Engine,
+    settings: Settings,
     model: ModelSettings,
     model_id: int,
-    labels: "pd.DataFrame",
-    contradicts: Any,
-    new: list[dict[str, Any]],
-    inserted: set[str],
-) -> list[LabelConflict]:
-    """Labels that contradict the one in force: later ones in the file, and file labels
-    for ids labeled differently before. One conflict per id and file."""
-    conflicts: dict[str, LabelConflict] = {}
-    already = [label for label in new if label["row_id"] not in inserted]
-    in_force = queries.stored_targets(
-        session=session, model_id=model_id, row_ids=[label["row_id"] for label in already]
+    decided: list[_File],
+    plan: _Plan | None,
+    rows: RecentRows,
+) -> dict[str, LabelFile]:
+    """Record every new file, and the plan's labels, in one transaction."""
+    records = {
+        f.content_hash: LabelFile(
+            model_id=model_id,
+            file_name=f.path.name,
+            content_hash=f.content_hash,
+            status=f.status,
+            reason=f.reason,
+            rows=len(f.labels) if f.labels is not None else 0,
+        )
+        for f in decided
+    }
+    with transaction(engine) as session:
+        session.add_all(records.values())
+        session.flush()
+        if plan is not None:
+            accepted = [records[f.content_hash] for f in decided if f.status == "ingested"]
+            _record_plan(session, settings, model, model_id, accepted, plan, rows)
+    return records
+
+
+def _record_plan(
+    session: Any,
+    settings: Settings,
+    model: ModelSettings,
+    model_id: int,
+    accepted: list[LabelFile],
+    plan: _Plan,
+    rows: RecentRows,
+) -> None:
+    ids = [int(f.id or 0) for f in accepted]
+    new = plan.new
+    held = new[new[CHUNK_COLUMN].isna()]
+    matched = new[new[CHUNK_COLUMN].notna()].astype(
+        {CHUNK_COLUMN: "int64", model.prediction_column: "int64"}
     )
-    for label in already:
-        stored = in_force.get(label["row_id"])
-        if stored is not None and stored != label["target"]:
-            conflicts[label["row_id"]] = _conflict(
-                model_id, label["row_id"], stored, label["target"]
-            )
-    first_of = {label["row_id"]: label["target"] for label in new}
-    for row_id, target in zip(
-        labels.loc[contradicts, model.id_column], labels.loc[contradicts, model.target], strict=True
-    ):
-        kept = in_force.get(row_id, first_of[row_id])
-        if row_id not in conflicts and kept != target:
-            conflicts[row_id] = _conflict(model_id, row_id, kept, int(target))
-    return list(conflicts.values())
-
-
-def _conflict(model_id: int, row_id: str, stored: int, new: int) -> LabelConflict:
-    return LabelConflict(
-        model_id=model_id, label_file_id=0, row_id=row_id, stored_target=stored, new_target=new
+    if len(matched):
+        segment = _write_segment(settings, model, matched, ids, [f.content_hash for f in accepted])
+        for record in accepted:
+            record.stored_path = in_data_dir(settings, segment)
+    per_file_chunk = matched.groupby([FILE_COLUMN, CHUNK_COLUMN]).size()
+    session.add_all(
+        LabelChunk(label_file_id=ids[f], model_id=model_id, chunk_start=moment(ns), rows=int(n))
+        for (f, ns), n in per_file_chunk.items()
     )
+    session.add_all(
+        Label(
+            model_id=model_id,
+            label_file_id=ids[int(f)],
+            row_id=row_id,
+            target=int(target),
+            held_since=rows.watermark,
+        )
+        for f, row_id, target in zip(held[FILE_COLUMN], held["id"], held[TARGET], strict=True)
+    )
+    session.add_all(
+        LabelConflict(
+            model_id=model_id, label_file_id=ids[f], row_id=row_id, stored_target=k, new_target=t
+        )
+        for f, row_id, k, t in plan.conflicts
+    )
+    per_chunk = matched.groupby(CHUNK_COLUMN).size()
+    queries.add_labeled(
+        session=session,
+        model_id=model_id,
+        counts=_counts(model, ((moment(int(ns)), int(n)) for ns, n in per_chunk.items())),
+    )
+    stored = new.groupby(FILE_COLUMN).size()
+    waiting = held.groupby(FILE_COLUMN).size()
+    conflicts = [sum(1 for f, *_ in plan.conflicts if f == index) for index in range(len(ids))]
+    for index, record in enumerate(accepted):
+        record.stored, record.held = int(stored.get(index, 0)), int(waiting.get(index, 0))
+        record.conflicts = conflicts[index]
+        record.repeated = record.rows - record.stored - record.conflicts
+        session.add(record)
 
 
-def _per_chunk(
-    model: ModelSettings, starts: "Iterable[datetime | None]"
+def _write_segment(
+    settings: Settings,
+    model: ModelSettings,
+    matched: "pd.DataFrame",
+    file_ids: list[int],
+    content_hashes: list[str],
+) -> Path:
+    """The cycle's matched labels as one Parquet file (hidden name, then rename); named
+    after its files, so a retry after a crash overwrites it."""
+    name = hashlib.sha256("".join(content_hashes).encode()).hexdigest()[:32]
+    target = settings.data_dir / "labels" / model.name / f"{name}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    columns = ["id", TARGET, CHUNK_COLUMN, *served_columns(model)[1:]]
+    frame = matched[columns].assign(label_file_id=[file_ids[f] for f in matched[FILE_COLUMN]])
+    if model.label_time_column in matched.columns:
+        frame[model.label_time_column] = matched[model.label_time_column]
+    frame.to_parquet(temporary, index=False)
+    temporary.replace(target)
+    return target
+
+
+def _counts(
+    model: ModelSettings, starts: Iterable[tuple[datetime, int]]
 ) -> dict[datetime, tuple[datetime, int]]:
-    """chunk start -> (chunk end, labels) for labels given by their chunk (None: held)."""
+    """chunk start -> (chunk end, labels), summed."""
     counts: dict[datetime, tuple[datetime, int]] = {}
-    for start in starts:
-        if start is not None:
-            end, n = counts.get(start, (model.chunk_period.end_of(start), 0))
-            counts[start] = (end, n + 1)
+    for start, n in starts:
+        end, before = counts.get(start, (model.chunk_period.end_of(start), 0))
+        counts[start] = (end, before + n)
     return counts
 
 
-def match_held_labels(engine: Engine, model: ModelSettings, model_id: int, rows: RowChunks) -> int:
-    """Give held labels whose rows have arrived their chunk; return how many."""
+def match_held_labels(engine: Engine, model: ModelSettings, model_id: int, rows: RecentRows) -> int:
+    """Give held labels whose rows have arrived their chunk and figures; return how many."""
     import pandas as pd
+    import pyarrow as pa
 
     with transaction(engine) as session:
         held = queries.held_labels(session=session, model_id=model_id)
         if not held:
             return 0
         frame = pd.DataFrame(held, columns=["label_id", "row_id"])
-        frame["chunk"] = rows.chunk_of.reindex(frame["row_id"]).to_numpy()
-        found = frame.dropna(subset=["chunk"])
+        positions = rows.locate(pa.array(frame["row_id"].tolist(), pa.large_string()))
+        found = positions >= 0
+        figures = _figures(model, rows, positions, found)[found]
         matches = [
-            (int(label_id), moment(int(ns)))
-            for label_id, ns in zip(found["label_id"], found["chunk"], strict=True)
+            {
+                "label_id": int(label_id),
+                "chunk_start": moment(int(ns)),
+                "row_time": when.floor("us").to_pydatetime(),
+                "score": float(score),
+                "prediction": int(prediction),
+            }
+            for label_id, ns, when, score, prediction in zip(
+                frame.loc[found, "label_id"],
+                figures[CHUNK_COLUMN],
+                figures[model.timestamp_column],
+                figures[model.score_column],
+                figures[model.prediction_column],
+                strict=True,
+            )
         ]
         queries.match_held(session=session, matches=matches)
-        counts = _per_chunk(model, (start for _, start in matches))
+        counts = _counts(model, ((m["chunk_start"], 1) for m in matches))
         queries.add_labeled(session=session, model_id=model_id, counts=counts)
         queries.date_held(session=session, model_id=model_id, watermark=rows.watermark)
     return len(matches)
 
 
 def _settle(
-    path: Path, model: ModelSettings, decided: Any, outcome: LabelFileOutcome
+    file: _File, model: ModelSettings, decided: LabelFile, *, first: bool
 ) -> LabelFileOutcome:
     """Move a label file out of the inbox as its committed record decided."""
     assert model.labels_inbox is not None
     if decided.status == "quarantined":
-        moved = move_into(path, model.labels_inbox / "quarantine")
+        moved = move_into(file.path, model.labels_inbox / "quarantine")
         moved.with_name(moved.name + ".reason.txt").write_text(f"{decided.reason or ''}\n", "utf-8")
-        log.warning("%s: quarantined label file %s: %s", model.name, path.name, decided.reason)
-        outcome.reason = decided.reason
     else:
-        move_into(path, model.labels_inbox / "processed")
-        log.info("%s: %s label file %s", model.name, outcome.status, path.name)
-    return outcome
+        move_into(file.path, model.labels_inbox / "processed")
+    if not first:
+        log.info("%s: duplicate label file %s", model.name, file.path.name)
+        return LabelFileOutcome(file.path.name, "duplicate")
+    if decided.status == "quarantined":
+        log.warning("%s: quarantined label file %s: %s", model.name, file.path.name, decided.reason)
+    else:
+        log.info("%s: ingested label file %s", model.name, file.path.name)
+    return LabelFileOutcome(
+        file.path.name,
+        decided.status,
+        rows=decided.rows,
+        stored=decided.stored,
+        repeated=decided.repeated,
+        conflicts=decided.conflicts,
+        held=decided.held,
+        reason=decided.reason,
+    )

@@ -67,12 +67,13 @@ def judge(
         return JudgeReport()
     rows = _labeled_rows(engine, settings, model, model_id, [c.chunk_start for c in due])
     report = JudgeReport(chunks=len(due))
+    per_chunk = rows.groupby(CHUNK_COLUMN).size()
     covered: list[ChunkLabels] = []
     for chunk in due:
-        in_chunk = rows[rows[CHUNK_COLUMN] == chunk_ns(chunk.chunk_start)]
+        labels = int(per_chunk.get(chunk_ns(chunk.chunk_start), 0))
         chunk.computed_rows = rows_now.get(chunk.chunk_start, (None, 0))[1]
         chunk.computed_labeled = chunk.labeled
-        chunk.coverage = float(in_chunk[model.target].notna().sum()) / max(chunk.computed_rows, 1)
+        chunk.coverage = labels / max(chunk.computed_rows, 1)
         chunk.mature = is_mature(chunk.chunk_end, newest, horizon)
         chunk.computed_at = utcnow()
         if chunk.mature and chunk.coverage >= model.min_label_coverage:
@@ -87,34 +88,20 @@ def judge(
             model_id=model_id,
             chunk_starts=sorted({c.chunk_start for c in due} - {c.chunk_start for c in covered}),
         )
-        report.drifted = _store_verdicts(session, model, champion, realized, rows, since)
+        report.drifted = _store_verdicts(session, settings, model, champion, realized, rows, since)
     return report
 
 
 def _labeled_rows(
     engine: Engine, settings: Settings, model: ModelSettings, model_id: int, starts: list[datetime]
 ) -> "pd.DataFrame":
-    """The stored rows of these chunks with their label (NaN where none arrived yet)."""
-    import pandas as pd
+    """The labels of these chunks, each with its row's time and served figures (label
+    segments carry them: no join with the stored rows is needed)."""
+    from perfwatch.services.labels import TARGET, stored_labels
 
-    with transaction(engine) as session:
-        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
-        labels = queries.labels_of_chunks(session=session, model_id=model_id, chunk_starts=starts)
-    columns = [
-        model.id_column,
-        model.timestamp_column,
-        model.score_column,
-        model.prediction_column,
-        *model.features,
-    ]
-    rows = read_stored(batches, columns, {chunk_ns(s) for s in starts}, settings.data_dir)
-    targets = pd.Series(
-        [target for _, target, _ in labels],
-        index=pd.Index([row_id for row_id, _, _ in labels]),
-        dtype="float64",
-    )
-    rows[model.target] = rows[model.id_column].map(targets)
-    return rows
+    labels = stored_labels(engine, settings, model, model_id, starts)
+    labels = labels.rename(columns={"id": model.id_column, TARGET: model.target})
+    return labels.astype({model.target: "float64", CHUNK_COLUMN: "int64"})
 
 
 def _realized(
@@ -147,6 +134,7 @@ def _calculator(model: ModelSettings, champion: Champion) -> Any:
 
 def _store_verdicts(
     session: Any,
+    settings: Settings,
     model: ModelSettings,
     champion: Champion,
     fresh: list[Any],
@@ -200,23 +188,28 @@ def _store_verdicts(
             )
             for r in chain
         ]
-        settings = model.concept_drift
+        rule = model.concept_drift
         for row, verdict in zip(
             chain,
-            verdicts(judged, consecutive=settings.consecutive, sigmas=settings.sigmas),
+            verdicts(judged, consecutive=rule.consecutive, sigmas=rule.sigmas),
             strict=True,
         ):
             row.out_of_band, row.concept_drift = verdict.out_of_band, verdict.concept_drift
             row.magnitude = verdict.magnitude
             drifted += int(verdict.concept_drift)
-    _add_impacts(model, champion, rows, stored)
+    _add_impacts(session, settings, model, champion, rows, stored)
     for row in stored.values():
         session.add(row)
     return drifted
 
 
 def _add_impacts(
-    model: ModelSettings, champion: Champion, rows: "pd.DataFrame", stored: dict[Any, ChunkRealized]
+    session: Any,
+    settings: Settings,
+    model: ModelSettings,
+    champion: Champion,
+    rows: "pd.DataFrame",
+    stored: dict[Any, ChunkRealized],
 ) -> None:
     """The concept change's own impact, for out-of-band chunks whose labels are at hand."""
     from perfwatch.ml.concept import concept_impact
@@ -230,8 +223,12 @@ def _add_impacts(
             and (rows[CHUNK_COLUMN] == chunk_ns(r.chunk_start)).any()
         }
     )
+    if not pending:
+        return
+    features = _features(session, settings, model, champion.version.model_id, pending)
     for start in pending:
         in_chunk = rows[(rows[CHUNK_COLUMN] == chunk_ns(start)) & rows[model.target].notna()]
+        in_chunk = in_chunk.merge(features, on=[model.id_column, CHUNK_COLUMN])
         impacts = concept_impact(
             in_chunk,
             champion.reference_rows,
@@ -245,3 +242,12 @@ def _add_impacts(
         for (chunk_start, metric), row in stored.items():
             if chunk_start == start and metric in impacts:
                 row.impact = impacts[metric]
+
+
+def _features(
+    session: Any, settings: Settings, model: ModelSettings, model_id: int, starts: list[datetime]
+) -> "pd.DataFrame":
+    """The features of these chunks' stored rows, keyed by id and chunk."""
+    batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
+    columns = [model.id_column, *model.features]
+    return read_stored(batches, columns, {chunk_ns(s) for s in starts}, settings.data_dir)

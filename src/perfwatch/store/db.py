@@ -15,7 +15,7 @@ from perfwatch.errors import StoreError
 
 # The newest migration in migrations/versions; a test checks it against Alembic's head,
 # so `status` can check the schema without importing Alembic.
-SCHEMA_REVISION = "0003_feature_drift"
+SCHEMA_REVISION = "0004_label_segments"
 
 
 def safe_url(url: str) -> str:

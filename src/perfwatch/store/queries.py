@@ -21,6 +21,7 @@ from perfwatch.store.tables import (
     Cycle,
     DataQualityFinding,
     Label,
+    LabelChunk,
     LabelConflict,
     LabelFile,
     Model,
@@ -146,39 +147,37 @@ def watermark(*, session: Session, model_id: int) -> datetime | None:
 
 # -- labels -------------------------------------------------------------------------------
 
-# rows per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
-_IN_BATCH = 5_000
 
-
-def known_label_file(*, session: Session, model_id: int, content_hash: str) -> LabelFile | None:
-    return session.exec(
+def known_label_files(
+    *, session: Session, model_id: int, content_hashes: Sequence[str]
+) -> dict[str, LabelFile]:
+    """content hash -> label file, for the hashes already recorded."""
+    rows = session.exec(
         select(LabelFile).where(
-            LabelFile.model_id == model_id, LabelFile.content_hash == content_hash
+            LabelFile.model_id == model_id, col(LabelFile.content_hash).in_(content_hashes)
         )
-    ).first()
+    )
+    return {f.content_hash: f for f in rows}
 
 
-def insert_new_labels(*, session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert labels for ids not labeled yet; return the row ids inserted (the others
-    already had a label, which is never overwritten)."""
-    if not rows:
-        return set()
-    statement = _dialect_insert(session)(Label.__table__)  # type: ignore[attr-defined]
-    statement = statement.on_conflict_do_nothing(index_elements=["model_id", "row_id"])
-    inserted = session.execute(statement.returning(Label.__table__.c.row_id), list(rows))  # type: ignore[attr-defined]
-    return set(inserted.scalars())
+def label_files_in_chunks(
+    *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
+) -> Sequence[LabelFile]:
+    """The ingested label files whose segments hold labels of any of these chunks."""
+    if not chunk_starts:
+        return []
+    file_ids = select(LabelChunk.label_file_id).where(
+        LabelChunk.model_id == model_id, col(LabelChunk.chunk_start).in_(chunk_starts)
+    )
+    return session.exec(select(LabelFile).where(col(LabelFile.id).in_(file_ids))).all()
 
 
-def stored_targets(*, session: Session, model_id: int, row_ids: Sequence[str]) -> dict[str, int]:
-    """row id -> the label in force, for those of these ids that are labeled."""
-    found: dict[str, int] = {}
-    for start in range(0, len(row_ids), _IN_BATCH):
-        part = row_ids[start : start + _IN_BATCH]
-        query = select(Label.row_id, Label.target).where(
-            Label.model_id == model_id, col(Label.row_id).in_(part)
-        )
-        found.update({row_id: int(target) for row_id, target in session.exec(query)})
-    return found
+def held_targets(*, session: Session, model_id: int) -> dict[str, int]:
+    """row id -> target of the labels still waiting for their row."""
+    query = select(Label.row_id, Label.target).where(
+        Label.model_id == model_id, col(Label.chunk_start).is_(None)
+    )
+    return {row_id: int(target) for row_id, target in session.exec(query)}
 
 
 def add_labeled(
@@ -207,8 +206,9 @@ def held_labels(*, session: Session, model_id: int) -> list[tuple[int, str]]:
     return [(int(id_ or 0), row_id) for id_, row_id in session.exec(query)]  # ids are set
 
 
-def match_held(*, session: Session, matches: Sequence[tuple[int, datetime]]) -> None:
-    """Give held labels (label id, chunk start) their chunk."""
+def match_held(*, session: Session, matches: Sequence[dict[str, Any]]) -> None:
+    """Give held labels their chunk and their row's served figures (dicts keyed by
+    label_id, chunk_start, row_time, score, prediction)."""
     from sqlalchemy import bindparam, update
 
     if not matches:
@@ -217,11 +217,16 @@ def match_held(*, session: Session, matches: Sequence[tuple[int, datetime]]) -> 
     statement = (
         update(table)
         .where(table.c.id == bindparam("label_id"))
-        .values(chunk_start=bindparam("start"))
+        .values(
+            chunk_start=bindparam("new_chunk_start"),
+            row_time=bindparam("new_row_time"),
+            score=bindparam("new_score"),
+            prediction=bindparam("new_prediction"),
+        )
     )
-    session.connection().execute(
-        statement, [{"label_id": id_, "start": start} for id_, start in matches]
-    )
+    # bind names must differ from the columns they set
+    rows = [{k if k == "label_id" else f"new_{k}": v for k, v in m.items()} for m in matches]
+    session.connection().execute(statement, rows)
 
 
 def date_held(*, session: Session, model_id: int, watermark: datetime | None) -> None:
@@ -257,18 +262,14 @@ def label_counts(
     return {"held": int(held), "unmatched": int(late), "conflicts": int(conflicts)}
 
 
-def labels_of_chunks(
+def matched_labels(
     *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
-) -> list[tuple[str, int, datetime]]:
-    """(row id, target, chunk start) of the labels matched to these chunks."""
-    query = select(Label.row_id, Label.target, Label.chunk_start).where(
+) -> list[Label]:
+    """The once-held labels now matched to these chunks."""
+    query = select(Label).where(
         Label.model_id == model_id, col(Label.chunk_start).in_(chunk_starts)
     )
-    return [
-        (row_id, int(target), start)
-        for row_id, target, start in session.exec(query)
-        if start is not None
-    ]
+    return list(session.exec(query))
 
 
 def chunk_labels_since(*, session: Session, model_id: int, since: datetime) -> list[ChunkLabels]:

@@ -101,6 +101,7 @@ label_file = view(
     column("file_name", String),
     column("status", String),
     column("reason", Text),
+    column("stored", Integer),
     column("conflicts", Integer),
     column("ingested_at", UTCDateTime),
 )
@@ -287,18 +288,19 @@ def newest_labeled_chunk(connection: Connection, model_id: int) -> Row | None:
 
 def label_summary(connection: Connection, model_id: int) -> Row:
     """Labels stored and held, conflicts recorded, label files quarantined."""
-    stored, matched = connection.execute(
-        select(func.count(), func.count(label.c.chunk_start)).where(label.c.model_id == model_id)
-    ).one()
-    conflicts, quarantined = connection.execute(
+    stored, conflicts, quarantined = connection.execute(
         select(
+            func.sum(label_file.c.stored),
             func.sum(label_file.c.conflicts),
             func.sum((label_file.c.status == "quarantined").cast(Integer)),
         ).where(label_file.c.model_id == model_id)
     ).one()
+    held = connection.execute(
+        select(func.count()).where(label.c.model_id == model_id, label.c.chunk_start.is_(None))
+    ).scalar_one()
     return {
-        "stored": int(stored),
-        "held": int(stored) - int(matched),
+        "stored": int(stored or 0),
+        "held": int(held),
         "conflicts": int(conflicts or 0),
         "files_quarantined": int(quarantined or 0),
     }

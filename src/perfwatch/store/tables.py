@@ -183,11 +183,30 @@ class LabelFile(SQLModel, table=True):
     repeated: int = 0  # the same label again (in the file or already stored): skipped
     conflicts: int = 0  # a different label for an id already labeled: recorded, not applied
     held: int = 0  # ids not seen yet when the file arrived
+    stored_path: str | None = None  # the Parquet segment holding its matched labels
     ingested_at: datetime = _stamp()
 
 
+class LabelChunk(SQLModel, table=True):
+    """How many of a label file's labels fall into a chunk: the map from chunks to the
+    label segments, as batch_chunk is for rows."""
+
+    __tablename__ = "label_chunk"
+    __table_args__ = (
+        UniqueConstraint("label_file_id", "chunk_start"),
+        Index("ix_label_chunk_model_chunk", "model_id", "chunk_start"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    label_file_id: int = Field(foreign_key="label_file.id")
+    model_id: int = Field(foreign_key="model.id")
+    chunk_start: datetime = _when()
+    rows: int
+
+
 class Label(SQLModel, table=True):
-    """The ground truth of one production row; held (no chunk yet) until its batch arrives."""
+    """A label whose row had not arrived with its file: held (no chunk) until the batch
+    comes, then matched here. Labels matched on arrival live in their file's Parquet
+    segment instead (a million SQL rows per cycle would cost more than the analysis)."""
 
     __tablename__ = "label"
     __table_args__ = (
@@ -202,6 +221,10 @@ class Label(SQLModel, table=True):
     labeled_at: datetime | None = _when(nullable=True)  # the label file's own label time
     chunk_start: datetime | None = _when(nullable=True)  # None: held, its row not seen yet
     held_since: datetime | None = _when(nullable=True)  # data time when it was held
+    # the row's served figures, copied when it is matched (as label segments carry them)
+    row_time: datetime | None = _when(nullable=True)
+    score: float | None = None
+    prediction: int | None = None
 
 
 class LabelConflict(SQLModel, table=True):
