@@ -86,6 +86,7 @@ class ModelSettings(_Strict):
     label_horizon: str | None = None
     label_window: str = "90D"
     label_grace: str = "3D"
+    skew_tolerance: float = Field(default=0.01, gt=0, lt=1)
     thresholds: dict[str, Threshold] = {}
     concept_drift: ConceptDriftSettings = ConceptDriftSettings()
     retrain: RetrainSettings = RetrainSettings()

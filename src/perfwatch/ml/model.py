@@ -1,6 +1,7 @@
 """Loading a registered model artifact (only if its hash matches) and scoring rows with it."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,12 +13,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DECISION_THRESHOLD = 0.5  # a served prediction is score >= this, like predict() of sklearn
+SKEW_SAMPLE = 500  # served rows re-scored per cycle
+_loaded: dict[tuple[str, str], Any] = {}  # (path, sha256) -> the unpickled classifier
 
 
 def load_model(path: Path, sha256: str) -> Any:
-    """Load a registered classifier after checking it is still the registered file."""
+    """A registered classifier, after checking it is still the registered file (unpickled
+    once per process: the hash check each time is what keeps that safe)."""
     verify(path, sha256, "model artifact")
-    return read_model(path)
+    key = (str(path), sha256)
+    if key not in _loaded:
+        _loaded[key] = read_model(path)
+    return _loaded[key]
 
 
 def read_model(path: Path) -> Any:
@@ -93,3 +100,41 @@ def fill_scores(
     rows[score_column] = rows[score_column].astype("float64")
     rows[prediction_column] = rows[prediction_column].astype("int64")
     return int(todo.sum())
+
+
+@dataclass(frozen=True)
+class SkewCheck:
+    """Served scores re-scored by the champion: how many, how many disagreed, by how much."""
+
+    checked: int
+    mismatched: int
+    largest: float
+
+
+def check_skew(
+    model: Callable[[], Any],
+    rows: "pd.DataFrame",
+    *,
+    served: "pd.Series",
+    features: list[str],
+    score_column: str,
+    tolerance: float,
+) -> SkewCheck | None:
+    """Re-score an evenly spaced sample of the rows that came with a served score (None
+    when none did): the same artifact on the same inputs gives the same score, unless
+    serving prepares the inputs differently (training-serving skew)."""
+    import numpy as np
+
+    positions = np.flatnonzero(served.to_numpy())
+    if not len(positions):
+        return None
+    sample = positions[
+        np.linspace(0, len(positions) - 1, min(SKEW_SAMPLE, len(positions))).astype(int)
+    ]
+    picked = rows.iloc[sample]
+    differences = np.abs(score(model(), picked[features]) - picked[score_column].to_numpy(float))
+    return SkewCheck(
+        checked=len(sample),
+        mismatched=int((differences > tolerance).sum()),
+        largest=float(differences.max()),
+    )

@@ -8,6 +8,7 @@ judged chunks' verdicts, chunks' data-quality findings, cycles' files, held labe
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 # Nulls and unseen categories are pipeline faults; values out of the reference range are
 # also what a season or a real shift produces, so they need to be many.
 DATA_QUALITY_SHARE = {"null": 0.01, "unseen_category": 0.01, "out_of_range": 0.05}
+# skew alerts when this share of the re-scored served scores is off by more than the
+# model's skew_tolerance (float32 serving stays far below; a broken transform, far above)
+SKEW_SHARE = 0.05
 KIND_WORDS = {"null": "null", "unseen_category": "unseen", "out_of_range": "out-of-range"}
 
 
@@ -43,7 +47,7 @@ class AlertChanges:
 
 
 def update_alerts(
-    engine: Engine, model: ModelSettings, model_id: int, files: FilesSeen
+    engine: Engine, model: ModelSettings, model_id: int, files: FilesSeen, skew: Any = None
 ) -> AlertChanges:
     """Open and close the model's alerts; return what changed."""
     with transaction(engine) as session:
@@ -54,6 +58,7 @@ def update_alerts(
             *_feature_drift(session, model, model_id),
             _quarantine(session, model_id, files),
             _unmatched_labels(session, model, model_id),
+            _skew(session, model, model_id, skew),
         ]
         current = queries.open_alerts(session=session, model_id=model_id)
         to_open, to_close = changes(set(current), signals)
@@ -212,6 +217,28 @@ def _quarantine(session: Session, model_id: int, files: FilesSeen) -> Signal:
         for ingested, quarantined in seen
     ]
     return Signal("data_quality", "quarantine", observations)
+
+
+def _skew(session: Session, model: ModelSettings, model_id: int, skew: Any) -> Signal:
+    """Served scores against the champion's on the same inputs, cycle by cycle."""
+    earlier = queries.recent_skew_cycles(session=session, model_id=model_id, cycles=CLOSE_AFTER)
+    seen = [(c.skew_checked, c.skew_mismatched, c.skew_largest or 0.0) for c in earlier]
+    if skew is not None:
+        seen.append((skew.checked, skew.mismatched, skew.largest))
+    observations = [
+        Observation(
+            mismatched >= SKEW_SHARE * checked,
+            f"served {model.score_column!r} differs from the champion's score on {mismatched}"
+            f" of {checked} re-scored rows by more than {model.skew_tolerance} (largest"
+            f" {largest:.3f}): serving prepares inputs differently from training (a forgotten"
+            " scaler, a stale encoder) or serves another model version"
+            if mismatched >= SKEW_SHARE * checked
+            else f"served scores match the champion's ({checked} rows re-scored)",
+            value=mismatched / checked,
+        )
+        for checked, mismatched, largest in seen[-CLOSE_AFTER:]
+    ]
+    return Signal("skew", model.score_column, observations)
 
 
 def _unmatched_labels(session: Session, model: ModelSettings, model_id: int) -> Signal:

@@ -80,6 +80,11 @@ class Gathered:
     prepared: "_Rows | None" = None
 
     @property
+    def skew(self) -> Any:
+        """The served scores re-scored by the champion (ml.model.SkewCheck), if any came."""
+        return self.prepared.skew if self.prepared is not None else None
+
+    @property
     def rows(self) -> "pd.DataFrame | None":
         """The accepted rows, scored and de-duplicated, with their chunk column."""
         return self.prepared.rows if self.prepared is not None else None
@@ -171,6 +176,7 @@ class _Rows:
     findings: list[Any]
     stored_path: str  # the segment, as the store records it (relative to data_dir)
     written: "Future[None]"
+    skew: Any = None  # ml.model.SkewCheck of the served scores, if any came
 
 
 def _prepare(
@@ -185,9 +191,17 @@ def _prepare(
 
     from perfwatch.ingest.contract import soft_findings
     from perfwatch.ingest.rows import BATCH_COLUMN, combine
-    from perfwatch.ml.model import fill_scores
+    from perfwatch.ml.model import check_skew, fill_scores
 
     combined = combine([f.table for f in accepted], model=model, period=model.chunk_period)
+    skew = check_skew(
+        lambda: champion.model,
+        combined.rows,
+        served=~combined.needs_scores,
+        features=model.features,
+        score_column=model.score_column,
+        tolerance=model.skew_tolerance,
+    )
     fill_scores(
         lambda: champion.model,
         combined.rows,
@@ -211,6 +225,7 @@ def _prepare(
         # converted here, encoded on the writer thread: Parquet encoding releases the GIL,
         # so the file is written on the other core while CBPE and the inserts run
         written=_writer.submit(_write_segment, segment, model, _segment_table(model, rows, hashes)),
+        skew=skew,
     )
 
 

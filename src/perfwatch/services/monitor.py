@@ -53,6 +53,7 @@ class CycleReport:
     chunks_estimated: int = 0
     judged: JudgeReport = field(default_factory=JudgeReport)
     chunks_drift: int = 0  # complete chunks whose feature drift was measured
+    skew: Any = None  # ml.model.SkewCheck of this cycle's served scores
     alerts: AlertChanges = field(default_factory=lambda: AlertChanges([], []))
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -73,7 +74,9 @@ def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> Cycle
     with _failures(report):
         _monitor(engine, settings, model, report)
     with _failures(report):  # alerts follow whatever was recorded, even after a failure
-        report.alerts = update_alerts(engine, model, stored_model.id, _files_seen(report))
+        report.alerts = update_alerts(
+            engine, model, stored_model.id, _files_seen(report), report.skew
+        )
     if report.status == "running":
         report.status = "ok"
     _finish(engine, cycle, report)
@@ -86,6 +89,7 @@ def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: C
         champion = load_champion(engine, settings, model)
     with _timed(report, "ingest"):
         gathered = gather(engine, settings, model, champion)
+        report.skew = gathered.skew
     try:  # CBPE runs while the new rows are still being written to disk
         with _timed(report, "estimate"):
             plan = plan_estimates(engine, model, champion, gathered.rows)
@@ -147,6 +151,9 @@ def _finish(engine: Engine, cycle: Cycle, report: CycleReport) -> None:
         cycle.quarantined = sum(1 for f in report.files if f.status == "quarantined")
         cycle.rows, cycle.chunks_estimated = report.rows, report.chunks_estimated
         cycle.labels = sum(f.stored for f in report.label_files)
+        if report.skew is not None:
+            cycle.skew_checked, cycle.skew_mismatched = report.skew.checked, report.skew.mismatched
+            cycle.skew_largest = report.skew.largest
         cycle.chunks_judged = report.judged.judged
         cycle.timings = json.dumps(report.timings)
         session.add(cycle)

@@ -15,7 +15,7 @@ from perfwatch.errors import StoreError
 
 # The newest migration in migrations/versions; a test checks it against Alembic's head,
 # so `status` can check the schema without importing Alembic.
-SCHEMA_REVISION = "0004_label_segments"
+SCHEMA_REVISION = "0005_skew"
 
 
 def safe_url(url: str) -> str:

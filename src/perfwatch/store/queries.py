@@ -462,3 +462,14 @@ def recent_file_cycles(*, session: Session, model_id: int, cycles: int) -> list[
         .limit(cycles)
     )
     return list(reversed(session.exec(query).all()))
+
+
+def recent_skew_cycles(*, session: Session, model_id: int, cycles: int) -> list[Cycle]:
+    """The newest `cycles` finished cycles that re-scored served scores, oldest first."""
+    query = (
+        select(Cycle)
+        .where(Cycle.model_id == model_id, col(Cycle.skew_checked) > 0, Cycle.status != "running")
+        .order_by(col(Cycle.id).desc())
+        .limit(cycles)
+    )
+    return list(reversed(session.exec(query).all()))

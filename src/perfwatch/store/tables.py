@@ -163,6 +163,9 @@ class Cycle(SQLModel, table=True):
     chunks_estimated: int = 0
     labels: int = 0  # new labels stored
     chunks_judged: int = 0  # chunks given realized metrics
+    skew_checked: int = 0  # served scores re-scored by the champion
+    skew_mismatched: int = 0  # of them, off by more than the model's skew_tolerance
+    skew_largest: float | None = None  # the largest difference seen
     error: str | None = Field(default=None, sa_column=Column(Text))
     timings: str | None = Field(default=None, sa_column=Column(Text))  # JSON: step -> seconds
 
