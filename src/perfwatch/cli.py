@@ -117,14 +117,20 @@ def run(
 
 def _print_cycle(report: Any) -> None:
     ingested = sum(1 for f in report.files if f.status == "ingested")
-    quarantined = [f for f in report.files if f.status == "quarantined"]
+    quarantined = [f for f in [*report.files, *report.label_files] if f.status == "quarantined"]
+    labels = sum(f.stored for f in report.label_files)
     line = (
         f"{report.model}: {report.status} · {ingested} batch(es), {report.rows:,} rows ·"
-        f" {len(quarantined)} quarantined · {report.chunks_estimated} chunk(s) estimated"
+        f" {labels:,} label(s) · {len(quarantined)} quarantined ·"
+        f" {report.chunks_estimated} chunk(s) estimated, {report.judged.judged} judged"
     )
-    out.print(line)
+    out.print(line, markup=False)
     for outcome in quarantined:
-        out.print(f"  quarantined {outcome.file_name}: {outcome.reason}")
+        out.print(f"  quarantined {outcome.file_name}: {outcome.reason}", markup=False)
+    for alert in report.alerts.opened:
+        out.print(f"  alert opened: {alert.kind} · {alert.subject}: {alert.message}", markup=False)
+    for alert in report.alerts.closed:
+        out.print(f"  alert closed: {alert.kind} · {alert.subject}", markup=False)
     if report.error:
         err.print(f"error: {report.model}: {report.error}")
 
@@ -233,7 +239,7 @@ def demo(
         ),
     ] = None,
     scenario: Annotated[
-        str, typer.Option(help="stable | covariate_shift | dirty")
+        str, typer.Option(help="stable | covariate_shift | concept_drift | seasons | dirty")
     ] = "covariate_shift",
     days: Annotated[int, typer.Option(help="Days of production to replay.", min=8)] = 35,
     seed: Annotated[int, typer.Option(help="Seed of the simulated fleet.")] = 7,

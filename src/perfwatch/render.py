@@ -179,4 +179,10 @@ def demo_day(day: Any) -> str:
     notes = "".join(f" · [yellow]quarantined {name}[/]" for name in day.quarantined)
     notes += "".join(f" · {name} was a duplicate" for name in day.duplicates)
     alert = " [red]ALERT[/]" if day.alert else ""
+    if day.realized_chunk is not None:
+        auc = day.realized.get("roc_auc")
+        realized = f"roc_auc {auc:.3f}" if auc is not None else "judged"
+        drift = " [red]CONCEPT DRIFT[/]" if day.concept_drift else ""
+        notes += f" · labels {day.realized_chunk:%m-%d}: realized {realized}{drift}"
+    notes += "".join(f" · [bold]alert opened: {name}[/]" for name in day.opened)
     return f"{day.day:%Y-%m-%d}  {day.rows:>6,} rows  {figures}{alert}{notes}"

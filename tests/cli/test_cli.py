@@ -47,7 +47,8 @@ def test_init_run_status_history(workspace: Workspace) -> None:
     ws.drop_days(production(12, scenario="covariate_shift", shift_day=4))
     run = perfwatch("run", "--once", config=ws.config)
     assert run.returncode == 0, run.stderr
-    assert "press: ok · 12 batch(es), 9,600 rows" in run.stdout
+    assert "press: ok · 12 batch(es), 9,600 rows · 0 label(s)" in run.stdout
+    assert "alert opened: performance · roc_auc" in run.stdout
 
     status = perfwatch("status", "--json", config=ws.config)
     assert status.returncode == 0, status.stderr
@@ -99,6 +100,37 @@ def test_init_run_status_history(workspace: Workspace) -> None:
     lines = csv_out.stdout.strip().splitlines()
     assert lines[0].startswith("chunk_start,chunk_end,model_version,metric,estimated")
     assert len(lines) == 1 + 12
+
+
+def test_labels_show_realized_performance_and_the_concept_verdict(
+    sqlite_workspace: Workspace,
+) -> None:
+    ws = sqlite_workspace
+    fleet = production(12, scenario="concept_drift", shift_day=4, runs_per_day=2_000)
+    ws.drop_days(fleet)
+    labeled = fleet[fleet.timestamp < fleet.timestamp.max().normalize()]
+    ws.drop_labels(labeled[["id", "failure"]], "maintenance-log.csv")
+    run = perfwatch("run", "--once", config=ws.config)
+    assert run.returncode == 0, run.stderr
+    assert f"{len(labeled):,} label(s)" in run.stdout and "11 judged" in run.stdout
+
+    model = json.loads(perfwatch("status", "--json", config=ws.config).stdout)["models"][0]
+    realized = model["latest_realized"]
+    assert realized["label_coverage"] == 1.0
+    assert all(m["value"] < m["estimated"] for m in realized["metrics"].values())
+    assert any(m["concept_drift"] for m in realized["metrics"].values())
+    kinds = {(a["kind"], a["metric"]) for a in model["alerts"]}
+    assert ("concept_drift", "recall") in kinds
+    assert not any(kind == "performance" for kind, _ in kinds), "the estimate alone is calm"
+    assert perfwatch("status", "--check", config=ws.config).returncode == 1
+    assert "CONCEPT DRIFT" in perfwatch("status", config=ws.config).stdout
+
+    csv_out = perfwatch("history", "press", "--metric", "recall", "--csv", config=ws.config)
+    header, *lines = csv_out.stdout.strip().splitlines()
+    columns = header.split(",")
+    judged = [dict(zip(columns, line.split(","), strict=True)) for line in lines]
+    assert sum(row["concept_drift"] == "True" for row in judged) >= 5
+    assert all(row["label_coverage"] == "1.0" for row in judged[:-1])
 
 
 def test_status_check_passes_without_alerts(sqlite_workspace: Workspace) -> None:
@@ -250,6 +282,25 @@ def test_demo_shows_the_drop_the_alert_and_the_quarantine(tmp_path: Path) -> Non
         perfwatch("history", "press-failure", "--metric", "roc_auc", "--json", config=config).stdout
     )
     assert rows[0]["estimated"] - min(r["estimated"] for r in rows) > 0.05, "visibly drops"
+
+
+def test_demo_concept_drift_flat_estimate_realized_drop_and_verdict(tmp_path: Path) -> None:
+    result = perfwatch(
+        "demo", "--workspace", str(tmp_path / "demo"), "--scenario", "concept_drift", "--days", "24"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "CONCEPT DRIFT" in result.stdout and "alert opened: concept_drift" in result.stdout
+    config = tmp_path / "demo" / "perfwatch.toml"
+    model = json.loads(perfwatch("status", "--json", config=config).stdout)["models"][0]
+    kinds = {a["kind"] for a in model["alerts"]}
+    assert "concept_drift" in kinds and "performance" not in kinds
+    rows = json.loads(
+        perfwatch("history", "press-failure", "--metric", "roc_auc", "--json", config=config).stdout
+    )
+    estimates = [r["estimated"] for r in rows]
+    assert max(estimates) - min(estimates) < 0.03, "the estimate stays flat"
+    drifted = [r for r in rows if r["concept_drift"]]
+    assert drifted and all(r["realized"] < r["estimated"] - 0.03 for r in drifted)
 
 
 def test_run_without_once_runs_cycles_and_stops_warmly_on_sigterm(

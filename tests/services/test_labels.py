@@ -15,7 +15,7 @@ from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import FEATURES, TARGET
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import Alert, ChunkLabels, LabelConflict, LabelFile
+from perfwatch.store.tables import Alert, ChunkLabels, Label, LabelConflict, LabelFile
 from tests.workspace import Workspace, production
 
 METRICS = ["roc_auc", "f1", "recall"]
@@ -132,7 +132,8 @@ def test_labels_before_their_batch_are_held_then_matched(workspace: Workspace) -
     days = by_day(production(8))
     engine = workspace.engine()
     workspace.drop_days(pd.concat(days[:2]))
-    workspace.drop_labels(labels_of(days[2]), "early.parquet")  # day 2 has not arrived
+    early = labels_of(days[2]).assign(label_time=days[2]["timestamp"] + pd.Timedelta(hours=5))
+    workspace.drop_labels(early, "early.parquet")  # day 2 has not arrived
     report = cycle(workspace, engine)
     assert report.label_files[0].held == len(days[2])
     assert model_status(engine, ["press"])[0]["labels"]["held"] == len(days[2])
@@ -141,6 +142,8 @@ def test_labels_before_their_batch_are_held_then_matched(workspace: Workspace) -
     assert model_status(engine, ["press"])[0]["labels"]["held"] == 0
     realized = [r for r in history(engine, "press") if r["realized"] is not None]
     assert {r["chunk_start"][:10] for r in realized} == {str(days[2].timestamp.iloc[0].date())}
+    matched = table(engine, Label)
+    assert len(matched) == len(days[2]) and all(m.labeled_at and m.score for m in matched)
 
 
 def test_labels_for_unknown_ids_are_held_and_reported_after_the_grace(

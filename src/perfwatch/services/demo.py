@@ -51,6 +51,10 @@ class DemoDay:
     alert: bool = False
     quarantined: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    realized_chunk: date | None = None  # the newest chunk judged on labels
+    realized: dict[str, float] = field(default_factory=dict)
+    concept_drift: bool = False
+    opened: list[str] = field(default_factory=list)  # alerts opened this day
 
 
 @dataclass
@@ -139,10 +143,16 @@ def _summary(engine: Any, day: date, report: Any) -> DemoDay:
         rows=report.rows,
         quarantined=[f.file_name for f in report.files if f.status == "quarantined"],
         duplicates=[f.file_name for f in report.files if f.status == "duplicate"],
+        opened=[f"{a.kind} {a.subject}" for a in report.alerts.opened],
     )
     with engine.connect() as connection:
         model_id = reads.model_ids(connection)[MODEL]
         latest = reads.latest_estimates(connection, model_id, complete=True)
+        realized = reads.latest_realized(connection, model_id)
     summary.estimates = {e["metric"]: e["value"] for e in latest}
     summary.alert = any(e["alert"] for e in latest)
+    if realized:
+        summary.realized_chunk = realized[0]["chunk_start"].date()
+        summary.realized = {r["metric"]: r["value"] for r in realized}
+        summary.concept_drift = any(r["concept_drift"] for r in realized)
     return summary

@@ -160,11 +160,16 @@ def _check(file: _File, model: ModelSettings, champion: Champion) -> None:
     except Exception as exc:  # one odd file must not block the inbox, cycle after cycle
         log.exception("%s: reading %s failed unexpectedly", model.name, file.path.name)
         file.status = "quarantined"
-        file.reason = (
-            f"{file.path.name} could not be checked: {type(exc).__name__}: {exc}"
-            " (hint: fix the file and drop it again; if it looks right, report this"
-            " with the file: it may be a perfwatch bug)"
-        )
+        file.reason = unexpected_failure(file.path, exc)
+
+
+def unexpected_failure(path: Path, exc: Exception) -> str:
+    """The quarantine reason of a file whose check failed in a way nobody foresaw."""
+    return (
+        f"{path.name} could not be checked: {type(exc).__name__}: {exc}"
+        " (hint: fix the file and drop it again; if it looks right, report this"
+        " with the file: it may be a perfwatch bug)"
+    )
 
 
 @dataclass

@@ -25,7 +25,7 @@ from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import BatchRejected
 from perfwatch.files import move_into, sha256_file
-from perfwatch.services.ingestion import inbox_files, moment, stored_table
+from perfwatch.services.ingestion import inbox_files, moment, stored_table, unexpected_failure
 from perfwatch.services.registry import in_data_dir
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -200,6 +200,12 @@ def _ingest_files(
             file.reason = rejection.message + (
                 f" (hint: {rejection.hint})" if rejection.hint else ""
             )
+        except Exception as exc:  # one odd file must not block the labels, cycle after cycle
+            log.exception(
+                "%s: reading label file %s failed unexpectedly", model.name, file.path.name
+            )
+            file.status = "quarantined"
+            file.reason = unexpected_failure(file.path, exc)
     accepted = [f for f in first_of.values() if f.status == "ingested"]
     plan = _plan(engine, settings, model, model_id, accepted, rows) if accepted else None
     records = _record(engine, settings, model, model_id, list(first_of.values()), plan, rows)
@@ -348,6 +354,8 @@ def _record_plan(
     plan: _Plan,
     rows: RecentRows,
 ) -> None:
+    import pandas as pd
+
     ids = [int(f.id or 0) for f in accepted]
     new = plan.new
     held = new[new[CHUNK_COLUMN].isna()]
@@ -369,9 +377,12 @@ def _record_plan(
             label_file_id=ids[int(f)],
             row_id=row_id,
             target=int(target),
+            labeled_at=None if pd.isna(when) else when.floor("us").to_pydatetime(),
             held_since=rows.watermark,
         )
-        for f, row_id, target in zip(held[FILE_COLUMN], held["id"], held[TARGET], strict=True)
+        for f, row_id, target, when in zip(
+            held[FILE_COLUMN], held["id"], held[TARGET], _label_times(model, held), strict=True
+        )
     )
     session.add_all(
         LabelConflict(
@@ -393,6 +404,15 @@ def _record_plan(
         record.conflicts = conflicts[index]
         record.repeated = record.rows - record.stored - record.conflicts
         session.add(record)
+
+
+def _label_times(model: ModelSettings, labels: "pd.DataFrame") -> "pd.Series":
+    """The label files' own label times (NaT where a file gave none)."""
+    import pandas as pd
+
+    if model.label_time_column in labels.columns:
+        return labels[model.label_time_column]
+    return pd.Series(pd.NaT, index=labels.index)
 
 
 def _write_segment(
