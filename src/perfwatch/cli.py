@@ -229,6 +229,38 @@ def register(
 
 
 @app.command()
+def retrain(
+    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the decision and the data a retrain would use.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Stand in for the trigger and the cooldown.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Apply the retrain policy now: whether a retrain is due, why, and on what data."""
+    from perfwatch.services.retrain import retrain_manifest
+
+    if not dry_run:
+        raise ConfigError(
+            "only `perfwatch retrain MODEL --dry-run` is available yet: the retrain job,"
+            " its gate and promotion come with the rest of issue 4",
+            hint="add --dry-run to see whether a retrain is due and on what data",
+        )
+    settings = _settings()
+    manifest = retrain_manifest(
+        _engine(settings, migrate=True), settings, settings.model(model), force=force
+    )
+    if as_json:
+        print(json.dumps(manifest.to_json(), indent=2))
+        return
+    from perfwatch.render import retrain_plan
+
+    out.print(retrain_plan(model, manifest.to_json()))
+
+
+@app.command()
 def demo(
     workspace: Annotated[
         Path | None,

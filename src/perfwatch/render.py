@@ -31,6 +31,10 @@ def status_screen(item: dict[str, Any]) -> RenderableType:
         parts.append(_labels_line(item["labels"]))
     if item["feature_drift"] is not None:
         parts.append(_drift_line(item["feature_drift"]))
+    retrain = item["retrain"]
+    if retrain.get("reason") and retrain["state"] != "healthy":
+        state = retrain["state"].replace("_", " ")
+        parts.append(Text(f"retrain: {state} · {retrain['reason']}", style="bold"))
     if item["alerts"]:
         parts.append(Text("open alerts", style="bold red"))
         parts += [
@@ -186,3 +190,40 @@ def demo_day(day: Any) -> str:
         notes += f" · labels {day.realized_chunk:%m-%d}: realized {realized}{drift}"
     notes += "".join(f" · [bold]alert opened: {name}[/]" for name in day.opened)
     return f"{day.day:%Y-%m-%d}  {day.rows:>6,} rows  {figures}{alert}{notes}"
+
+
+def retrain_plan(model: str, plan: dict[str, Any]) -> RenderableType:
+    """`retrain --dry-run`: the policy's decision, and the data a retrain would use."""
+    decision = plan["decision"]
+    style = "bold red" if decision["retrain"] else "bold"
+    lines: list[RenderableType] = [
+        Text(f"{model}: {decision['state'].replace('_', ' ')} · {decision['reason']}", style=style)
+    ]
+    training = plan["training_data"]
+    lines.append(
+        Text(
+            f"training set: {training['path'] or 'none registered'}"
+            + (f" (sha256 {training['sha256'][:12]}…)" if training["sha256"] else "")
+        )
+    )
+    window = plan["window"]
+    lines.append(
+        Text(
+            f"appended: {plan['appended_rows']:,} labeled production rows from"
+            f" {_day(window['start'])} to {_day(window['end'])}, {len(plan['batches'])} batch(es)"
+        )
+    )
+    if plan["batches"]:
+        table = Table(expand=False)
+        for column in ("batch file", "content hash", "labeled rows", "data from", "to"):
+            table.add_column(column)
+        for batch in plan["batches"]:
+            table.add_row(
+                batch["file"],
+                batch["content_hash"][:12] + "…",
+                f"{batch['labeled_rows']:,}",
+                _day(batch["data_start"]),
+                _day(batch["data_end"]),
+            )
+        lines.append(table)
+    return Group(*lines)

@@ -133,6 +133,24 @@ def test_labels_show_realized_performance_and_the_concept_verdict(
     assert all(row["label_coverage"] == "1.0" for row in judged[:-1])
 
 
+def test_retrain_dry_run_shows_the_decision_and_the_data(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    fleet = production(10, scenario="covariate_shift", shift_day=3)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", "failure"]].iloc[:4000], "log.parquet")
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0
+    plan = perfwatch("retrain", "press", "--dry-run", "--json", config=ws.config)
+    assert plan.returncode == 0, plan.stderr
+    manifest = json.loads(plan.stdout)
+    assert manifest["decision"]["state"] == "due" and manifest["decision"]["retrain"]
+    assert manifest["appended_rows"] == 4000 and len(manifest["batches"]) == 5
+    screen = perfwatch("retrain", "press", "--dry-run", config=ws.config)
+    assert "due" in screen.stdout and "4,000 labeled production rows" in screen.stdout
+    assert "retrain: due" in perfwatch("status", config=ws.config).stdout
+    refused = perfwatch("retrain", "press", config=ws.config)
+    assert refused.returncode == 2 and "hint: add --dry-run" in refused.stderr
+
+
 def test_status_check_passes_without_alerts(sqlite_workspace: Workspace) -> None:
     sqlite_workspace.drop_days(production(3))
     assert perfwatch("run", "--once", config=sqlite_workspace.config).returncode == 0

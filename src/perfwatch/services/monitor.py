@@ -33,6 +33,7 @@ from perfwatch.services.registry import (
     ensure_initial_version,
     load_champion,
 )
+from perfwatch.services.retrain import evaluate
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import ChunkEstimate, Cycle, utcnow
@@ -54,6 +55,7 @@ class CycleReport:
     judged: JudgeReport = field(default_factory=JudgeReport)
     chunks_drift: int = 0  # complete chunks whose feature drift was measured
     skew: Any = None  # ml.model.SkewCheck of this cycle's served scores
+    retrain: Any = None  # domain.retrain.Decision of the policy after this cycle
     alerts: AlertChanges = field(default_factory=lambda: AlertChanges([], []))
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -77,6 +79,8 @@ def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> Cycle
         report.alerts = update_alerts(
             engine, model, stored_model.id, _files_seen(report), report.skew
         )
+    with _failures(report):  # what the retrain policy makes of it (recorded when it changes)
+        report.retrain = evaluate(engine, model, stored_model.id)
     if report.status == "running":
         report.status = "ok"
     _finish(engine, cycle, report)

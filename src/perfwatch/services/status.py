@@ -75,6 +75,16 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
     ]
     status["latest_realized"] = _realized(reads.latest_realized(connection, model_id))
     status["feature_drift"] = _drift(reads.latest_drift(connection, model_id))
+    decision = reads.latest_retrain_decision(connection, model_id)
+    if decision is not None:
+        status["retrain"] |= {
+            "state": decision["state"],
+            "trigger": decision["trigger"],
+            "reason": decision["reason"],
+            "decided_at": iso(decision["decided_at"]),
+        }
+    elif cycle is not None:
+        status["retrain"]["state"] = "healthy"
     status["labels"] = reads.label_summary(connection, model_id) | {
         "newest_chunk": _coverage(reads.newest_labeled_chunk(connection, model_id))
     }

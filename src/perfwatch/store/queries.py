@@ -27,6 +27,7 @@ from perfwatch.store.tables import (
     Model,
     ModelVersion,
     ReferenceMetric,
+    RetrainDecision,
     utcnow,
 )
 
@@ -473,3 +474,25 @@ def recent_skew_cycles(*, session: Session, model_id: int, cycles: int) -> list[
         .limit(cycles)
     )
     return list(reversed(session.exec(query).all()))
+
+
+# -- retraining ---------------------------------------------------------------------------
+
+
+def latest_decision(*, session: Session, model_id: int) -> RetrainDecision | None:
+    return session.exec(
+        select(RetrainDecision)
+        .where(RetrainDecision.model_id == model_id)
+        .order_by(col(RetrainDecision.id).desc())
+        .limit(1)
+    ).first()
+
+
+def labeled_since(*, session: Session, model_id: int, since: datetime) -> int:
+    """Labeled production rows in the chunks since a start."""
+    total = session.exec(
+        select(func.sum(ChunkLabels.labeled)).where(
+            ChunkLabels.model_id == model_id, ChunkLabels.chunk_start >= since
+        )
+    ).one()
+    return int(total or 0)

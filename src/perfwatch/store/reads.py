@@ -128,6 +128,17 @@ chunk_drift = view(
     column("threshold", Float),
     column("alert", Boolean),
 )
+retrain_decision = view(
+    "retrain_decision",
+    column("id", Integer),
+    column("model_id", Integer),
+    column("decided_at", UTCDateTime),
+    column("data_time", UTCDateTime),
+    column("state", String),
+    column("trigger", String),
+    column("reason", Text),
+    column("labeled_rows", Integer),
+)
 VIEWS = (
     model,
     model_version,
@@ -141,6 +152,7 @@ VIEWS = (
     label_file,
     alert,
     chunk_drift,
+    retrain_decision,
 )
 
 Row = dict[str, Any]
@@ -337,3 +349,17 @@ def latest_drift(connection: Connection, model_id: int) -> list[Row]:
     ).mappings()
     found = [dict(row) for row in rows]
     return [row for row in found if row["version_id"] == found[0]["version_id"]]
+
+
+def latest_retrain_decision(connection: Connection, model_id: int) -> Row | None:
+    row = (
+        connection.execute(
+            select(retrain_decision)
+            .where(retrain_decision.c.model_id == model_id)
+            .order_by(retrain_decision.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None

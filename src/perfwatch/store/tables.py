@@ -336,3 +336,20 @@ class ChunkDrift(SQLModel, table=True):
     alert: bool = False  # confirmed: see domain.drift
     rows: int
     computed_at: datetime = _stamp()
+
+
+class RetrainDecision(SQLModel, table=True):
+    """One evaluation of the retrain policy that mattered: a trigger, a skip and its
+    reason, or the return to healthy (unchanged evaluations are not repeated)."""
+
+    __tablename__ = "retrain_decision"
+    __table_args__ = (Index("ix_retrain_decision_model", "model_id", "decided_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id")
+    version_id: int = Field(foreign_key="model_version.id")  # the champion it was about
+    decided_at: datetime = _stamp()
+    data_time: datetime = _when()  # the newest data when it was decided
+    state: str  # healthy | disabled | running | cooling_down | waiting_for_labels | due
+    trigger: str | None = None  # estimate | concept_drift | manual
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    labeled_rows: int = 0  # labeled production rows in the window at the time

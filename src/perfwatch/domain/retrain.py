@@ -1,0 +1,92 @@
+"""The retrain policy: when to retrain a model, or why not yet.
+
+Pure logic on data time: the caller gathers the situation from the store and passes it
+in; nothing here reads a clock or a database. Every outcome carries a reason a person
+can read in `status` ("degraded, waiting for 600 more labeled rows").
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    enabled: bool
+    consecutive: int  # complete chunks under threshold before triggering
+    cooldown: timedelta  # data time between retrains
+    min_labeled_rows: int  # recent labeled production rows needed
+
+
+@dataclass(frozen=True)
+class MetricChain:
+    """One metric's estimate alerts on the newest complete chunks, oldest first."""
+
+    metric: str
+    alerts: Sequence[bool]
+
+
+@dataclass(frozen=True)
+class Situation:
+    now: datetime  # data time: the newest row ingested
+    estimates: Sequence[MetricChain]
+    concept_drift: Sequence[str]  # metrics with a confirmed verdict on the newest judged chunk
+    labeled_rows: int  # labeled production rows within the retrain window
+    last_retrain: datetime | None  # data time of the last retrain started
+    running: bool  # a retrain of this model is in progress
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: str  # healthy | disabled | running | cooling_down | waiting_for_labels | due
+    trigger: str | None  # estimate | concept_drift
+    reason: str
+
+    @property
+    def retrain(self) -> bool:
+        return self.state == "due"
+
+
+def trigger_of(situation: Situation, consecutive: int) -> tuple[str | None, str]:
+    """What calls for a retrain, with its figures: a confirmed concept drift first (the
+    estimate cannot see it), then a metric estimated under its threshold long enough."""
+    if situation.concept_drift:
+        return "concept_drift", f"concept drift confirmed on {', '.join(situation.concept_drift)}"
+    for chain in situation.estimates:
+        recent = list(chain.alerts)[-consecutive:]
+        if len(recent) == consecutive and all(recent):
+            return "estimate", (
+                f"estimated {chain.metric} under its threshold for {consecutive} complete"
+                f" chunk{'s' if consecutive > 1 else ''}"
+            )
+    return None, "no metric under its threshold, no concept drift"
+
+
+def decide(policy: RetrainPolicy, situation: Situation, *, force: bool = False) -> Decision:
+    """Retrain now, or why not. `force` stands in for the trigger (`retrain --force`)."""
+    trigger, why = trigger_of(situation, policy.consecutive)
+    if force:
+        trigger, why = trigger or "manual", f"asked by hand ({why})"
+    if trigger is None:
+        return Decision("healthy", None, why)
+    if not policy.enabled and not force:
+        return Decision("disabled", trigger, f"{why}; retraining is disabled in the config")
+    if situation.running:
+        return Decision("running", trigger, f"{why}; a retrain is already running")
+    if situation.last_retrain is not None and not force:
+        ready = situation.last_retrain + policy.cooldown
+        if situation.now < ready:
+            return Decision(
+                "cooling_down",
+                trigger,
+                f"{why}; cooling down until {ready:%Y-%m-%d %H:%M} (data time)",
+            )
+    missing = policy.min_labeled_rows - situation.labeled_rows
+    if missing > 0:
+        return Decision(
+            "waiting_for_labels",
+            trigger,
+            f"degraded ({why}), waiting for {missing:,} more labeled rows"
+            f" ({situation.labeled_rows:,} of {policy.min_labeled_rows:,} in the window)",
+        )
+    return Decision("due", trigger, why)

@@ -1,0 +1,67 @@
+from datetime import UTC, datetime, timedelta
+
+from perfwatch.domain.retrain import MetricChain, RetrainPolicy, Situation, decide
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+POLICY = RetrainPolicy(
+    enabled=True, consecutive=2, cooldown=timedelta(days=7), min_labeled_rows=1000
+)
+
+
+def situation(**changes: object) -> Situation:
+    base: dict[str, object] = {
+        "now": NOW,
+        "estimates": [MetricChain("roc_auc", [False, True, True])],
+        "concept_drift": [],
+        "labeled_rows": 5000,
+        "last_retrain": None,
+        "running": False,
+    }
+    return Situation(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_retrains_after_consecutive_chunks_under_threshold() -> None:
+    decision = decide(POLICY, situation())
+    assert decision.retrain and decision.trigger == "estimate"
+    assert "roc_auc under its threshold for 2 complete chunks" in decision.reason
+
+
+def test_one_chunk_under_threshold_is_not_enough() -> None:
+    chains = [MetricChain("roc_auc", [True, False, True]), MetricChain("f1", [True])]
+    decision = decide(POLICY, situation(estimates=chains))
+    assert decision.state == "healthy" and not decision.retrain
+
+
+def test_confirmed_concept_drift_triggers_alone() -> None:
+    quiet = [MetricChain("roc_auc", [False, False])]
+    decision = decide(POLICY, situation(estimates=quiet, concept_drift=["recall"]))
+    assert decision.retrain and decision.trigger == "concept_drift"
+    assert "recall" in decision.reason
+
+
+def test_waits_for_labeled_rows_and_says_how_many() -> None:
+    decision = decide(POLICY, situation(labeled_rows=400))
+    assert decision.state == "waiting_for_labels" and not decision.retrain
+    assert "waiting for 600 more labeled rows" in decision.reason
+    assert decide(POLICY, situation(labeled_rows=0)).state == "waiting_for_labels"
+
+
+def test_cooldown_runs_on_data_time() -> None:
+    recent = decide(POLICY, situation(last_retrain=NOW - timedelta(days=3)))
+    assert recent.state == "cooling_down" and "2026-06-05" in recent.reason
+    assert decide(POLICY, situation(last_retrain=NOW - timedelta(days=7))).retrain
+
+
+def test_one_retrain_per_model_at_a_time() -> None:
+    assert decide(POLICY, situation(running=True)).state == "running"
+
+
+def test_disabled_policy_says_so_and_force_overrides_trigger_and_cooldown() -> None:
+    off = RetrainPolicy(
+        enabled=False, consecutive=2, cooldown=timedelta(days=7), min_labeled_rows=1
+    )
+    assert decide(off, situation()).state == "disabled"
+    healthy = situation(estimates=[], last_retrain=NOW - timedelta(days=1))
+    forced = decide(off, healthy, force=True)
+    assert forced.retrain and forced.trigger == "manual"
+    assert decide(POLICY, situation(labeled_rows=10), force=True).state == "waiting_for_labels"

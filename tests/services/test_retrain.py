@@ -1,0 +1,82 @@
+"""The retrain policy on a real store: recorded decisions, status, the dry-run manifest."""
+
+from typing import Any
+
+import pandas as pd
+from sqlmodel import select
+
+from perfwatch.services.monitor import CycleReport, run_cycle
+from perfwatch.services.retrain import retrain_manifest
+from perfwatch.services.status import model_status
+from perfwatch.simulate.fleet import TARGET
+from perfwatch.store.db import transaction
+from perfwatch.store.tables import Batch, RetrainDecision
+from tests.workspace import Workspace, production
+
+
+def cycle(ws: Workspace, engine: Any) -> CycleReport:
+    settings = ws.settings()
+    report = run_cycle(engine, settings, settings.models[0])
+    assert report.status == "ok", report.error
+    return report
+
+
+def decisions(engine: Any) -> list[tuple[str, str | None]]:
+    with transaction(engine) as session:
+        rows = session.exec(select(RetrainDecision).order_by(RetrainDecision.id)).all()
+        return [(d.state, d.trigger) for d in rows]
+
+
+def shifted(ws: Workspace) -> pd.DataFrame:
+    fleet = production(12, scenario="covariate_shift", shift_day=4)
+    ws.drop_days(fleet)
+    return fleet
+
+
+def test_a_degraded_model_without_labels_waits_and_says_for_how_many(
+    sqlite_workspace: Workspace,
+) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    shifted(ws)
+    report = cycle(ws, engine)
+    assert report.retrain.state == "waiting_for_labels" and report.retrain.trigger == "estimate"
+    retrain = model_status(engine, ["press"])[0]["retrain"]
+    assert retrain["state"] == "waiting_for_labels"
+    assert "waiting for 1,000 more labeled rows (0 of 1,000 in the window)" in retrain["reason"]
+    cycle(ws, engine)
+    assert decisions(engine) == [("waiting_for_labels", "estimate")], "recorded once"
+
+
+def test_enough_labels_make_a_retrain_due_and_the_manifest_names_the_batches(
+    workspace: Workspace,
+) -> None:
+    engine = workspace.engine()
+    fleet = shifted(workspace)
+    labeled = fleet[fleet.timestamp < fleet.timestamp.min() + pd.Timedelta(days=6)]
+    workspace.drop_labels(labeled[["id", TARGET]], "log.parquet")
+    report = cycle(workspace, engine)
+    assert report.retrain.retrain and report.retrain.state == "due"
+    assert model_status(engine, ["press"])[0]["retrain"]["trigger"] == "estimate"
+
+    settings = workspace.settings()
+    manifest = retrain_manifest(engine, settings, settings.models[0])
+    assert manifest.appended_rows == len(labeled)
+    with transaction(engine) as session:
+        stored = {b.content_hash: b.file_name for b in session.exec(select(Batch)).all()}
+    assert {b["content_hash"]: b["file"] for b in manifest.batches} == {
+        h: name for h, name in stored.items() if name < "2026-03-08"
+    }, "exactly the batches whose rows are labeled, with their hashes"
+    assert manifest.training_sha256 is not None
+
+
+def test_a_stable_fleet_needs_no_retrain(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    fleet = production(8)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", TARGET]], "log.parquet")
+    report = cycle(ws, engine)
+    assert report.retrain.state == "healthy"
+    assert decisions(engine) == []
+    assert model_status(engine, ["press"])[0]["retrain"]["state"] == "healthy"
