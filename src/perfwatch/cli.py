@@ -239,25 +239,54 @@ def retrain(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Apply the retrain policy now: whether a retrain is due, why, and on what data."""
-    from perfwatch.services.retrain import retrain_manifest
-
-    if not dry_run:
-        raise ConfigError(
-            "only `perfwatch retrain MODEL --dry-run` is available yet: the retrain job,"
-            " its gate and promotion come with the rest of issue 4",
-            hint="add --dry-run to see whether a retrain is due and on what data",
-        )
+    """Apply the retrain policy now; retrain when it is due (or --force), through the gate."""
     settings = _settings()
-    manifest = retrain_manifest(
-        _engine(settings, migrate=True), settings, settings.model(model), force=force
-    )
-    if as_json:
-        print(json.dumps(manifest.to_json(), indent=2))
-        return
-    from perfwatch.render import retrain_plan
+    engine = _engine(settings, migrate=True)
+    config = settings.model(model)
+    if dry_run:
+        from perfwatch.services.retrain import retrain_manifest
 
-    out.print(retrain_plan(model, manifest.to_json()))
+        manifest = retrain_manifest(engine, settings, config, force=force)
+        if as_json:
+            print(json.dumps(manifest.to_json(), indent=2))
+            return
+        from perfwatch.render import retrain_plan
+
+        out.print(retrain_plan(model, manifest.to_json()))
+        return
+    from perfwatch.services.retraining import run_retrain
+
+    run = run_retrain(engine, settings, config, force=force)
+    outcome = _retrain_outcome(engine, model, run)
+    if as_json:
+        print(json.dumps(outcome, indent=2))
+    else:
+        out.print(f"{model}: {outcome['summary']}", markup=False)
+    if run is not None and run.status == "failed":
+        raise typer.Exit(1)
+
+
+def _retrain_outcome(engine: Any, model: str, run: Any) -> dict[str, Any]:
+    from perfwatch.services.status import model_status
+
+    if run is None:
+        retrain = model_status(engine, [model])[0]["retrain"]
+        return {"retrained": False, "summary": f"no retrain: {retrain.get('reason')}"}
+    gate = json.loads(run.gate or "{}")
+    summary = (
+        f"retrain failed: {run.error} (the champion stays)"
+        if run.status == "failed"
+        else f"challenger {run.decision}: {gate.get('reason', '')}"
+    )
+    return {
+        "retrained": True,
+        "run": run.id,
+        "status": run.status,
+        "decision": run.decision,
+        "gate": gate,
+        "error": run.error,
+        "summary": summary,
+    }
 
 
 @app.command()

@@ -54,6 +54,9 @@ class RetrainSettings(_Strict):
     min_labeled_rows: int = Field(default=1000, ge=1)
     window: str = "90D"
     min_gain: float = 0.0
+    max_loss: float = Field(default=0.02, ge=0)
+    holdout: float = Field(default=0.3, gt=0, lt=1)
+    on_concept_drift: str = Field(default="sliding", pattern="^(sliding|append)$")
     auto_promote: bool = True
 
     _durations = field_validator("cooldown", "window")(_duration)

@@ -35,6 +35,14 @@ def status_screen(item: dict[str, Any]) -> RenderableType:
     if retrain.get("reason") and retrain["state"] != "healthy":
         state = retrain["state"].replace("_", " ")
         parts.append(Text(f"retrain: {state} · {retrain['reason']}", style="bold"))
+    if retrain["last"] is not None:
+        last = retrain["last"]
+        outcome = (
+            f"failed: {last['error']} (the champion stays)"
+            if last["status"] == "failed"
+            else f"{last['decision']}" + (f" as v{last['version']}" if last["version"] else "")
+        )
+        parts.append(Text(f"last retrain ({last['trigger']}): {outcome}"))
     if item["alerts"]:
         parts.append(Text("open alerts", style="bold red"))
         parts += [

@@ -133,7 +133,7 @@ def test_labels_show_realized_performance_and_the_concept_verdict(
     assert all(row["label_coverage"] == "1.0" for row in judged[:-1])
 
 
-def test_retrain_dry_run_shows_the_decision_and_the_data(sqlite_workspace: Workspace) -> None:
+def test_retrain_dry_run_then_retrain(sqlite_workspace: Workspace) -> None:
     ws = sqlite_workspace
     fleet = production(10, scenario="covariate_shift", shift_day=3)
     ws.drop_days(fleet)
@@ -147,8 +147,14 @@ def test_retrain_dry_run_shows_the_decision_and_the_data(sqlite_workspace: Works
     screen = perfwatch("retrain", "press", "--dry-run", config=ws.config)
     assert "due" in screen.stdout and "4,000 labeled production rows" in screen.stdout
     assert "retrain: due" in perfwatch("status", config=ws.config).stdout
-    refused = perfwatch("retrain", "press", config=ws.config)
-    assert refused.returncode == 2 and "hint: add --dry-run" in refused.stderr
+    done = perfwatch("retrain", "press", "--json", config=ws.config)
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["retrained"] and outcome["decision"] in {"promoted", "rejected"}
+    gate = outcome["gate"]
+    assert set(gate["champion"]) == set(gate["challenger"]) == {"roc_auc", "f1", "recall"}
+    again = perfwatch("retrain", "press", config=ws.config)
+    assert again.returncode == 0 and "no retrain: " in again.stdout, "cooling down now"
 
 
 def test_status_check_passes_without_alerts(sqlite_workspace: Workspace) -> None:

@@ -72,8 +72,10 @@ def register_version(
     reference: Path,
     training_data: Path | None,
     source: str,
+    champion: bool = True,
 ) -> ModelVersion:
-    """Verify and store a new version, fit CBPE on its reference, and make it the champion."""
+    """Verify and store a new version, fit CBPE on its reference, and make it the champion
+    (or keep it as a candidate)."""
     from perfwatch.errors import BatchRejected
     from perfwatch.ingest.rows import read_reference
     from perfwatch.ml import cbpe
@@ -120,11 +122,12 @@ def register_version(
 
     with transaction(engine) as session:
         assert record.id is not None
-        queries.retire_champion(session=session, model_id=record.id)
+        if champion:
+            queries.retire_champion(session=session, model_id=record.id)
         version = ModelVersion(
             model_id=record.id,
             version=number,
-            status="champion",
+            status="champion" if champion else "candidate",
             source=source,
             artifact_path=in_data_dir(settings, folder / "model.joblib"),
             artifact_sha256=sha256_file(folder / "model.joblib"),
@@ -151,9 +154,11 @@ def register_version(
                 for f in figures
             ]
         )
-    # the serving hand-off: one path that always holds the champion
-    copy_atomically(folder / "model.joblib", model_dir(settings, model.name) / "champion.joblib")
-    log.info("%s: registered version %d (%s)", model.name, number, source)
+    if champion:  # the serving hand-off: one path that always holds the champion
+        copy_atomically(
+            folder / "model.joblib", model_dir(settings, model.name) / "champion.joblib"
+        )
+    log.info("%s: registered version %d (%s, %s)", model.name, number, source, version.status)
     return version
 
 

@@ -46,6 +46,7 @@ def situation(session: Session, model: ModelSettings, model_id: int) -> Situatio
     )
     newest_judged = queries.recent_realized(session=session, model_id=model_id, chunks=1)
     since = now - parse_duration(model.retrain.window)
+    last = queries.last_retrain(session=session, model_id=model_id)
     return Situation(
         now=now,
         estimates=[
@@ -54,10 +55,8 @@ def situation(session: Session, model: ModelSettings, model_id: int) -> Situatio
         ],
         concept_drift=sorted(r.metric for r in newest_judged if r.concept_drift),
         labeled_rows=queries.labeled_since(session=session, model_id=model_id, since=since),
-        # the retrain job comes with the rest of issue 4: until then nothing has been
-        # retrained, nothing runs, and a due retrain stays due
-        last_retrain=None,
-        running=False,
+        last_retrain=last.data_time if last is not None else None,
+        running=queries.running_retrain(session=session, model_id=model_id) is not None,
     )
 
 

@@ -85,6 +85,19 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
         }
     elif cycle is not None:
         status["retrain"]["state"] = "healthy"
+    count, newest = reads.retrain_runs(connection, model_id)
+    status["retrain"]["count"] = count
+    if newest is not None:
+        if newest["status"] == "running":
+            status["retrain"]["state"] = "running"
+        status["retrain"]["last"] = {
+            "version": numbers.get(newest["version_id"]),
+            "trigger": newest["trigger"],
+            "decision": newest["decision"],
+            "status": newest["status"],
+            "error": newest["error"],
+            "finished_at": iso(newest["finished_at"]),
+        }
     status["labels"] = reads.label_summary(connection, model_id) | {
         "newest_chunk": _coverage(reads.newest_labeled_chunk(connection, model_id))
     }

@@ -15,7 +15,7 @@ from perfwatch.errors import StoreError
 
 # The newest migration in migrations/versions; a test checks it against Alembic's head,
 # so `status` can check the schema without importing Alembic.
-SCHEMA_REVISION = "0006_retrain_decisions"
+SCHEMA_REVISION = "0007_retrain_runs"
 
 
 def safe_url(url: str) -> str:

@@ -28,6 +28,7 @@ from perfwatch.store.tables import (
     ModelVersion,
     ReferenceMetric,
     RetrainDecision,
+    RetrainRun,
     utcnow,
 )
 
@@ -496,3 +497,35 @@ def labeled_since(*, session: Session, model_id: int, since: datetime) -> int:
         )
     ).one()
     return int(total or 0)
+
+
+def running_retrain(*, session: Session, model_id: int) -> RetrainRun | None:
+    return session.exec(
+        select(RetrainRun).where(RetrainRun.model_id == model_id, RetrainRun.status == "running")
+    ).first()
+
+
+def last_retrain(*, session: Session, model_id: int) -> RetrainRun | None:
+    """The newest retrain that did not fail (its data time starts the cooldown)."""
+    return session.exec(
+        select(RetrainRun)
+        .where(RetrainRun.model_id == model_id, RetrainRun.status != "failed")
+        .order_by(col(RetrainRun.id).desc())
+        .limit(1)
+    ).first()
+
+
+def fail_running_retrains(*, session: Session, model_id: int, host: str, alive: Any) -> int:
+    """Runs on this host left 'running' by a process that is gone: failed, with that reason.
+    `alive(pid)` says whether a process still runs."""
+    running = session.exec(
+        select(RetrainRun).where(
+            RetrainRun.model_id == model_id, RetrainRun.status == "running", RetrainRun.host == host
+        )
+    ).all()
+    stale = [run for run in running if not alive(run.pid)]
+    for run in stale:
+        run.status, run.finished_at = "failed", utcnow()
+        run.error = "the process ended before the retrain finished"
+        session.add(run)
+    return len(stale)

@@ -139,6 +139,18 @@ retrain_decision = view(
     column("reason", Text),
     column("labeled_rows", Integer),
 )
+retrain_run = view(
+    "retrain_run",
+    column("id", Integer),
+    column("model_id", Integer),
+    column("version_id", Integer),
+    column("status", String),
+    column("decision", String),
+    column("trigger", String),
+    column("error", Text),
+    column("started_at", UTCDateTime),
+    column("finished_at", UTCDateTime),
+)
 VIEWS = (
     model,
     model_version,
@@ -153,6 +165,7 @@ VIEWS = (
     alert,
     chunk_drift,
     retrain_decision,
+    retrain_run,
 )
 
 Row = dict[str, Any]
@@ -363,3 +376,21 @@ def latest_retrain_decision(connection: Connection, model_id: int) -> Row | None
         .first()
     )
     return dict(row) if row else None
+
+
+def retrain_runs(connection: Connection, model_id: int) -> tuple[int, Row | None]:
+    """(how many retrains ran, the newest one)."""
+    count = connection.execute(
+        select(func.count()).where(retrain_run.c.model_id == model_id)
+    ).scalar_one()
+    newest = (
+        connection.execute(
+            select(retrain_run)
+            .where(retrain_run.c.model_id == model_id)
+            .order_by(retrain_run.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return int(count), dict(newest) if newest else None

@@ -353,3 +353,32 @@ class RetrainDecision(SQLModel, table=True):
     trigger: str | None = None  # estimate | concept_drift | manual
     reason: str = Field(sa_column=Column(Text, nullable=False))
     labeled_rows: int = 0  # labeled production rows in the window at the time
+
+
+class RetrainRun(SQLModel, table=True):
+    """One retrain: why, on what exactly, how the gate judged it, and what came of it."""
+
+    __tablename__ = "retrain_run"
+    __table_args__ = (Index("ix_retrain_run_model", "model_id", "started_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id")
+    parent_version_id: int = Field(foreign_key="model_version.id")
+    version_id: int | None = Field(default=None, foreign_key="model_version.id")  # registered
+    status: str = "running"  # running | finished | failed
+    decision: str | None = None  # promoted | candidate | rejected
+    trigger: str | None = None  # estimate | concept_drift | manual
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    data_time: datetime = _when()  # the newest data when it started
+    # JSON documents: the policy, the open alerts that triggered it, the training-data
+    # manifest (batches, hashes, rows), the holdout, the gate's figures
+    policy: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    alerts: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    manifest: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    gate: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    artifact_path: str | None = None
+    artifact_sha256: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    host: str = ""  # where it runs: a run whose process is gone is marked failed
+    pid: int = 0
+    started_at: datetime = _stamp()
+    finished_at: datetime | None = _when(nullable=True)

@@ -1,0 +1,363 @@
+"""The retrain job: learn a challenger, judge it against the champion, promote or not.
+
+Training data = the champion's training set (refused if it changed on disk since
+registration) + the labeled production rows of the window, appended; when concept drift
+triggered it and `on_concept_drift = "sliding"`, the recent rows alone (the old concept
+would teach the old answers). The newest labeled chunks (`holdout` of the labeled rows)
+are held out: never trained on, they are what the gate judges both models on. A
+promotion registers the challenger with the holdout as its reference (beside the old
+reference unless the concept changed), so CBPE, the validation contract and the
+thresholds are re-fitted: every later estimate is the new version's. Every run leaves a
+`retrain_run` row: trigger, policy, the exact batches and rows, the gate's figures.
+"""
+
+import json
+import logging
+import os
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+from perfwatch.config import ModelSettings, Settings
+from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
+from perfwatch.domain.durations import parse_duration
+from perfwatch.errors import PerfwatchError
+from perfwatch.files import sha256_file, verify
+from perfwatch.services.registry import load_champion, model_dir, register_version
+from perfwatch.services.retrain import evaluate, policy_of
+from perfwatch.store import queries
+from perfwatch.store.db import transaction
+from perfwatch.store.tables import RetrainRun, utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+BATCH = "__batch"  # the batch content hash of an appended row
+
+
+@dataclass(frozen=True)
+class Gate:
+    primary: str
+    champion: dict[str, float]
+    challenger: dict[str, float]
+    decision: str  # promoted | candidate | rejected
+    reason: str
+
+
+def run_retrain(
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    *,
+    force: bool = False,
+    shuffle_labels: bool = False,
+) -> RetrainRun | None:
+    """Retrain if the policy says so (or `force`); None when it does not (its reason is
+    recorded by the policy). `shuffle_labels` is a test hook: a deliberately bad challenger."""
+    champion = load_champion(engine, settings, model)
+    model_id = champion.version.model_id
+    if mark_interrupted(engine, model_id):
+        log.warning("%s: a retrain left running by a killed process is marked failed", model.name)
+    decision = evaluate(engine, model, model_id, force=force)
+    if decision is None or not decision.retrain:
+        return None
+    run = _start(engine, model, champion, decision)
+    try:
+        _train_and_judge(engine, settings, model, champion, run, shuffle_labels=shuffle_labels)
+    except Exception as exc:  # the champion stays; the reason is kept and shown
+        message = exc.message if isinstance(exc, PerfwatchError) else f"{type(exc).__name__}: {exc}"
+        log.error("%s: retrain failed: %s", model.name, message)
+        _finish(engine, run, status="failed", error=message)
+        if not isinstance(exc, PerfwatchError):
+            raise
+    return run
+
+
+def _start(engine: Engine, model: ModelSettings, champion: Any, decision: Any) -> RetrainRun:
+    with transaction(engine) as session:
+        model_id = champion.version.model_id
+        if queries.running_retrain(session=session, model_id=model_id) is not None:
+            raise PerfwatchError(
+                f"a retrain of {model.name!r} is already running",
+                hint="wait for it; a run left by a killed process is marked failed at start-up",
+            )
+        policy = asdict(policy_of(model)) | {
+            "window": model.retrain.window,
+            "holdout": model.retrain.holdout,
+            "min_gain": model.retrain.min_gain,
+            "max_loss": model.retrain.max_loss,
+            "on_concept_drift": model.retrain.on_concept_drift,
+            "auto_promote": model.retrain.auto_promote,
+        }
+        alerts = [
+            {"id": a.id, "kind": a.kind, "subject": a.subject, "message": a.message}
+            for a in queries.open_alerts(session=session, model_id=model_id).values()
+        ]
+        now = queries.watermark(session=session, model_id=model_id)
+        assert now is not None  # the policy found data
+        run = RetrainRun(
+            model_id=model_id,
+            parent_version_id=champion.version.id,
+            trigger=decision.trigger,
+            reason=decision.reason,
+            data_time=now,
+            policy=json.dumps(policy, default=str),
+            alerts=json.dumps(alerts),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        session.add(run)
+    log.info("%s: retrain started: %s", model.name, decision.reason)
+    return run
+
+
+def _finish(engine: Engine, run: RetrainRun, **changes: Any) -> None:
+    with transaction(engine) as session:
+        for key, value in changes.items():
+            setattr(run, key, value)
+        run.finished_at = utcnow()
+        session.add(run)
+
+
+def _train_and_judge(
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    champion: Any,
+    run: RetrainRun,
+    *,
+    shuffle_labels: bool,
+) -> None:
+    import pandas as pd
+
+    from perfwatch.ml.training import train
+
+    original = _training_set(champion.version)
+    production = _labeled_production(engine, settings, model, champion.version.model_id)
+    learn, holdout = _split(model, production)
+    sliding = run.trigger == "concept_drift" and model.retrain.on_concept_drift == "sliding"
+    parts = [learn] if sliding else [original, learn]
+    frame = pd.concat([p[[*model.features, model.target]] for p in parts], ignore_index=True)
+    if shuffle_labels:
+        frame[model.target] = frame[model.target].sample(frac=1.0, random_state=1).to_numpy()
+    folder = model_dir(settings, model.name) / "retrains" / f"run-{run.id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    challenger = train(
+        frame, features=model.features, categorical=model.categorical, target=model.target
+    )
+    artifact = _write_atomically(folder / "model.joblib", challenger)
+    gate = _gate(model, champion.model, challenger, holdout)
+    manifest = _manifest(model, champion.version, original, learn, holdout, sliding)
+    with transaction(engine) as session:
+        run.manifest, run.gate = json.dumps(manifest, default=str), json.dumps(asdict(gate))
+        run.artifact_path = str(artifact)
+        run.artifact_sha256 = sha256_file(artifact)
+        session.add(run)
+    if gate.decision == "rejected":
+        _finish(engine, run, status="finished", decision="rejected")
+        log.warning("%s: challenger rejected: %s", model.name, gate.reason)
+        return
+    version = _register(settings, engine, model, champion, artifact, frame, holdout, sliding, gate)
+    _finish(engine, run, status="finished", decision=gate.decision, version_id=version.id)
+
+
+def _training_set(version: Any) -> "pd.DataFrame":
+    """The version's training data, refused if the file changed since registration."""
+    import pandas as pd
+
+    if not version.training_path:
+        raise PerfwatchError(
+            f"version {version.version} was registered without training data",
+            hint="register it again with --training-data, or set training_data in the config",
+        )
+    path = Path(version.training_path)
+    verify(path, version.training_sha256, "training data")
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def _labeled_production(
+    engine: Engine, settings: Settings, model: ModelSettings, model_id: int
+) -> "pd.DataFrame":
+    """The window's labeled production rows: features, target, chunk, batch hash."""
+    from perfwatch.ingest.rows import BATCH_COLUMN
+    from perfwatch.services.ingestion import read_stored
+    from perfwatch.services.labels import TARGET, stored_labels
+
+    with transaction(engine) as session:
+        now = queries.watermark(session=session, model_id=model_id)
+        assert now is not None
+        since = now - parse_duration(model.retrain.window)
+        starts = list(queries.chunk_row_counts(session=session, model_id=model_id, since=since))
+        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
+    labels = stored_labels(engine, settings, model, model_id, starts)
+    rows = read_stored(
+        batches,
+        [model.id_column, model.timestamp_column, BATCH_COLUMN, *model.features],
+        {chunk_ns(s) for s in starts},
+        settings.data_dir,
+    )
+    labeled = rows.merge(
+        labels[["id", TARGET, CHUNK_COLUMN]].rename(columns={"id": model.id_column}),
+        on=[model.id_column, CHUNK_COLUMN],
+    )
+    if labeled.empty:
+        raise PerfwatchError(
+            "no labeled production rows in the retrain window",
+            hint="labels have to arrive (labels_inbox) before a retrain can learn anything new",
+        )
+    labeled = labeled.rename(columns={TARGET: model.target, BATCH_COLUMN: BATCH})
+    return labeled.astype({BATCH: "string", model.target: "int64"})
+
+
+def _split(model: ModelSettings, labeled: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """Hold out the newest chunks that hold `holdout` of the labeled rows (at least one)."""
+    per_chunk = labeled.groupby(CHUNK_COLUMN).size().sort_index(ascending=False)
+    wanted = model.retrain.holdout * len(labeled)
+    newest, held = [], 0
+    for start, count in per_chunk.items():
+        if held >= wanted:
+            break
+        newest.append(start)
+        held += int(count)
+    if len(newest) == len(per_chunk):
+        raise PerfwatchError(
+            "too few labeled chunks to learn from and still hold the newest out for the gate",
+            hint="wait for labels of more chunks, or lower retrain.holdout",
+        )
+    in_holdout = labeled[CHUNK_COLUMN].isin(newest)
+    return labeled[~in_holdout], labeled[in_holdout]
+
+
+def _gate(model: ModelSettings, champion: Any, challenger: Any, holdout: "pd.DataFrame") -> Gate:
+    """Both models on the held-out rows: promote only if the challenger wins the primary
+    metric by `min_gain` and loses no other by more than `max_loss`."""
+    import numpy as np
+
+    from perfwatch.ml.concept import expected_metrics
+    from perfwatch.ml.model import predict, score
+
+    labels = holdout[model.target].to_numpy(dtype=float)
+    figures = {}
+    for name, classifier in (("champion", champion), ("challenger", challenger)):
+        scores = score(classifier, holdout[model.features])
+        if np.isnan(scores).any():
+            return Gate(model.metrics[0], {}, {}, "rejected", f"the {name} predicted NaN")
+        figures[name] = expected_metrics(scores, predict(scores), labels, model.metrics)
+    return _verdict(model, figures["champion"], figures["challenger"])
+
+
+def _verdict(model: ModelSettings, old: dict[str, float], new: dict[str, float]) -> Gate:
+    primary, rules = model.metrics[0], model.retrain
+    losses = [m for m in model.metrics[1:] if new[m] < old[m] - rules.max_loss]
+    if not new[primary] >= old[primary] + rules.min_gain:
+        decision = "rejected"
+        reason = f"{primary} {new[primary]:.3f} vs the champion's {old[primary]:.3f}"
+    elif losses:
+        decision = "rejected"
+        reason = ", ".join(f"{m} {new[m]:.3f} vs {old[m]:.3f}" for m in losses) + " lost"
+    else:
+        decision = "promoted" if rules.auto_promote else "candidate"
+        reason = f"{primary} {new[primary]:.3f} vs the champion's {old[primary]:.3f}"
+    return Gate(primary, old, new, decision, reason)
+
+
+def _manifest(
+    model: ModelSettings,
+    version: Any,
+    original: "pd.DataFrame",
+    learn: "pd.DataFrame",
+    holdout: "pd.DataFrame",
+    sliding: bool,
+) -> dict[str, Any]:
+    """Exactly what the challenger learnt from, and what judged it."""
+    appended = learn.groupby(BATCH).size()
+    return {
+        "original": {
+            "path": version.training_path,
+            "sha256": version.training_sha256,
+            "rows": 0 if sliding else len(original),
+        },
+        "appended_rows": len(learn),
+        "batches": [{"content_hash": h, "rows": int(n)} for h, n in sorted(appended.items())],
+        "window": _span(learn, model),
+        "holdout": {"rows": len(holdout), "chunks": int(holdout[CHUNK_COLUMN].nunique())},
+        "sliding": sliding,
+    }
+
+
+def _span(rows: "pd.DataFrame", model: ModelSettings) -> dict[str, str | None]:
+    from perfwatch.services.ingestion import moment
+
+    if rows.empty:
+        return {"start": None, "end": None}
+    return {
+        "start": moment(int(rows[CHUNK_COLUMN].min())).isoformat(),
+        "end": moment(int(rows[CHUNK_COLUMN].max())).isoformat(),
+    }
+
+
+def _register(
+    settings: Settings,
+    engine: Engine,
+    model: ModelSettings,
+    champion: Any,
+    artifact: Path,
+    frame: "pd.DataFrame",
+    holdout: "pd.DataFrame",
+    sliding: bool,
+    gate: Gate,
+) -> Any:
+    """Register the challenger: the holdout (beside the old reference unless the concept
+    changed) becomes its reference, the data it learnt from its training set."""
+    import pandas as pd
+
+    folder = artifact.parent
+    reference = holdout
+    if not sliding:
+        reference = pd.concat([champion.reference_rows, reference], ignore_index=True)
+    columns = [model.timestamp_column, *model.features, model.target]
+    reference[columns].to_parquet(folder / "reference.parquet", index=False)
+    frame.to_parquet(folder / "train.parquet", index=False)
+    return register_version(
+        engine,
+        settings,
+        model,
+        artifact=artifact,
+        reference=folder / "reference.parquet",
+        training_data=folder / "train.parquet",
+        source="retrain",
+        champion=gate.decision == "promoted",
+    )
+
+
+def _write_atomically(target: Path, classifier: Any) -> Path:
+    """joblib to a hidden name, then rename: a killed job never leaves a half artifact."""
+    import joblib
+
+    temporary = target.with_name(f".{target.name}.tmp")
+    joblib.dump(classifier, temporary)
+    temporary.replace(target)
+    return target
+
+
+def mark_interrupted(engine: Engine, model_id: int) -> int:
+    """Runs left 'running' by a killed process on this host: failed, so the policy may
+    retry (a run that is really running elsewhere keeps running)."""
+    with transaction(engine) as session:
+        return queries.fail_running_retrains(
+            session=session, model_id=model_id, host=socket.gethostname(), alive=_alive
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

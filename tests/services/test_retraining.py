@@ -1,0 +1,203 @@
+"""The retrain job end to end on a real store: trigger, gate, promotion, re-baselining,
+lineage, and its faults."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlmodel import select
+
+from perfwatch.services.monitor import CycleReport, run_cycle
+from perfwatch.services.retraining import run_retrain
+from perfwatch.services.status import history, model_status
+from perfwatch.simulate.fleet import TARGET
+from perfwatch.store.db import transaction
+from perfwatch.store.tables import Batch, ModelVersion, RetrainRun
+from tests.workspace import Workspace, production
+
+
+def cycle(ws: Workspace, engine: Any) -> CycleReport:
+    settings = ws.settings()
+    report = run_cycle(engine, settings, settings.models[0])
+    assert report.status == "ok", report.error
+    return report
+
+
+def degraded(ws: Workspace, engine: Any, *, labeled_days: int = 14) -> list[pd.DataFrame]:
+    """16 days of a tool shortage from day 4, labels for the first `labeled_days`."""
+    fleet = production(24, scenario="covariate_shift", shift_day=4)
+    days = [rows for _, rows in fleet.groupby(fleet.timestamp.dt.date)]
+    ws.drop_days(pd.concat(days[:16]))
+    if labeled_days:
+        ws.drop_labels(pd.concat(days[:labeled_days])[["id", TARGET]], "log.parquet")
+    assert cycle(ws, engine).retrain is not None
+    return days
+
+
+def retrain(ws: Workspace, engine: Any, **options: Any) -> RetrainRun | None:
+    settings = ws.settings()
+    return run_retrain(engine, settings, settings.models[0], **options)
+
+
+def versions(engine: Any) -> list[tuple[int, str, str]]:
+    with transaction(engine) as session:
+        rows = session.exec(select(ModelVersion).order_by(ModelVersion.version)).all()
+        return [(v.version, v.status, v.source) for v in rows]
+
+
+def test_a_better_challenger_is_promoted_and_estimates_rebaseline(workspace: Workspace) -> None:
+    engine = workspace.engine()
+    days = degraded(workspace, engine)
+    run = retrain(workspace, engine)
+    assert run is not None and run.status == "finished" and run.decision == "promoted"
+    gate = json.loads(run.gate)
+    assert gate["challenger"]["roc_auc"] >= gate["champion"]["roc_auc"]
+    assert versions(engine) == [(1, "retired", "initial_model"), (2, "champion", "retrain")]
+    champion = workspace.root / "var" / "models" / "press" / "champion.joblib"
+    assert champion.read_bytes() == Path(run.artifact_path).read_bytes()
+
+    workspace.drop_days(pd.concat(days[16:]))
+    cycle(workspace, engine)
+    newest = [r for r in history(engine, "press") if r["chunk_start"] >= "2026-03-18"]
+    assert newest and {r["model_version"] for r in newest} == {2}, "estimates re-baselined"
+    status = model_status(engine, ["press"])[0]
+    assert status["champion_version"] == 2 and status["retrain"]["count"] == 1
+    assert status["retrain"]["last"]["decision"] == "promoted"
+    assert status["retrain"]["last"]["version"] == 2
+
+
+def test_lineage_lists_exactly_the_appended_batches(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    degraded(ws, engine)
+    run = retrain(ws, engine)
+    assert run is not None
+    manifest = json.loads(run.manifest)
+    held_out = manifest["holdout"]["chunks"]
+    with transaction(engine) as session:
+        batches = session.exec(select(Batch).order_by(Batch.file_name)).all()
+    labeled = [b for b in batches if b.file_name < "2026-03-16"]  # 14 labeled days
+    appended = labeled[: len(labeled) - held_out]
+    assert manifest["batches"] == [
+        {"content_hash": b.content_hash, "rows": b.rows}
+        for b in sorted(appended, key=lambda b: b.content_hash)
+    ]
+    assert manifest["appended_rows"] == sum(b.rows for b in appended)
+    assert manifest["original"]["rows"] > 0 and manifest["original"]["sha256"]
+    assert json.loads(run.policy)["consecutive"] == 2
+    assert any(a["kind"] == "performance" for a in json.loads(run.alerts)), "the trigger's alert"
+
+
+def test_a_bad_challenger_is_rejected_and_the_champion_keeps_serving(
+    sqlite_workspace: Workspace,
+) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    degraded(ws, engine)
+    run = retrain(ws, engine, shuffle_labels=True)
+    assert run is not None and run.decision == "rejected" and run.version_id is None
+    assert versions(engine) == [(1, "champion", "initial_model")]
+    assert "roc_auc" in json.loads(run.gate)["reason"]
+
+
+def test_no_labeled_rows_yet_skips_with_the_reason(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    degraded(ws, engine, labeled_days=0)
+    assert retrain(ws, engine, force=True) is None
+    retrain_state = model_status(engine, ["press"])[0]["retrain"]
+    assert "waiting for 1,000 more labeled rows" in retrain_state["reason"]
+
+
+def test_changed_training_data_is_refused_and_the_champion_stays(
+    sqlite_workspace: Workspace,
+) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    degraded(ws, engine)
+    training = ws.root / "artifacts" / "train.parquet"
+    frame = pd.read_parquet(training)
+    frame.iloc[:10].to_parquet(training)  # someone overwrote it since registration
+    run = retrain(ws, engine)
+    assert run is not None and run.status == "failed"
+    assert "training data" in (run.error or "") and "sha256" in (run.error or "")
+    assert versions(engine) == [(1, "champion", "initial_model")]
+    assert "failed" in model_status(engine, ["press"])[0]["retrain"]["last"]["status"]
+
+
+def test_a_job_killed_while_writing_leaves_no_artifact(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    degraded(ws, engine)
+
+    def killed_mid_write(classifier: Any, path: Any) -> None:
+        Path(path).write_bytes(b"half a pickle")
+        raise KeyboardInterrupt  # what SIGINT does to the process at that instant
+
+    import joblib
+
+    monkeypatch.setattr(joblib, "dump", killed_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        retrain(ws, engine)
+    folder = ws.root / "var" / "models" / "press" / "retrains"
+    assert not list(folder.rglob("model.joblib")), "only a hidden temporary, never the artifact"
+    assert versions(engine) == [(1, "champion", "initial_model")]
+
+
+def test_a_run_left_running_by_a_dead_process_is_failed_and_retried(
+    sqlite_workspace: Workspace,
+) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    degraded(ws, engine)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    import socket
+
+    with transaction(engine) as session:
+        session.add(
+            RetrainRun(
+                model_id=1,
+                parent_version_id=1,
+                data_time=pd.Timestamp("2026-03-17", tz="UTC").to_pydatetime(),
+                host=socket.gethostname(),
+                pid=int(dead.stdout),
+            )
+        )
+    run = retrain(ws, engine)
+    assert run is not None and run.status == "finished"
+    with transaction(engine) as session:
+        first = session.exec(select(RetrainRun).order_by(RetrainRun.id)).first()
+        assert first is not None and first.status == "failed"
+        assert "process ended" in (first.error or "")
+
+
+def test_a_challenger_predicting_nan_is_rejected(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    degraded(ws, engine)
+
+    import perfwatch.ml.training as training
+
+    monkeypatch.setattr(training, "train", lambda frame, **_: PredictsNaN())
+    run = retrain(ws, engine)
+    assert run is not None and run.decision == "rejected"
+    assert "challenger predicted NaN" in json.loads(run.gate)["reason"]
+    assert versions(engine) == [(1, "champion", "initial_model")]
+
+
+class PredictsNaN:
+    """A challenger whose scores are NaN (an injected fault: a broken training run)."""
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.full((len(rows), 2), np.nan)
