@@ -290,6 +290,68 @@ def _retrain_outcome(engine: Any, model: str, run: Any) -> dict[str, Any]:
 
 
 @app.command()
+def models(
+    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """A model's versions with their gate results, and the champion's hand-off file."""
+    from perfwatch.services.versions import list_versions
+
+    settings = _settings()
+    listed = list_versions(_engine(settings), settings, settings.model(model))
+    if as_json:
+        print(json.dumps(listed, indent=2))
+        return
+    from perfwatch.render import versions_table
+
+    out.print(versions_table(listed))
+
+
+@app.command()
+def lineage(
+    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    version: Annotated[int | None, typer.Argument(help="Default: the champion.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """A version's chain back to the first: parent, trigger, training data, gate."""
+    from perfwatch.services.versions import lineage as load_lineage
+
+    settings = _settings()
+    chain = load_lineage(_engine(settings), settings.model(model), version)
+    if as_json:
+        print(json.dumps(chain, indent=2))
+        return
+    from perfwatch.render import lineage_text
+
+    out.print(lineage_text(model, chain), markup=False)
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    version: Annotated[int, typer.Argument(help="The version to make champion.")],
+) -> None:
+    """Make a version (a candidate, or an earlier champion) the champion."""
+    from perfwatch.services.versions import promote as promote_version
+
+    settings = _settings()
+    previous = promote_version(_engine(settings), settings, settings.model(model), version)
+    out.print(f"{model}: version {version} is the champion (was v{previous})")
+
+
+@app.command()
+def rollback(
+    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+) -> None:
+    """Make the champion's parent (or the newest retired version) the champion again."""
+    from perfwatch.services.versions import rollback as roll_back
+
+    settings = _settings()
+    old, new = roll_back(_engine(settings), settings, settings.model(model))
+    out.print(f"{model}: rolled back from v{old} to v{new}")
+
+
+@app.command()
 def demo(
     workspace: Annotated[
         Path | None,

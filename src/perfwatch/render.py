@@ -235,3 +235,56 @@ def retrain_plan(model: str, plan: dict[str, Any]) -> RenderableType:
             )
         lines.append(table)
     return Group(*lines)
+
+
+def versions_table(listed: dict[str, Any]) -> RenderableType:
+    """`models MODEL`: one row per version, with its gate figures."""
+    table = Table(title=f"{listed['model']}: versions", title_justify="left")
+    for column in ("version", "status", "source", "parent", "trigger", "gate", "sha256"):
+        table.add_column(column)
+    for v in listed["versions"]:
+        gate = v["gate"] or {}
+        primary = gate.get("primary")
+        figures = (
+            f"{v.get('decision')}: {primary} {gate['challenger'][primary]:.3f}"
+            f" vs {gate['champion'][primary]:.3f}"
+            if primary and gate.get("challenger")
+            else "–"
+        )
+        table.add_row(
+            f"v{v['version']}",
+            v["status"],
+            v["source"],
+            f"v{v['parent']}" if v["parent"] else "–",
+            (v["trigger"] or {}).get("kind") or "–",
+            figures,
+            v["artifact_sha256"][:12] + "…",
+        )
+    champion = listed["champion"]
+    return Group(table, Text(f"champion hand-off: {champion['path']} (v{champion['version']})"))
+
+
+def lineage_text(model: str, chain: list[dict[str, Any]]) -> str:
+    """`lineage MODEL`: each version back to the first, with what it learnt from."""
+    lines = []
+    for step in chain:
+        lines.append(f"{model} v{step['version']} ({step['status']}, {step['source']})")
+        if step["trigger"] is None:
+            lines.append("  registered from outside (no parent)")
+            continue
+        trigger, data, gate = step["trigger"], step["training_data"], step["gate"]
+        lines.append(
+            f"  parent: v{step['parent']} · trigger: {trigger['kind']}: {trigger['reason']}"
+        )
+        alerts = ", ".join(f"#{a['id']} {a['kind']}/{a['subject']}" for a in trigger["alerts"])
+        lines.append(f"  open alerts: {alerts or 'none'}")
+        lines.append(
+            f"  learnt from: {data['original']['rows']:,} original rows"
+            f" (sha256 {str(data['original']['sha256'])[:12]}…) + {data['appended_rows']:,}"
+            f" production rows from {len(data['batches'])} batch(es),"
+            f" {data['window']['start']} → {data['window']['end']}"
+        )
+        for batch in data["batches"]:
+            lines.append(f"    {batch['content_hash'][:16]}…  {batch['rows']:,} rows")
+        lines.append(f"  held out: {data['holdout']['rows']:,} rows · gate: {gate['reason']}")
+    return "\n".join(lines)

@@ -157,6 +157,43 @@ def test_retrain_dry_run_then_retrain(sqlite_workspace: Workspace) -> None:
     assert again.returncode == 0 and "no retrain: " in again.stdout, "cooling down now"
 
 
+def test_models_lineage_rollback_and_promote(sqlite_workspace: Workspace) -> None:
+    import hashlib
+
+    ws = sqlite_workspace
+    fleet = production(16, scenario="covariate_shift", shift_day=4)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0
+    retrained = json.loads(perfwatch("retrain", "press", "--json", config=ws.config).stdout)
+    assert retrained["decision"] == "promoted", retrained
+
+    listed = json.loads(perfwatch("models", "press", "--json", config=ws.config).stdout)
+    assert [(v["version"], v["status"]) for v in listed["versions"]] == [
+        (1, "retired"),
+        (2, "champion"),
+    ]
+    hand_off = Path(listed["champion"]["path"])
+    assert hashlib.sha256(hand_off.read_bytes()).hexdigest() == listed["champion"]["sha256"]
+    assert listed["versions"][1]["gate"]["primary"] == "roc_auc"
+
+    chain = json.loads(perfwatch("lineage", "press", "--json", config=ws.config).stdout)
+    assert [step["version"] for step in chain] == [2, 1]
+    assert chain[0]["parent"] == 1 and chain[0]["trigger"]["kind"] == "estimate"
+    assert chain[0]["training_data"]["appended_rows"] > 0
+    text = perfwatch("lineage", "press", config=ws.config).stdout
+    assert "press v2" in text and "learnt from" in text
+
+    assert "rolled back from v2 to v1" in perfwatch("rollback", "press", config=ws.config).stdout
+    listed = json.loads(perfwatch("models", "press", "--json", config=ws.config).stdout)
+    assert listed["champion"]["version"] == 1
+    v1 = listed["versions"][0]["artifact_sha256"]
+    assert hashlib.sha256(hand_off.read_bytes()).hexdigest() == v1
+    assert perfwatch("promote", "press", "2", config=ws.config).returncode == 0
+    missing = perfwatch("promote", "press", "9", config=ws.config)
+    assert missing.returncode == 1 and "has no version 9" in missing.stderr
+
+
 def test_status_check_passes_without_alerts(sqlite_workspace: Workspace) -> None:
     sqlite_workspace.drop_days(production(3))
     assert perfwatch("run", "--once", config=sqlite_workspace.config).returncode == 0

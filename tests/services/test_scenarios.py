@@ -10,7 +10,7 @@ from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.services.status import history
 from perfwatch.simulate.fleet import TARGET
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import Alert, ChunkDrift, Label
+from perfwatch.store.tables import Alert, ChunkDrift, Label, RetrainDecision
 from tests.workspace import Workspace, production
 
 
@@ -47,6 +47,9 @@ def test_stable_90_days_raise_no_performance_or_concept_alert(sqlite_workspace: 
     assert not [r for r in rows if r["concept_drift"]], "no concept-drift verdict"
     kinds = {kind for kind, _ in open_alerts(engine)}
     assert not kinds & {"performance", "concept_drift", "feature_drift"}
+    assert report.retrain.state == "healthy", "no retrain over 90 stable days"
+    with transaction(engine) as session:
+        assert session.exec(select(RetrainDecision)).first() is None
     with transaction(engine) as session:
         drift = session.exec(select(ChunkDrift)).all()
     assert len(drift) == 89 * 7, "6 features and the multivariate view, per complete chunk"
