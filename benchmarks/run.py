@@ -3,7 +3,7 @@ same run.
 
     ./dev bench            # everything (about 8 minutes on 2 cores)
     ./dev bench --only a   # one part: a (cycle vs CBPE), b (history), c (status), d (RSS),
-                           # e (labels vs PerformanceCalculator)
+                           # e (labels vs PerformanceCalculator), f (retrain vs LightGBM)
 
 (a) cycle time on 100k and 1M new rows beside nannyml's CBPE estimate() alone on the
     same rows (budget: cycle <= 1.5x);
@@ -14,7 +14,10 @@ same run.
 (d) peak RSS of the 1M-row cycle process (budget: <= 2 GB);
 (e) the cycle that ingests 1M labels (one file per daily chunk of 5,000 rows), computes
     coverage, realized metrics and concept-drift verdicts, beside nannyml's
-    PerformanceCalculator calculate() alone on the same labeled rows (budget: <= 2x).
+    PerformanceCalculator calculate() alone on the same labeled rows (budget: <= 2x);
+(f) `perfwatch retrain` on those 1M labeled rows (read, train, gate, register with CBPE
+    re-fitted) beside a bare LightGBM fit with the same parameters on the rows it trained
+    on (budget: <= 1.3x).
 
 Batches carry the served scores, as a model server logs them, one file per daily chunk
 of 5,000 rows: the chunk size at which NANNYML.md measured CBPE (about 25 ms a chunk),
@@ -48,7 +51,7 @@ ROWS_PER_CHUNK = 5_000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="abcde", help="parts to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdef", help="parts to run, e.g. 'ac'")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (median)")
     parser.add_argument(
         "--metrics",
@@ -69,8 +72,10 @@ def main() -> None:
             results += history_length(base / "b", args.repeat)
         if "c" in args.only:
             results += cold_status(base / "c", max(args.repeat, 5))
-        if "e" in args.only:
-            results += labels_vs_calculator(base / "e", args.repeat)
+        if "e" in args.only or "f" in args.only:
+            results += labels_vs_calculator(
+                base / "e", args.repeat, labels="e" in args.only, retrain="f" in args.only
+            )
     print(
         "\nsummary: " + ", ".join(f"{name} {'OK' if ok else 'OVER BUDGET'}" for name, ok in results)
     )
@@ -434,11 +439,15 @@ def _status_store(folder: Path) -> Path:
 # -- (e) -----------------------------------------------------------------------------------
 
 
-def labels_vs_calculator(folder: Path, repeat: int) -> list[tuple[str, bool]]:
+def labels_vs_calculator(
+    folder: Path, repeat: int, *, labels: bool, retrain: bool
+) -> list[tuple[str, bool]]:
     print("(e) 1M labels: ingestion + realized metrics + verdicts, beside PerformanceCalculator")
+    print("(f) retrain on those 1M labeled rows, beside a bare LightGBM fit")
     template = workspace(folder / "template")
     text = template.read_text()  # 200 days of rows: labels are matched over all of them
-    template.write_text(text.replace("\nchunk = ", '\nlabel_window = "400D"\nchunk = '))
+    text = text.replace("\nchunk = ", '\nlabel_window = "400D"\nchunk = ')
+    template.write_text(text + '\n[models.retrain]\nwindow = "400D"\n')
     staged = folder / "staged"
     stage_rows(template, staged / "batches", 1_000_000, start_day=0, seed=21)
     worker(template, staged / "batches", "cycle-only")  # the batches are stored once
@@ -451,13 +460,26 @@ def labels_vs_calculator(folder: Path, repeat: int) -> list[tuple[str, bool]]:
     runs = [
         worker(fresh_copy(template.parent, folder / "run"), staged, "labels") for _ in range(repeat)
     ]
-    cycle = statistics.median(r["cycle"] for r in runs)
-    calculator = statistics.median(r["calculator"] for r in runs)
-    print(
-        f"  {runs[0]['labels']:,} labels: cycle {cycle:.2f} s,"
-        f" PerformanceCalculator alone {calculator:.2f} s, ratio {cycle / calculator:.2f}x"
-    )
-    return [verdict("label cycle/PerformanceCalculator at 1M labels", cycle / calculator, 2.0)]
+    results = []
+    if labels:
+        cycle = statistics.median(r["cycle"] for r in runs)
+        calculator = statistics.median(r["calculator"] for r in runs)
+        print(
+            f"  {runs[0]['labels']:,} labels: cycle {cycle:.2f} s,"
+            f" PerformanceCalculator alone {calculator:.2f} s, ratio {cycle / calculator:.2f}x"
+        )
+        results.append(
+            verdict("label cycle/PerformanceCalculator at 1M labels", cycle / calculator, 2.0)
+        )
+    if retrain:
+        job = statistics.median(r["retrain"] for r in runs)
+        bare = statistics.median(r["lightgbm"] for r in runs)
+        print(
+            f"  retrain on {runs[0]['trained_rows']:,} rows (+ the holdout): {job:.2f} s,"
+            f" bare LightGBM fit {bare:.2f} s, ratio {job / bare:.2f}x"
+        )
+        results.append(verdict("retrain/LightGBM fit at 1M labeled rows", job / bare, 1.3))
+    return results
 
 
 def _labels_worker_main(config: Path, staged: Path) -> None:
@@ -510,7 +532,31 @@ def _labels_worker_main(config: Path, staged: Path) -> None:
         calculator.calculate(rows[columns])
         calculator_seconds = time.perf_counter() - started
     labels = sum(f.stored for f in report.label_files)
-    print(json.dumps({"cycle": cycle_seconds, "calculator": calculator_seconds, "labels": labels}))
+    figures = {"cycle": cycle_seconds, "calculator": calculator_seconds, "labels": labels}
+    print(json.dumps(figures | _retrain_vs_lightgbm(engine, settings, model)))
+
+
+def _retrain_vs_lightgbm(engine: Any, settings: Any, model: Any) -> dict[str, float]:
+    """The retrain job, then a bare LightGBM fit on the rows it trained on."""
+    import pandas as pd
+    from lightgbm import LGBMClassifier
+
+    from perfwatch.ml.training import LGBM_PARAMS
+    from perfwatch.services.retraining import run_retrain
+
+    started = time.perf_counter()
+    run = run_retrain(engine, settings, model, force=True)
+    job = time.perf_counter() - started
+    assert run is not None and run.status == "finished", run and run.error
+    frame = pd.read_parquet(Path(run.artifact_path).with_name("train.parquet"))
+    # the same representation the pipeline hands LightGBM: categories as ordinal codes
+    inputs = frame[model.features].assign(
+        **{c: frame[c].astype("category").cat.codes for c in model.categorical}
+    )
+    started = time.perf_counter()
+    LGBMClassifier(random_state=0, **LGBM_PARAMS).fit(inputs, frame[model.target])
+    bare = time.perf_counter() - started
+    return {"retrain": job, "lightgbm": bare, "trained_rows": len(frame)}
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
-"""`perfwatch run`: one APScheduler job per model on the configured schedule.
+"""`perfwatch run`: APScheduler jobs per model on the configured schedule.
 
-A first SIGTERM/SIGINT lets the running cycle finish, then exits; a second exits at once.
-(Heartbeat, store lock and notifications come with the daemon issue.)
+Each model has a monitoring job (the cycle, on a thread) and, when retraining is enabled,
+a retrain job that runs in a separate worker process: a retrain takes minutes of
+LightGBM, and monitoring cycles must go on meanwhile. The retrain job acts only when the
+policy says a retrain is due. A first SIGTERM/SIGINT lets the running jobs finish, then
+exits; a second exits at once. (Heartbeat, store lock and notifications come with the
+daemon issue.)
 """
 
 import logging
 import signal
 import sys
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from types import FrameType
 
 from sqlalchemy import Engine
@@ -18,7 +23,25 @@ from perfwatch.domain.durations import parse_duration
 log = logging.getLogger(__name__)
 
 
+def retrain_job(settings: Settings, name: str) -> None:
+    """In the worker process: retrain the model if the policy says it is due."""
+    from perfwatch.services.retraining import run_retrain
+    from perfwatch.store import db
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    engine = db.open_engine(settings.store)
+    try:
+        run = run_retrain(engine, settings, settings.model(name))
+        if run is not None:
+            log.info("%s: retrain %s: %s", name, run.status, run.decision or run.error)
+    finally:
+        engine.dispose()
+
+
 def serve(engine: Engine, settings: Settings, names: list[str]) -> None:
+    from apscheduler.executors.pool import ProcessPoolExecutor
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
@@ -26,7 +49,9 @@ def serve(engine: Engine, settings: Settings, names: list[str]) -> None:
     from perfwatch.services.monitor import run_cycle
 
     schedule = settings.schedule
-    scheduler = BlockingScheduler(timezone=UTC)
+    # spawn: a clean interpreter, not a fork of one holding threads and store connections
+    workers = ProcessPoolExecutor(1, pool_kwargs={"mp_context": get_context("spawn")})
+    scheduler = BlockingScheduler(timezone=UTC, executors={"retrain": workers})
     for name in names:
         trigger = (
             CronTrigger.from_crontab(schedule.cron, timezone=UTC)
@@ -45,6 +70,17 @@ def serve(engine: Engine, settings: Settings, names: list[str]) -> None:
             misfire_grace_time=60,
             next_run_time=datetime.now(UTC),
         )
+        if settings.model(name).retrain.enabled:
+            scheduler.add_job(
+                retrain_job,
+                trigger,
+                args=[settings, name],
+                id=f"retrain:{name}",
+                executor="retrain",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=60,
+            )
     stops = {"count": 0}
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BATCH = "__batch"  # the batch content hash of an appended row
+# The newest held-out rows the gate judges on, and the newest that join the reference:
+# beyond these, more rows sharpen neither, and CBPE's fit grows with its reference.
+GATE_ROWS, REFERENCE_ROWS = 100_000, 50_000
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,9 @@ def _train_and_judge(
         frame, features=model.features, categorical=model.categorical, target=model.target
     )
     artifact = _write_atomically(folder / "model.joblib", challenger)
-    gate = _gate(model, champion.model, challenger, holdout)
+    # kept whatever the gate decides: what this challenger learnt from, exactly
+    frame.to_parquet(folder / "train.parquet", index=False)
+    gate = _gate(model, champion.model, challenger, _newest(holdout, model, GATE_ROWS))
     manifest = _manifest(model, champion.version, original, learn, holdout, sliding)
     with transaction(engine) as session:
         run.manifest, run.gate = json.dumps(manifest, default=str), json.dumps(asdict(gate))
@@ -161,7 +166,7 @@ def _train_and_judge(
         _finish(engine, run, status="finished", decision="rejected")
         log.warning("%s: challenger rejected: %s", model.name, gate.reason)
         return
-    version = _register(settings, engine, model, champion, artifact, frame, holdout, sliding, gate)
+    version = _register(settings, engine, model, champion, artifact, holdout, sliding, gate)
     _finish(engine, run, status="finished", decision=gate.decision, version_id=version.id)
 
 
@@ -265,6 +270,13 @@ def _verdict(model: ModelSettings, old: dict[str, float], new: dict[str, float])
     return Gate(primary, old, new, decision, reason)
 
 
+def _newest(rows: "pd.DataFrame", model: ModelSettings, limit: int) -> "pd.DataFrame":
+    """The newest `limit` rows (by data time)."""
+    if len(rows) <= limit:
+        return rows
+    return rows.nlargest(limit, model.timestamp_column)
+
+
 def _manifest(
     model: ModelSettings,
     version: Any,
@@ -306,7 +318,6 @@ def _register(
     model: ModelSettings,
     champion: Any,
     artifact: Path,
-    frame: "pd.DataFrame",
     holdout: "pd.DataFrame",
     sliding: bool,
     gate: Gate,
@@ -316,12 +327,11 @@ def _register(
     import pandas as pd
 
     folder = artifact.parent
-    reference = holdout
+    reference = _newest(holdout, model, REFERENCE_ROWS)
     if not sliding:
         reference = pd.concat([champion.reference_rows, reference], ignore_index=True)
     columns = [model.timestamp_column, *model.features, model.target]
     reference[columns].to_parquet(folder / "reference.parquet", index=False)
-    frame.to_parquet(folder / "train.parquet", index=False)
     return register_version(
         engine,
         settings,
