@@ -57,6 +57,11 @@ def test_a_better_challenger_is_promoted_and_estimates_rebaseline(workspace: Wor
     assert run is not None and run.status == "finished" and run.decision == "promoted"
     gate = json.loads(run.gate)
     assert gate["challenger"]["roc_auc"] >= gate["champion"]["roc_auc"]
+    label_free = gate["label_free"]  # CBPE of each model on the 2 chunks not labeled yet
+    assert label_free["chunks"] == 2, label_free
+    assert (
+        set(label_free["champion"]) == set(label_free["challenger"]) == {"roc_auc", "f1", "recall"}
+    )
     assert versions(engine) == [(1, "retired", "initial_model"), (2, "champion", "retrain")]
     champion = workspace.root / "var" / "models" / "press" / "champion.joblib"
     assert champion.read_bytes() == Path(run.artifact_path).read_bytes()

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ class Gate:
     challenger: dict[str, float]
     decision: str  # promoted | candidate | rejected
     reason: str
+    label_free: dict[str, Any] = field(default_factory=dict)  # see _label_free
 
 
 def run_retrain(
@@ -156,6 +157,10 @@ def _train_and_judge(
     # kept whatever the gate decides: what this challenger learnt from, exactly
     frame.to_parquet(folder / "train.parquet", index=False)
     gate = _gate(model, champion.model, challenger, _newest(holdout, model, GATE_ROWS))
+    if gate.champion:  # both scored: how would each do where no label has arrived yet?
+        models = {"champion": champion.model, "challenger": challenger}
+        unlabeled = _unlabeled_rows(engine, settings, model, champion.version.model_id, holdout)
+        gate = replace(gate, label_free=_label_free(model, models, holdout, unlabeled))
     manifest = _manifest(model, champion.version, original, learn, holdout, sliding)
     with transaction(engine) as session:
         run.manifest, run.gate = json.dumps(manifest, default=str), json.dumps(asdict(gate))
@@ -253,6 +258,75 @@ def _gate(model: ModelSettings, champion: Any, challenger: Any, holdout: "pd.Dat
             return Gate(model.metrics[0], {}, {}, "rejected", f"the {name} predicted NaN")
         figures[name] = expected_metrics(scores, predict(scores), labels, model.metrics)
     return _verdict(model, figures["champion"], figures["challenger"])
+
+
+def _unlabeled_rows(
+    engine: Engine, settings: Settings, model: ModelSettings, model_id: int, holdout: "pd.DataFrame"
+) -> "pd.DataFrame":
+    """The newest rows after the last labeled chunk (at most REFERENCE_ROWS)."""
+    from perfwatch.services.ingestion import moment, read_stored
+
+    after = moment(int(holdout[CHUNK_COLUMN].max()))
+    with transaction(engine) as session:
+        starts = [
+            s
+            for s in queries.chunk_row_counts(session=session, model_id=model_id, since=after)
+            if s > after
+        ]
+        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
+    if not starts:
+        return holdout.iloc[:0]
+    columns = [model.timestamp_column, *model.features]
+    rows = read_stored(batches, columns, {chunk_ns(s) for s in starts}, settings.data_dir)
+    return _newest(rows, model, REFERENCE_ROWS)
+
+
+def _label_free(
+    model: ModelSettings, models: dict[str, Any], holdout: "pd.DataFrame", unlabeled: "pd.DataFrame"
+) -> dict[str, Any]:
+    """CBPE fitted for each model on the held-out rows as its reference, estimating the
+    newest unlabeled chunks: a comparison the labels cannot make yet. Recorded beside the
+    gate's figures; the labeled holdout decides."""
+    from perfwatch.errors import EstimationError
+    from perfwatch.ml import cbpe
+    from perfwatch.ml.model import predict, score
+    from perfwatch.services.registry import cbpe_columns
+
+    if unlabeled.empty:
+        return {"chunks": 0}
+    reference = _newest(holdout, model, REFERENCE_ROWS)
+    figures: dict[str, Any] = {"chunks": int(unlabeled[CHUNK_COLUMN].nunique())}
+    for name, classifier in models.items():
+        scored = []
+        for rows in (reference, unlabeled):
+            scores = score(classifier, rows[model.features])
+            scored.append(
+                rows.assign(
+                    **{model.score_column: scores, model.prediction_column: predict(scores)}
+                )
+            )
+        try:
+            estimator, _ = cbpe.fit(
+                scored[0],
+                columns=cbpe_columns(model),
+                metrics=model.metrics,
+                period=model.chunk_period,
+            )
+            estimates = cbpe.estimate(
+                estimator, scored[1], columns=cbpe_columns(model), metrics=model.metrics
+            )
+        except EstimationError as exc:
+            return figures | {"error": exc.message}
+        figures[name] = {
+            metric: _mean([e.value for e in estimates if e.metric == metric])
+            for metric in model.metrics
+        }
+    return figures
+
+
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if v == v]
+    return sum(finite) / len(finite) if finite else None
 
 
 def _verdict(model: ModelSettings, old: dict[str, float], new: dict[str, float]) -> Gate:
