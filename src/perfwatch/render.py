@@ -3,6 +3,7 @@
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -197,6 +198,8 @@ def demo_day(day: Any) -> str:
         drift = " [red]CONCEPT DRIFT[/]" if day.concept_drift else ""
         notes += f" · labels {day.realized_chunk:%m-%d}: realized {realized}{drift}"
     notes += "".join(f" · [bold]alert opened: {name}[/]" for name in day.opened)
+    if day.retrained:
+        notes += f" · [bold green]{escape(day.retrained)}[/]"
     return f"{day.day:%Y-%m-%d}  {day.rows:>6,} rows  {figures}{alert}{notes}"
 
 

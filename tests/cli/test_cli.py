@@ -137,15 +137,15 @@ def test_retrain_dry_run_then_retrain(sqlite_workspace: Workspace) -> None:
     ws = sqlite_workspace
     fleet = production(10, scenario="covariate_shift", shift_day=3)
     ws.drop_days(fleet)
-    ws.drop_labels(fleet[["id", "failure"]].iloc[:4000], "log.parquet")
+    ws.drop_labels(fleet[["id", "failure"]].iloc[:6400], "log.parquet")  # 8 of 10 days
     assert perfwatch("run", "--once", config=ws.config).returncode == 0
     plan = perfwatch("retrain", "press", "--dry-run", "--json", config=ws.config)
     assert plan.returncode == 0, plan.stderr
     manifest = json.loads(plan.stdout)
     assert manifest["decision"]["state"] == "due" and manifest["decision"]["retrain"]
-    assert manifest["appended_rows"] == 4000 and len(manifest["batches"]) == 5
+    assert manifest["appended_rows"] == 6400 and len(manifest["batches"]) == 8
     screen = perfwatch("retrain", "press", "--dry-run", config=ws.config)
-    assert "due" in screen.stdout and "4,000 labeled production rows" in screen.stdout
+    assert "due" in screen.stdout and "6,400 labeled production rows" in screen.stdout
     assert "retrain: due" in perfwatch("status", config=ws.config).stdout
     done = perfwatch("retrain", "press", "--json", config=ws.config)
     assert done.returncode == 0, done.stderr

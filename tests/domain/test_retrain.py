@@ -14,6 +14,7 @@ def situation(**changes: object) -> Situation:
         "estimates": [MetricChain("roc_auc", [False, True, True])],
         "concept_drift": [],
         "labeled_rows": 5000,
+        "degraded_labeled_rows": 2000,
         "last_retrain": None,
         "running": False,
     }
@@ -39,11 +40,20 @@ def test_confirmed_concept_drift_triggers_alone() -> None:
     assert "recall" in decision.reason
 
 
-def test_waits_for_labeled_rows_and_says_how_many() -> None:
-    decision = decide(POLICY, situation(labeled_rows=400))
+def test_waits_for_labels_of_the_degraded_chunks_and_says_how_many() -> None:
+    decision = decide(POLICY, situation(degraded_labeled_rows=400))
     assert decision.state == "waiting_for_labels" and not decision.retrain
-    assert "waiting for 600 more labeled rows" in decision.reason
-    assert decide(POLICY, situation(labeled_rows=0)).state == "waiting_for_labels"
+    assert "waiting for 600 more labeled rows (400 of 1,000 of the degraded chunks)" in (
+        decision.reason
+    )
+    before_the_shift = situation(labeled_rows=50_000, degraded_labeled_rows=0)
+    assert decide(POLICY, before_the_shift).state == "waiting_for_labels"
+
+
+def test_concept_drift_counts_the_window_s_labels() -> None:
+    drifted = situation(estimates=[], concept_drift=["roc_auc"], labeled_rows=400)
+    assert "400 of 1,000 in the window" in decide(POLICY, drifted).reason
+    assert decide(POLICY, situation(estimates=[], concept_drift=["f1"])).retrain
 
 
 def test_cooldown_runs_on_data_time() -> None:
@@ -64,4 +74,5 @@ def test_disabled_policy_says_so_and_force_overrides_trigger_and_cooldown() -> N
     healthy = situation(estimates=[], last_retrain=NOW - timedelta(days=1))
     forced = decide(off, healthy, force=True)
     assert forced.retrain and forced.trigger == "manual"
-    assert decide(POLICY, situation(labeled_rows=10), force=True).state == "waiting_for_labels"
+    few = situation(labeled_rows=10, degraded_labeled_rows=10)
+    assert decide(POLICY, few, force=True).state == "waiting_for_labels"

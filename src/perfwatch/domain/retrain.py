@@ -32,6 +32,7 @@ class Situation:
     estimates: Sequence[MetricChain]
     concept_drift: Sequence[str]  # metrics with a confirmed verdict on the newest judged chunk
     labeled_rows: int  # labeled production rows within the retrain window
+    degraded_labeled_rows: int  # of them, in chunks whose estimate was under its threshold
     last_retrain: datetime | None  # data time of the last retrain started
     running: bool  # a retrain of this model is in progress
 
@@ -81,12 +82,16 @@ def decide(policy: RetrainPolicy, situation: Situation, *, force: bool = False) 
                 trigger,
                 f"{why}; cooling down until {ready:%Y-%m-%d %H:%M} (data time)",
             )
-    missing = policy.min_labeled_rows - situation.labeled_rows
+    # a shift is learnt from labels of the shifted chunks, not from those before it
+    shifted = trigger == "estimate"
+    have = situation.degraded_labeled_rows if shifted else situation.labeled_rows
+    missing = policy.min_labeled_rows - have
     if missing > 0:
+        where = "of the degraded chunks" if shifted else "in the window"
         return Decision(
             "waiting_for_labels",
             trigger,
             f"degraded ({why}), waiting for {missing:,} more labeled rows"
-            f" ({situation.labeled_rows:,} of {policy.min_labeled_rows:,} in the window)",
+            f" ({have:,} of {policy.min_labeled_rows:,} {where})",
         )
     return Decision("due", trigger, why)

@@ -2,7 +2,9 @@
 
 A simulated fleet provides training and reference data; a LightGBM pipeline is trained
 and becomes version 1; then each day of production is dropped into the inbox as a file
-and one real cycle runs, exactly as the daemon would.
+(and the maintenance log of a week ago into the labels inbox), and one real cycle runs,
+exactly as the daemon would, followed by the retrain job when the policy says it is due
+(the daemon runs that one in a worker process).
 """
 
 import logging
@@ -51,6 +53,7 @@ class DemoDay:
     alert: bool = False
     quarantined: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    retrained: str | None = None  # what the retrain job made of the day, if it ran
     realized_chunk: date | None = None  # the newest chunk judged on labels
     realized: dict[str, float] = field(default_factory=dict)
     concept_drift: bool = False
@@ -63,6 +66,7 @@ class DemoResult:
     config: Path
     model: str
     engine: Any
+    production: Any  # the simulated rows (with their truth), as a DataFrame
 
 
 def prepare_workspace(workspace: Path, *, seed: int) -> Path:
@@ -101,7 +105,9 @@ def run_demo(
     seed: int,
     defects: bool,
     on_day: Callable[[DemoDay], None],
+    shift_day: int | None = None,
 ) -> DemoResult:
+    from perfwatch.services.retraining import run_retrain
     from perfwatch.simulate.files import drop_day, drop_labels
     from perfwatch.simulate.fleet import simulate_days
 
@@ -120,7 +126,7 @@ def run_demo(
         machines=20,
         seed=seed + 1,
         scenario=scenario,
-        shift_day=days // 2,
+        shift_day=days // 2 if shift_day is None else shift_day,
         id_prefix="prod",
     )
     by_day = list(production.groupby(production.timestamp.dt.date))
@@ -132,8 +138,23 @@ def run_demo(
         report = run_cycle(engine, settings, model)
         if report.error:
             raise RuntimeError(f"demo cycle failed on {day}: {report.error}")
-        on_day(_summary(engine, day, report))
-    return DemoResult(workspace=folder, config=config, model=MODEL, engine=engine)
+        summary = _summary(engine, day, report)
+        if report.retrain is not None and report.retrain.retrain:
+            summary.retrained = _retrained(run_retrain(engine, settings, model))
+        on_day(summary)
+    return DemoResult(
+        workspace=folder, config=config, model=MODEL, engine=engine, production=production
+    )
+
+
+def _retrained(run: Any) -> str | None:
+    import json
+
+    if run is None:
+        return None
+    if run.status == "failed":
+        return f"retrain failed: {run.error}"
+    return f"retrained, challenger {run.decision}: {json.loads(run.gate)['reason']}"
 
 
 def _summary(engine: Any, day: date, report: Any) -> DemoDay:

@@ -489,14 +489,22 @@ def latest_decision(*, session: Session, model_id: int) -> RetrainDecision | Non
     ).first()
 
 
-def labeled_since(*, session: Session, model_id: int, since: datetime) -> int:
-    """Labeled production rows in the chunks since a start."""
-    total = session.exec(
-        select(func.sum(ChunkLabels.labeled)).where(
-            ChunkLabels.model_id == model_id, ChunkLabels.chunk_start >= since
+def labeled_since(
+    *, session: Session, model_id: int, since: datetime, alerting: bool = False
+) -> int:
+    """Labeled production rows in the chunks since a start (`alerting`: only in complete
+    chunks whose estimate was under its threshold)."""
+    query = select(func.sum(ChunkLabels.labeled)).where(
+        ChunkLabels.model_id == model_id, ChunkLabels.chunk_start >= since
+    )
+    if alerting:
+        degraded = select(ChunkEstimate.chunk_start).where(
+            ChunkEstimate.model_id == model_id,
+            col(ChunkEstimate.alert).is_(True),
+            col(ChunkEstimate.provisional).is_(False),
         )
-    ).one()
-    return int(total or 0)
+        query = query.where(col(ChunkLabels.chunk_start).in_(degraded))
+    return int(session.exec(query).one() or 0)
 
 
 def running_retrain(*, session: Session, model_id: int) -> RetrainRun | None:
