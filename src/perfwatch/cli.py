@@ -141,7 +141,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 while any alert is open.")] = False,
 ) -> None:
-    """One screen per model: champion, last cycle, latest estimates, alerts, data quality."""
+    """One screen per model: estimates, realized metrics, drift, alerts, retrain state."""
     from perfwatch.services.status import model_status
 
     settings = _settings()
@@ -165,7 +165,7 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list of rows.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
 ) -> None:
-    """One row per chunk and metric: estimate, band, threshold, alert, version."""
+    """One row per chunk and metric: estimate, band, threshold, alert, realized, coverage."""
     from perfwatch.services.status import history as load_history
 
     if as_json and as_csv:
