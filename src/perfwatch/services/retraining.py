@@ -27,7 +27,7 @@ from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import PerfwatchError
 from perfwatch.files import sha256_file, verify
 from perfwatch.services.registry import load_champion, model_dir, register_version
-from perfwatch.services.retrain import evaluate, policy_of
+from perfwatch.services.retrain import evaluate
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import RetrainRun, utcnow
@@ -89,14 +89,7 @@ def _start(engine: Engine, model: ModelSettings, champion: Any, decision: Any) -
                 f"a retrain of {model.name!r} is already running",
                 hint="wait for it; a run left by a killed process is marked failed at start-up",
             )
-        policy = asdict(policy_of(model)) | {
-            "window": model.retrain.window,
-            "holdout": model.retrain.holdout,
-            "min_gain": model.retrain.min_gain,
-            "max_loss": model.retrain.max_loss,
-            "on_concept_drift": model.retrain.on_concept_drift,
-            "auto_promote": model.retrain.auto_promote,
-        }
+        policy = model.retrain.model_dump()  # the [models.retrain] settings, as they were
         alerts = [
             {"id": a.id, "kind": a.kind, "subject": a.subject, "message": a.message}
             for a in queries.open_alerts(session=session, model_id=model_id).values()
@@ -109,7 +102,7 @@ def _start(engine: Engine, model: ModelSettings, champion: Any, decision: Any) -
             trigger=decision.trigger,
             reason=decision.reason,
             data_time=now,
-            policy=json.dumps(policy, default=str),
+            policy=json.dumps(policy),
             alerts=json.dumps(alerts),
             host=socket.gethostname(),
             pid=os.getpid(),
