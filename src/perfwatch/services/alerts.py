@@ -19,7 +19,7 @@ from perfwatch.domain.drift import CONFIRM_OVER, MULTIVARIATE
 from perfwatch.domain.durations import parse_duration
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import Alert, utcnow
+from perfwatch.store.tables import Alert, ChunkEstimate, utcnow
 
 log = logging.getLogger(__name__)
 # A column alerts when findings of a kind touch this share of a complete chunk's rows.
@@ -51,10 +51,13 @@ def update_alerts(
 ) -> AlertChanges:
     """Open and close the model's alerts; return what changed."""
     with transaction(engine) as session:
+        estimates = queries.recent_complete_estimates(
+            session=session, model_id=model_id, chunks=CLOSE_AFTER
+        )
         signals = [
-            *_performance(session, model, model_id),
+            *_performance(model, estimates),
             *_concept_drift(session, model, model_id),
-            *_data_quality(session, model, model_id),
+            *_data_quality(session, model, model_id, estimates),
             *_feature_drift(session, model, model_id),
             _quarantine(session, model_id, files),
             _unmatched_labels(session, model, model_id),
@@ -93,10 +96,8 @@ def _day(moment: datetime | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if moment else "?"
 
 
-def _performance(session: Session, model: ModelSettings, model_id: int) -> list[Signal]:
-    estimates = queries.recent_complete_estimates(
-        session=session, model_id=model_id, chunks=CLOSE_AFTER
-    )
+def _performance(model: ModelSettings, estimates: list[ChunkEstimate]) -> list[Signal]:
+    """Each metric's estimate on the newest complete chunks."""
     return [
         Signal(
             "performance",
@@ -143,10 +144,10 @@ def _concept_drift(session: Session, model: ModelSettings, model_id: int) -> lis
     return signals
 
 
-def _data_quality(session: Session, model: ModelSettings, model_id: int) -> list[Signal]:
-    estimates = queries.recent_complete_estimates(
-        session=session, model_id=model_id, chunks=CLOSE_AFTER
-    )
+def _data_quality(
+    session: Session, model: ModelSettings, model_id: int, estimates: list[ChunkEstimate]
+) -> list[Signal]:
+    """Each column's findings on the newest complete chunks (those the estimates cover)."""
     rows = {e.chunk_start: e.rows for e in estimates}
     findings = queries.findings_per_column(
         session=session, model_id=model_id, chunk_starts=sorted(rows)

@@ -104,8 +104,12 @@ def ingest_labels(
     `new_rows`: batches were recorded this cycle, so held labels may have found their rows.
     """
     paths = inbox_files(model.labels_inbox) if model.labels_inbox is not None else []
-    if not paths and not new_rows:
-        return []
+    if not paths:
+        if not new_rows:
+            return []
+        with transaction(engine) as session:  # the window's ids are read only if needed
+            if not queries.held_labels(session=session, model_id=model_id):
+                return []
     rows = recent_rows(engine, settings, model, model_id)
     outcomes = _ingest_files(engine, settings, model, model_id, paths, rows) if paths else []
     matched = match_held_labels(engine, model, model_id, rows)
@@ -170,6 +174,29 @@ def stored_labels(
     if not parts:
         return pd.DataFrame({c: [] for c in columns})
     return pd.concat(parts, ignore_index=True)
+
+
+def labeled_stored_rows(
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    model_id: int,
+    starts: list[datetime],
+    columns: list[str],
+) -> "pd.DataFrame":
+    """The stored rows of these chunks that have a label: the id, `columns` and the chunk
+    of each row, with its label under the model's target name."""
+    with transaction(engine) as session:
+        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
+    labels = stored_labels(engine, settings, model, model_id, starts)
+    rows = stored_table(
+        batches, [model.id_column, *columns], {chunk_ns(s) for s in starts}, settings.data_dir
+    ).to_pandas()
+    named = {"id": model.id_column, TARGET: model.target}
+    return rows.merge(
+        labels[["id", TARGET, CHUNK_COLUMN]].rename(columns=named),
+        on=[model.id_column, CHUNK_COLUMN],
+    )
 
 
 def _ingest_files(

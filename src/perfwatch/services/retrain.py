@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.durations import parse_duration
 from perfwatch.domain.retrain import Decision, MetricChain, RetrainPolicy, Situation, decide
 from perfwatch.errors import PerfwatchError
@@ -182,19 +181,11 @@ def _labeled_per_batch(
 ) -> list[dict[str, Any]]:
     """Labeled rows of the window, counted per batch (its file, content hash, data time)."""
     from perfwatch.ingest.rows import BATCH_COLUMN
-    from perfwatch.services.ingestion import read_stored
-    from perfwatch.services.labels import stored_labels
+    from perfwatch.services.labels import labeled_stored_rows
 
     if not starts:
         return []
-    labels = stored_labels(engine, settings, model, model_id, starts)
-    rows = read_stored(
-        batches, [model.id_column, BATCH_COLUMN], {chunk_ns(s) for s in starts}, settings.data_dir
-    )
-    labeled = rows.merge(
-        labels[["id", CHUNK_COLUMN]].rename(columns={"id": model.id_column}),
-        on=[model.id_column, CHUNK_COLUMN],
-    )
+    labeled = labeled_stored_rows(engine, settings, model, model_id, starts, [BATCH_COLUMN])
     counts = labeled.groupby(BATCH_COLUMN, observed=True).size()
     by_hash = {b.content_hash: b for b in batches}
     return [

@@ -187,32 +187,21 @@ def _labeled_production(
 ) -> "pd.DataFrame":
     """The window's labeled production rows: features, target, chunk, batch hash."""
     from perfwatch.ingest.rows import BATCH_COLUMN
-    from perfwatch.services.ingestion import read_stored
-    from perfwatch.services.labels import TARGET, stored_labels
+    from perfwatch.services.labels import labeled_stored_rows
 
     with transaction(engine) as session:
         now = queries.watermark(session=session, model_id=model_id)
         assert now is not None
         since = now - parse_duration(model.retrain.window)
         starts = list(queries.chunk_row_counts(session=session, model_id=model_id, since=since))
-        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
-    labels = stored_labels(engine, settings, model, model_id, starts)
-    rows = read_stored(
-        batches,
-        [model.id_column, model.timestamp_column, BATCH_COLUMN, *model.features],
-        {chunk_ns(s) for s in starts},
-        settings.data_dir,
-    )
-    labeled = rows.merge(
-        labels[["id", TARGET, CHUNK_COLUMN]].rename(columns={"id": model.id_column}),
-        on=[model.id_column, CHUNK_COLUMN],
-    )
+    columns = [model.timestamp_column, BATCH_COLUMN, *model.features]
+    labeled = labeled_stored_rows(engine, settings, model, model_id, starts, columns)
     if labeled.empty:
         raise PerfwatchError(
             "no labeled production rows in the retrain window",
             hint="labels have to arrive (labels_inbox) before a retrain can learn anything new",
         )
-    labeled = labeled.rename(columns={TARGET: model.target, BATCH_COLUMN: BATCH})
+    labeled = labeled.rename(columns={BATCH_COLUMN: BATCH})
     return labeled.astype({BATCH: "string", model.target: "int64"})
 
 
