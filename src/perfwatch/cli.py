@@ -8,12 +8,14 @@ import csv
 import json
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from perfwatch import logs, stopping
 from perfwatch.config import Settings, config_path, load_settings
 from perfwatch.errors import ConfigError, PerfwatchError
 
@@ -25,7 +27,13 @@ app = typer.Typer(
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-_state: dict[str, Path | None] = {"config": None}
+_state: dict[str, Any] = {"config": None, "log_format": "text"}
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -43,12 +51,13 @@ def _global(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log each step to stderr.")
     ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option("--log-format", help="Log lines for people (text) or one JSON object a line."),
+    ] = LogFormat.text,
 ) -> None:
-    _state["config"] = config
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    _state["config"], _state["log_format"] = config, log_format.value
+    logs.configure(verbose=verbose, fmt=log_format.value)
 
 
 def _settings() -> Settings:
@@ -97,22 +106,45 @@ def run(
         typer.Option("--model", "-m", help="Only this model (repeatable).", show_default=False),
     ] = None,
 ) -> None:
-    """Run the monitoring daemon (or one cycle with --once). Exit 1 if a cycle failed."""
+    """Run the monitoring daemon (or one cycle with --once). Exit 1 if a cycle failed.
+
+    The daemon holds the store: a second one on the same store refuses to start (exit 2).
+    SIGTERM or Ctrl-C stops it after the current step (exit 0); a second one at once."""
     settings = _settings()
     names = model or [m.name for m in settings.models]
     for name in names:
         settings.model(name)
     engine = _engine(settings, migrate=True)
+    if settings.webhooks:
+        from perfwatch.services.notify import deliver, watch
+
+        watch(engine, settings)
     if once:
         from perfwatch.services.monitor import run_all
 
         reports = run_all(engine, settings, names)
         for report in reports:
             _print_cycle(report)
+        if settings.webhooks:  # cron-friendly: what the cycles opened or closed goes out now
+
+            sent = deliver(engine, settings)
+            if sent.delivered or sent.failed:
+                out.print(
+                    f"notifications: {sent.delivered} delivered, {sent.failed} failed"
+                    + (" (kept, retried on the next run)" if sent.failed else "")
+                )
         raise typer.Exit(1 if any(r.status != "ok" for r in reports) else 0)
     from perfwatch.daemon import serve
 
-    serve(engine, settings, names)
+    if logging.getLogger().level > logging.INFO:  # a service says what it does
+        logging.getLogger().setLevel(logging.INFO)
+    serve(
+        engine,
+        settings,
+        names,
+        config=config_path(_state["config"]),
+        log_format=_state["log_format"],
+    )
 
 
 def _print_cycle(report: Any) -> None:
@@ -142,16 +174,18 @@ def status(
     check: Annotated[bool, typer.Option("--check", help="Exit 1 while any alert is open.")] = False,
 ) -> None:
     """One screen per model: estimates, realized metrics, drift, alerts, retrain state."""
-    from perfwatch.services.status import model_status
+    from perfwatch.services.status import model_status, service_status
 
     settings = _settings()
     names = [settings.model(model).name] if model else [m.name for m in settings.models]
-    report = model_status(_engine(settings), names)
+    engine = _engine(settings)
+    report, service = model_status(engine, names), service_status(engine)
     if as_json:
-        print(json.dumps({"models": report}, indent=2))
+        print(json.dumps({"models": report} | service, indent=2))
     else:
-        from perfwatch.render import status_screen
+        from perfwatch.render import service_line, status_screen
 
+        out.print(service_line(service))
         for item in report:
             out.print(status_screen(item))
     if check and any(item["alerts"] for item in report):
@@ -254,8 +288,12 @@ def retrain(
 
         out.print(retrain_plan(model, manifest.to_json()))
         return
+    import signal
+
     from perfwatch.services.retraining import run_retrain
 
+    # a warm stop (the daemon forwards its SIGTERM): end after the current step, recorded
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.request())
     run = run_retrain(engine, settings, config, force=force)
     outcome = _retrain_outcome(engine, model, run)
     if as_json:

@@ -141,7 +141,18 @@ class ModelSettings(_Strict):
 
 class Webhook(_Strict):
     url: str
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = {}  # a value "env:NAME" is read from the environment
+    timeout: str = "10s"  # a webhook that hangs longer fails (and is retried)
+    max_per_minute: int = Field(default=20, ge=1)  # the rest wait their turn, none dropped
+
+    _durations = field_validator("timeout")(_duration)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("a webhook url starts with http:// or https://")
+        return url
 
 
 class Schedule(_Strict):
@@ -155,6 +166,7 @@ class Settings(_Strict):
     store: str = "sqlite:///var/perfwatch.db"
     data_dir: Path = Path("var")
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_address: str = "127.0.0.1"  # where the Prometheus endpoint listens
     webhooks: list[Webhook] = []
     schedule: Schedule = Schedule()
     models: list[ModelSettings] = Field(min_length=1)

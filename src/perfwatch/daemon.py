@@ -1,98 +1,213 @@
-"""`perfwatch run`: APScheduler jobs per model on the configured schedule.
+"""`perfwatch run`: the daemon. APScheduler jobs on the configured schedule:
 
-Each model has a monitoring job (the cycle, on a thread) and, when retraining is enabled,
-a retrain job that runs in a separate worker process: a retrain takes minutes of
-LightGBM, and monitoring cycles must go on meanwhile. The retrain job acts only when the
-policy says a retrain is due. A first SIGTERM/SIGINT lets the running jobs finish, then
-exits; a second exits at once. (Heartbeat, store lock and notifications come with the
-daemon issue.)
+- per model, the monitoring cycle (on a thread): a failing cycle is logged with its
+  traceback and recorded, and the other models go on;
+- per model with retraining enabled, the retrain job: `perfwatch retrain MODEL` in a child
+  process (minutes of LightGBM must not hold up monitoring; it acts only when due);
+- the heartbeat of the daemon's lease (one daemon per store, see services.lease);
+- the delivery of webhook notifications, when webhooks are configured.
+
+A first SIGTERM/SIGINT is a warm stop: the running cycle and retrain end after their
+current step (the child gets the signal too), then the daemon exits 0. A second signal
+is a cold stop: children are killed and the daemon exits 1 at once. Either way nothing
+is lost: every step is its own transaction, and a killed retrain never registers a
+half-written model.
 """
 
 import logging
+import os
 import signal
+import subprocess
 import sys
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing import get_context
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from sqlalchemy import Engine
 
-from perfwatch.config import Settings
+from perfwatch import stopping
+from perfwatch.config import ModelSettings, Settings
+from perfwatch.domain.daemon import HEARTBEAT
 from perfwatch.domain.durations import parse_duration
+from perfwatch.errors import PerfwatchError
+from perfwatch.services import lease
 
 log = logging.getLogger(__name__)
+MISFIRE_GRACE = 60  # seconds a late job may still start (after a long cycle or a pause)
 
 
-def retrain_job(settings: Settings, name: str) -> None:
-    """In the worker process: retrain the model if the policy says it is due."""
-    from perfwatch.services.retraining import run_retrain
-    from perfwatch.store import db
+@dataclass
+class Daemon:
+    engine: Engine
+    settings: Settings
+    config: Path
+    log_format: str
+    names: list[str]
+    lease: lease.Lease
+    done: threading.Event = field(default_factory=threading.Event)
+    children: set[subprocess.Popen[bytes]] = field(default_factory=set)
+    unrecorded: list[tuple[str, datetime, str]] = field(default_factory=list)
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    engine = db.open_engine(settings.store)
+    def cycle(self, model: ModelSettings) -> None:
+        """One cycle; when even the store failed, remember it and record it once back."""
+        from perfwatch.services.monitor import record_failed_cycle, run_cycle
+
+        started = datetime.now(UTC)
+        try:
+            report = run_cycle(self.engine, self.settings, model)
+        except Exception as exc:  # the store itself is unreachable: retried next tick
+            error = _describe(exc, self.settings.store)
+            log.error("%s: cycle could not run: %s", model.name, error)
+            self.unrecorded.append((model.name, started, error))
+            return
+        if report.status == "failed":
+            log.error("%s: cycle failed: %s", model.name, report.error)
+        while self.unrecorded:
+            name, when, error = self.unrecorded[0]
+            record_failed_cycle(self.engine, self.settings.model(name), when, error)
+            self.unrecorded.pop(0)
+
+    def retrain(self, name: str) -> None:
+        """`perfwatch retrain NAME` in a child process (it retrains only when due)."""
+        if stopping.requested():
+            return
+        command = [sys.executable, "-m", "perfwatch", "--config", str(self.config)]
+        command += ["--log-format", self.log_format, "--verbose", "retrain", name]
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        self.children.add(child)
+        try:
+            code = child.wait()
+        finally:
+            self.children.discard(child)
+        if code not in (0, 1):  # 1: a failed retrain, recorded with its reason
+            log.error("%s: the retrain process ended with code %d", name, code)
+
+    def heartbeat(self) -> None:
+        try:
+            kept = lease.beat(self.engine, self.lease)
+        except Exception as exc:  # the store is down: the cycles record it; try again later
+            log.warning("heartbeat not written: %s", _describe(exc, self.settings.store))
+            return
+        if not kept:
+            log.error("another daemon took over this store's lease: stopping")
+            self.done.set()
+
+    def notify(self) -> None:
+        from perfwatch.services.notify import deliver
+
+        try:
+            deliver(self.engine, self.settings)
+        except Exception as exc:  # delivery never stops the daemon; it is retried
+            log.warning("notifications not delivered: %s", _describe(exc, self.settings.store))
+
+    def warm_stop(self) -> None:
+        stopping.request()
+        for child in list(self.children):
+            child.send_signal(signal.SIGTERM)
+        self.done.set()
+
+    def cold_stop(self) -> None:
+        for child in list(self.children):
+            child.kill()
+        logging.shutdown()
+        os._exit(1)
+
+
+def serve(
+    engine: Engine, settings: Settings, names: list[str], *, config: Path, log_format: str
+) -> None:
+    """Run until a signal; raise lease.DaemonRunning if another daemon holds the store."""
+    daemon = Daemon(engine, settings, config, log_format, names, lease.acquire(engine))
     try:
-        run = run_retrain(engine, settings, settings.model(name))
-        if run is not None:
-            log.info("%s: retrain %s: %s", name, run.status, run.decision or run.error)
+        exporter = _exporter(engine, settings, names)
+    except PerfwatchError:
+        lease.release(engine, daemon.lease)
+        raise
+    scheduler = _scheduler(daemon)
+    signals = {"count": 0}
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        signals["count"] += 1
+        if signals["count"] == 1:
+            log.warning("signal %d: finishing the current step, then stopping", signum)
+            daemon.warm_stop()
+        else:
+            log.warning("second signal: stopping now")
+            daemon.cold_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("perfwatch daemon (pid %d): %s", os.getpid(), ", ".join(names))
+    scheduler.start()
+    try:
+        while not daemon.done.wait(1):
+            pass
+        stopping.request()
+        scheduler.shutdown(wait=True)  # the running jobs end after their current step
     finally:
-        engine.dispose()
+        if exporter is not None:
+            exporter.shutdown()
+        lease.release(engine, daemon.lease)
+    log.info("perfwatch daemon stopped")
 
 
-def serve(engine: Engine, settings: Settings, names: list[str]) -> None:
-    from apscheduler.executors.pool import ProcessPoolExecutor
-    from apscheduler.schedulers.blocking import BlockingScheduler
+def _exporter(engine: Engine, settings: Settings, names: list[str]) -> Any:
+    """The Prometheus endpoint, when `metrics_port` is set."""
+    if settings.metrics_port is None:
+        return None
+    from perfwatch.services.exporter import serve_metrics
+
+    address = f"{settings.metrics_address}:{settings.metrics_port}"
+    try:
+        server = serve_metrics(engine, settings, names)
+    except OSError as exc:
+        raise PerfwatchError(
+            f"cannot serve Prometheus metrics on {address}: {exc.strerror or exc}",
+            hint="choose a free metrics_port (or stop what listens there)",
+        ) from None
+    log.info("Prometheus metrics on http://%s/metrics", address)
+    return server
+
+
+def _scheduler(daemon: Daemon) -> Any:
+    from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
-    from perfwatch.services.monitor import run_cycle
-
-    schedule = settings.schedule
-    # spawn: a clean interpreter, not a fork of one holding threads and store connections
-    workers = ProcessPoolExecutor(1, pool_kwargs={"mp_context": get_context("spawn")})
-    scheduler = BlockingScheduler(timezone=UTC, executors={"retrain": workers})
-    for name in names:
-        trigger = (
-            CronTrigger.from_crontab(schedule.cron, timezone=UTC)
-            if schedule.cron
-            else IntervalTrigger(
-                seconds=parse_duration(schedule.interval or "15m").total_seconds(), timezone=UTC
-            )
+    schedule = daemon.settings.schedule
+    trigger = (
+        CronTrigger.from_crontab(schedule.cron, timezone=UTC)
+        if schedule.cron
+        else IntervalTrigger(
+            seconds=parse_duration(schedule.interval or "15m").total_seconds(), timezone=UTC
         )
-        scheduler.add_job(
-            run_cycle,
-            trigger,
-            args=[engine, settings, settings.model(name)],
-            id=name,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=60,
-            next_run_time=datetime.now(UTC),
-        )
-        if settings.model(name).retrain.enabled:
-            scheduler.add_job(
-                retrain_job,
-                trigger,
-                args=[settings, name],
-                id=f"retrain:{name}",
-                executor="retrain",
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=60,
-            )
-    stops = {"count": 0}
+    )
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": MISFIRE_GRACE,
+        },
+    )
+    now = datetime.now(UTC)
+    for name in daemon.names:
+        model = daemon.settings.model(name)
+        scheduler.add_job(daemon.cycle, trigger, args=[model], id=name, next_run_time=now)
+        if model.retrain.enabled:
+            scheduler.add_job(daemon.retrain, trigger, args=[name], id=f"retrain:{name}")
+    beat = IntervalTrigger(seconds=HEARTBEAT.total_seconds(), timezone=UTC)
+    scheduler.add_job(daemon.heartbeat, beat, id="heartbeat")
+    if daemon.settings.webhooks:
+        scheduler.add_job(daemon.notify, IntervalTrigger(seconds=10, timezone=UTC), id="notify")
+    return scheduler
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        stops["count"] += 1
-        if stops["count"] == 1:
-            log.warning("signal %d: finishing the running cycle, then stopping", signum)
-            scheduler.shutdown(wait=True)
-        else:
-            log.warning("second signal: stopping now")
-            sys.exit(1)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("perfwatch daemon: %d model(s)", len(names))
-    scheduler.start()
+def _describe(exc: Exception, store: str) -> str:
+    """An exception as one line for a log or the store, without the store's password."""
+    from perfwatch.store.db import scrub
+
+    return scrub(f"{type(exc).__name__}: {exc}", store)

@@ -16,6 +16,38 @@ def _day(iso: str | None) -> str:
     return "–" if iso is None else iso[:16].replace("T", " ")
 
 
+def service_line(service: dict[str, Any]) -> Text:
+    """The daemon (alive, or when last seen) and any webhook messages still waiting."""
+    daemon = service["daemon"]
+    line = Text("daemon: ", style="bold")
+    if daemon["state"] == "never_started":
+        line.append("never started on this store (`perfwatch run`)")
+    elif daemon["state"] == "running":
+        line.append("running", style="green")
+        line.append(
+            f" (pid {daemon['pid']} on {daemon['host']}, heartbeat {_at(daemon['heartbeat_at'])})"
+        )
+    else:
+        style = "yellow" if daemon["state"] == "stopped" else "red"
+        line.append(daemon["state"], style=style)
+        line.append(
+            f" · last seen {_at(daemon['heartbeat_at'])} (pid {daemon['pid']} on {daemon['host']})"
+        )
+    backlog = service["notifications"]
+    if backlog["pending"]:
+        line.append(
+            f"\nnotifications: {backlog['pending']} waiting since {_at(backlog['oldest'])}",
+            style="yellow",
+        )
+        if backlog["last_error"]:
+            line.append(f" · last error: {backlog['last_error']}")
+    return line
+
+
+def _at(iso: str | None) -> str:
+    return f"{iso[:19].replace('T', ' ')} UTC" if iso else "-"
+
+
 def status_screen(item: dict[str, Any]) -> RenderableType:
     """One model's status: header lines, the estimate tables, alerts, findings."""
     parts: list[RenderableType] = [_header(item)]

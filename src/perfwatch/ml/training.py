@@ -2,6 +2,8 @@
 
 from typing import TYPE_CHECKING, Any
 
+from perfwatch import faults, stopping
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -61,5 +63,11 @@ def train(
     seed: int = 0,
 ) -> Any:
     pipeline = build_pipeline(features=features, categorical=categorical, seed=seed)
-    pipeline.fit(frame[features], frame[target].astype(int))
+    pipeline.fit(frame[features], frame[target].astype(int), classify__callbacks=[_stop_check])
     return pipeline
+
+
+def _stop_check(_env: Any) -> None:
+    """After each boosting round: a warm stop does not wait for the whole fit."""
+    faults.boosting_delay()
+    stopping.check("the next boosting round")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, insert
 from sqlmodel import col
 
+from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN
 from perfwatch.errors import BatchRejected
@@ -140,6 +141,8 @@ def record(
             batch_ids = _record_batches(session, model, model_id, accepted, gathered.prepared)
             _record_chunks_and_findings(session, model, model_id, batch_ids, gathered.prepared)
             gathered.prepared.written.result()  # on disk before the commit refers to it
+        faults.reach("committing batches")
+    faults.reach("moving batch files")
     outcomes = []
     for file in gathered.files:
         decided = gathered.known.get(file.content_hash) or gathered.first_of[file.content_hash]
@@ -281,8 +284,12 @@ def _write_segment(target: Path, model: ModelSettings, table: "pa.Table") -> Non
 
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
-    # dictionary encoding only pays for categories: on ids and floats it doubles write time
-    pq.write_table(table, temporary, use_dictionary=[*model.categorical, BATCH_COLUMN])
+    try:
+        # dictionary encoding only pays for categories: on ids and floats it doubles write time
+        pq.write_table(table, temporary, use_dictionary=[*model.categorical, BATCH_COLUMN])
+    except BaseException:  # a full disk: leave no half-written file behind
+        temporary.unlink(missing_ok=True)
+        raise
     temporary.replace(target)
 
 

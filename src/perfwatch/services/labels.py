@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.durations import parse_duration
@@ -369,6 +370,7 @@ def _record(
         if plan is not None:
             accepted = [records[f.content_hash] for f in decided if f.status == "ingested"]
             _record_plan(session, settings, model, model_id, accepted, plan, rows)
+        faults.reach("committing labels")
     return records
 
 

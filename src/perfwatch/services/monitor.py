@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from perfwatch import logs, stopping
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, is_complete
 from perfwatch.domain.thresholds import ReferencePerformance, is_alert, threshold_for
@@ -66,6 +67,11 @@ class CycleReport:
 
 def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> CycleReport:
     """One cycle of one model: every step of DESIGN.md's cycle, each its own transaction."""
+    with logs.about(model.name):
+        return _cycle(engine, settings, model)
+
+
+def _cycle(engine: Engine, settings: Settings, model: ModelSettings) -> CycleReport:
     report = CycleReport(model=model.name)
     with transaction(engine) as session:
         stored_model = queries.get_or_create_model(session=session, name=model.name)
@@ -76,10 +82,12 @@ def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> Cycle
     with _failures(report):
         _monitor(engine, settings, model, report)
     with _failures(report):  # alerts follow whatever was recorded, even after a failure
+        stopping.check("alerts")
         report.alerts = update_alerts(
             engine, model, stored_model.id, _files_seen(report), report.skew
         )
     with _failures(report):  # what the retrain policy makes of it (recorded when it changes)
+        stopping.check("the retrain policy")
         report.retrain = evaluate(engine, model, stored_model.id)
     if report.status == "running":
         report.status = "ok"
@@ -91,6 +99,7 @@ def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: C
     with _timed(report, "load"):
         ensure_initial_version(engine, settings, model)
         champion = load_champion(engine, settings, model)
+    stopping.check("ingestion")  # ingestion, estimation and recording go together
     with _timed(report, "ingest"):
         gathered = gather(engine, settings, model, champion)
         report.skew = gathered.skew
@@ -103,12 +112,15 @@ def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: C
     try:  # a chunk CBPE cannot estimate must not hold up the labels
         report.chunks_estimated = store_estimates(engine, plan)
     finally:
+        stopping.check("labels")
         with _timed(report, "labels"):
             report.label_files = ingest_labels(
                 engine, settings, model, champion.version.model_id, new_rows=report.rows > 0
             )
+        stopping.check("realized metrics")
         with _timed(report, "realized"):
             report.judged = judge(engine, settings, model, champion)
+        stopping.check("feature drift")
         with _timed(report, "drift"):
             report.chunks_drift = measure_drift(engine, settings, model, champion)
 
@@ -118,6 +130,10 @@ def _failures(report: CycleReport) -> Iterator[None]:
     """Record a step's failure in the report (the first one is the cycle's error)."""
     try:
         yield
+    except stopping.Stopped as exc:  # a warm stop: the next cycle takes up the rest
+        if report.status == "running":
+            report.status, report.error = "stopped", exc.message
+            log.warning("%s: cycle %s", report.model, exc.message)
     except PerfwatchError as exc:
         log.error("%s: cycle failed: %s", report.model, exc.message)
         _failed(report, exc.message)
@@ -127,7 +143,7 @@ def _failures(report: CycleReport) -> Iterator[None]:
 
 
 def _failed(report: CycleReport, error: str) -> None:
-    if report.status != "failed":
+    if report.status == "running":
         report.status, report.error = "failed", error
 
 
@@ -299,6 +315,24 @@ def _estimate_row(
         "rows": estimate.rows,
         "estimated_at": utcnow(),
     }
+
+
+def record_failed_cycle(
+    engine: Engine, model: ModelSettings, started: datetime, error: str
+) -> None:
+    """A cycle that could not even start (the store was down), recorded once it is back."""
+    with transaction(engine) as session:
+        stored = queries.get_or_create_model(session=session, name=model.name)
+        assert stored.id is not None
+        session.add(
+            Cycle(
+                model_id=stored.id,
+                started_at=started,
+                finished_at=utcnow(),
+                status="failed",
+                error=error,
+            )
+        )
 
 
 def run_all(

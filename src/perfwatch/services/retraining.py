@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from perfwatch import logs, stopping
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import PerfwatchError
 from perfwatch.files import sha256_file, verify
+from perfwatch.services.lease import process_exists
 from perfwatch.services.registry import load_champion, model_dir, register_version
 from perfwatch.services.retrain import evaluate
 from perfwatch.store import queries
@@ -62,6 +64,13 @@ def run_retrain(
 ) -> RetrainRun | None:
     """Retrain if the policy says so (or `force`); None when it does not (its reason is
     recorded by the policy). `shuffle_labels` is a test hook: a deliberately bad challenger."""
+    with logs.about(model.name):
+        return _retrain(engine, settings, model, force=force, shuffle_labels=shuffle_labels)
+
+
+def _retrain(
+    engine: Engine, settings: Settings, model: ModelSettings, *, force: bool, shuffle_labels: bool
+) -> RetrainRun | None:
     champion = load_champion(engine, settings, model)
     model_id = champion.version.model_id
     if mark_interrupted(engine, model_id):
@@ -143,9 +152,11 @@ def _train_and_judge(
         frame[model.target] = frame[model.target].sample(frac=1.0, random_state=1).to_numpy()
     folder = model_dir(settings, model.name) / "retrains" / f"run-{run.id}"
     folder.mkdir(parents=True, exist_ok=True)
+    stopping.check("training")
     challenger = train(
         frame, features=model.features, categorical=model.categorical, target=model.target
     )
+    stopping.check("the gate")
     artifact = _write_atomically(folder / "model.joblib", challenger)
     # kept whatever the gate decides: what this challenger learnt from, exactly
     frame.to_parquet(folder / "train.parquet", index=False)
@@ -160,6 +171,7 @@ def _train_and_judge(
         run.artifact_path = str(artifact)
         run.artifact_sha256 = sha256_file(artifact)
         session.add(run)
+    stopping.check("registering the challenger")  # registering runs to its end
     if gate.decision == "rejected":
         _finish(engine, run, status="finished", decision="rejected")
         log.warning("%s: challenger rejected: %s", model.name, gate.reason)
@@ -415,15 +427,5 @@ def mark_interrupted(engine: Engine, model_id: int) -> int:
     retry (a run that is really running elsewhere keeps running)."""
     with transaction(engine) as session:
         return queries.fail_running_retrains(
-            session=session, model_id=model_id, host=socket.gethostname(), alive=_alive
+            session=session, model_id=model_id, host=socket.gethostname(), alive=process_exists
         )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True

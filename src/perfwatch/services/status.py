@@ -25,6 +25,24 @@ def model_status(engine: Engine, names: list[str]) -> list[dict[str, Any]]:
         return [_one(connection, name, known.get(name)) for name in names]
 
 
+def service_status(engine: Engine) -> dict[str, Any]:
+    """The daemon (from its lease) and the webhook messages not delivered yet."""
+    from datetime import UTC
+
+    from perfwatch.domain.daemon import daemon_state
+
+    with engine.connect() as connection:
+        lease = reads.daemon(connection)
+        backlog = reads.notification_backlog(connection)
+    daemon: dict[str, Any] = {"state": "never_started"}
+    if lease is not None:
+        state = daemon_state(lease["heartbeat_at"], lease["stopped_at"], datetime.now(UTC))
+        daemon = {"state": state, "host": lease["host"], "pid": lease["pid"]} | {
+            key: iso(lease[key]) for key in ("started_at", "heartbeat_at", "stopped_at")
+        }
+    return {"daemon": daemon, "notifications": backlog | {"oldest": iso(backlog["oldest"])}}
+
+
 def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, Any]:
     status: dict[str, Any] = {
         "name": name,

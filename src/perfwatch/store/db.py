@@ -15,7 +15,7 @@ from perfwatch.errors import StoreError
 
 # The newest migration in migrations/versions; a test checks it against Alembic's head,
 # so `status` can check the schema without importing Alembic.
-SCHEMA_REVISION = "0007_retrain_runs"
+SCHEMA_REVISION = "0008_daemon"
 
 
 def safe_url(url: str) -> str:
@@ -37,7 +37,7 @@ def open_engine(url: str) -> Engine:
             engine = create_engine(url, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise StoreError(
-            f"cannot use store URL {safe_url(url)}: {_scrub(str(exc), url)}",
+            f"cannot use store URL {safe_url(url)}: {scrub(str(exc), url)}",
             hint="use sqlite:///path/to/perfwatch.db or postgresql+psycopg://user@host/db",
         ) from None
     return engine
@@ -51,7 +51,8 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _scrub(message: str, url: str) -> str:
+def scrub(message: str, url: str) -> str:
+    """The first line of an error message, with the store's password masked."""
     password = _password(url)
     first_line = message.strip().splitlines()[0] if message.strip() else message
     return first_line.replace(password, "***") if password else first_line
@@ -72,7 +73,7 @@ def check_reachable(engine: Engine) -> None:
             connection.execute(text("SELECT 1"))
     except DBAPIError as exc:
         raise StoreError(
-            f"cannot open store {safe_url(url)}: {_scrub(str(exc.orig), url)}",
+            f"cannot open store {safe_url(url)}: {scrub(str(exc.orig), url)}",
             hint="check that the database server runs and the URL (store / $PERFWATCH_STORE)"
             " names a database you may write to",
         ) from None

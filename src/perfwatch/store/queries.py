@@ -26,9 +26,11 @@ from perfwatch.store.tables import (
     LabelFile,
     Model,
     ModelVersion,
+    Notification,
     ReferenceMetric,
     RetrainDecision,
     RetrainRun,
+    WebhookTarget,
     utcnow,
 )
 
@@ -537,3 +539,67 @@ def fail_running_retrains(*, session: Session, model_id: int, host: str, alive: 
         run.error = "the process ended before the retrain finished"
         session.add(run)
     return len(stale)
+
+
+# -- notifications -----------------------------------------------------------------------
+
+
+def webhook_target(*, session: Session, key: str, host: str) -> WebhookTarget:
+    """The target of this key, created (first seen now) when new."""
+    target = session.get(WebhookTarget, key)
+    if target is None:
+        target = WebhookTarget(key=key, host=host)
+        session.add(target)
+        session.flush()
+    return target
+
+
+def alerts_changed_since(*, session: Session, since: datetime) -> Sequence[tuple[Alert, str]]:
+    """Alerts opened or closed since then, with their model's name."""
+    return session.exec(
+        select(Alert, Model.name)
+        .join(Model, col(Model.id) == col(Alert.model_id))
+        .where((col(Alert.opened_at) >= since) | (col(Alert.closed_at) >= since))
+        .order_by(col(Alert.id))
+    ).all()
+
+
+def retrains_decided_since(
+    *, session: Session, since: datetime
+) -> Sequence[tuple[RetrainRun, str, int | None]]:
+    """Finished retrain runs since then, with their model's name and registered version."""
+    return session.exec(
+        select(RetrainRun, Model.name, ModelVersion.version)
+        .join(Model, col(Model.id) == col(RetrainRun.model_id))
+        .outerjoin(ModelVersion, col(ModelVersion.id) == col(RetrainRun.version_id))
+        .where(col(RetrainRun.finished_at) >= since, col(RetrainRun.decision).is_not(None))
+        .order_by(col(RetrainRun.id))
+    ).all()
+
+
+def notified_events(*, session: Session, target: str, since: datetime) -> set[str]:
+    return set(
+        session.exec(
+            select(Notification.event).where(
+                Notification.target == target, col(Notification.created_at) >= since
+            )
+        ).all()
+    )
+
+
+def pending_notifications(*, session: Session, target: str, limit: int) -> Sequence[Notification]:
+    """The oldest undelivered messages of a target, in the order their events happened."""
+    return session.exec(
+        select(Notification)
+        .where(Notification.target == target, col(Notification.delivered_at).is_(None))
+        .order_by(col(Notification.id))
+        .limit(limit)
+    ).all()
+
+
+def delivered_since(*, session: Session, target: str, since: datetime) -> int:
+    return session.exec(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.target == target, col(Notification.delivered_at) >= since)
+    ).one()

@@ -151,6 +151,22 @@ retrain_run = view(
     column("started_at", UTCDateTime),
     column("finished_at", UTCDateTime),
 )
+daemon_lease = view(
+    "daemon_lease",
+    column("name", String),
+    column("host", String),
+    column("pid", Integer),
+    column("started_at", UTCDateTime),
+    column("heartbeat_at", UTCDateTime),
+    column("stopped_at", UTCDateTime),
+)
+notification = view(
+    "notification",
+    column("id", Integer),
+    column("created_at", UTCDateTime),
+    column("delivered_at", UTCDateTime),
+    column("last_error", Text),
+)
 VIEWS = (
     model,
     model_version,
@@ -166,6 +182,8 @@ VIEWS = (
     chunk_drift,
     retrain_decision,
     retrain_run,
+    daemon_lease,
+    notification,
 )
 
 Row = dict[str, Any]
@@ -394,3 +412,24 @@ def retrain_runs(connection: Connection, model_id: int) -> tuple[int, Row | None
         .first()
     )
     return int(count), dict(newest) if newest else None
+
+
+def daemon(connection: Connection) -> Row | None:
+    """The daemon's lease: who runs (or ran) on this store, and its last heartbeat."""
+    row = connection.execute(select(daemon_lease)).mappings().first()
+    return dict(row) if row else None
+
+
+def notification_backlog(connection: Connection) -> Row:
+    """Undelivered webhook messages: how many, the oldest's time, the newest error."""
+    pending = notification.c.delivered_at.is_(None)
+    count, oldest = connection.execute(
+        select(func.count(), func.min(notification.c.created_at)).where(pending)
+    ).one()
+    error = connection.execute(
+        select(notification.c.last_error)
+        .where(pending, notification.c.last_error.is_not(None))
+        .order_by(notification.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return {"pending": int(count), "oldest": oldest, "last_error": error}

@@ -156,7 +156,7 @@ class Cycle(SQLModel, table=True):
     model_id: int = Field(foreign_key="model.id")
     started_at: datetime = _stamp()
     finished_at: datetime | None = _when(nullable=True)
-    status: str = "running"  # running | ok | failed | interrupted
+    status: str = "running"  # running | ok | failed | stopped (warm stop) | interrupted (killed)
     batches: int = 0
     quarantined: int = 0
     rows: int = 0
@@ -382,3 +382,49 @@ class RetrainRun(SQLModel, table=True):
     pid: int = 0
     started_at: datetime = _stamp()
     finished_at: datetime | None = _when(nullable=True)
+
+
+class DaemonLease(SQLModel, table=True):
+    """Which daemon runs on this store: one row, held by one process at a time. The holder
+    renews its heartbeat; a row whose process is gone (same host) or whose heartbeat is
+    stale may be taken over, so a crashed daemon never holds the store for ever."""
+
+    __tablename__ = "daemon_lease"
+    name: str = Field(primary_key=True)  # "daemon": one per store
+    token: str  # drawn at each start: who holds it now
+    host: str
+    pid: int
+    started_at: datetime = _stamp()
+    heartbeat_at: datetime = _stamp()
+    stopped_at: datetime | None = _when(nullable=True)  # a warm stop
+
+
+class WebhookTarget(SQLModel, table=True):
+    """A webhook of the config, known by a key (its URL may hold a token, so it is not
+    stored); it is told of the events from the moment it was first configured."""
+
+    __tablename__ = "webhook_target"
+    key: str = Field(primary_key=True)  # sha256 of the URL, 16 hex digits
+    host: str  # for people: where it goes
+    first_seen: datetime = _stamp()
+
+
+class Notification(SQLModel, table=True):
+    """One message about one event for one webhook, kept until it is delivered (retried
+    with backoff): never lost, never sent twice."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("target", "event"),
+        Index("ix_notification_pending", "delivered_at", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    target: str = Field(foreign_key="webhook_target.key")
+    event: str  # alert:<id>:opened | alert:<id>:closed | retrain:<id>:<decision>
+    model: str
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the JSON body
+    created_at: datetime = _stamp()
+    attempts: int = 0
+    next_attempt_at: datetime = _stamp()
+    delivered_at: datetime | None = _when(nullable=True)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))

@@ -1,0 +1,46 @@
+"""Injected faults for the crash tests, from the environment (never set in production):
+
+    PERFWATCH_FAULTS="kill@labels#2,slow_boosting=0.05"
+
+- `kill@POINT` (or `kill@POINT#N`): SIGKILL this process the first (or Nth) time it
+  reaches POINT: a step boundary of the cycle or the retrain (see `stopping.check`), or
+  one of the points inside a step named where `reach` is called;
+- `slow_boosting=SECONDS`: each boosting round of a retrain takes this much longer, so a
+  test can interrupt a retrain that would otherwise end too soon.
+"""
+
+import os
+import signal
+import time
+from functools import cache
+
+_reached: dict[str, int] = {}
+
+
+@cache
+def _faults() -> dict[str, str]:
+    spec = os.environ.get("PERFWATCH_FAULTS", "")
+    faults = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        if "=" in item:
+            name, _, value = item.partition("=")
+        else:  # kill@POINT#N
+            name, _, value = item.partition("#")
+        faults[name] = value or "1"
+    return faults
+
+
+def reach(point: str) -> None:
+    """A place where a test may kill this process (SIGKILL: no clean-up runs)."""
+    wanted = _faults().get(f"kill@{point}")
+    if wanted is None:
+        return
+    _reached[point] = _reached.get(point, 0) + 1
+    if _reached[point] == int(wanted):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def boosting_delay() -> None:
+    delay = _faults().get("slow_boosting")
+    if delay:
+        time.sleep(float(delay))

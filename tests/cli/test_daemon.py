@@ -1,0 +1,213 @@
+"""The daemon as an operator runs it: the real `perfwatch run` in a subprocess, stopped
+with real signals; its lease, heartbeat, JSON logs and Prometheus endpoint."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.cli.test_cli import perfwatch
+from tests.workspace import Workspace, production
+
+pytestmark = pytest.mark.slow
+
+
+def start(ws: Workspace, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "perfwatch", "--config", str(ws.config), *args, "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NML_DISABLE_USAGE_LOGGING": "1", **(env or {})},
+    )
+
+
+@contextmanager
+def running(ws: Workspace, *args: str, env: dict[str, str] | None = None) -> Iterator[Any]:
+    daemon = start(ws, *args, env=env)
+    try:
+        yield daemon
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    pytest.fail(f"waited {timeout:.0f} s for {what}")
+
+
+def status(ws: Workspace) -> dict[str, Any]:
+    result = perfwatch("status", "--json", config=ws.config)
+    return json.loads(result.stdout) if result.returncode == 0 else {}
+
+
+def serving(ws: Workspace, daemon: subprocess.Popen[str]) -> bool:
+    """The daemon holds the lease and has finished its first cycle."""
+    now = status(ws)
+    return bool(
+        now
+        and now["daemon"]["state"] == "running"
+        and now["daemon"]["pid"] == daemon.pid
+        and (now["models"][0]["last_cycle"] or {}).get("status") == "ok"
+    )
+
+
+def test_one_daemon_per_store_and_status_shows_it(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    ws.drop_days(production(2))
+    assert perfwatch("init", config=ws.config).returncode == 0
+    assert status(ws)["daemon"] == {"state": "never_started"}
+    with running(ws) as first:
+        wait_for("the first daemon", lambda: serving(ws, first))
+        second = start(ws)
+        assert second.wait(timeout=60) == 2
+        refusal = second.stderr.read() if second.stderr else ""
+        assert f"a perfwatch daemon already runs on this store (pid {first.pid}" in refusal
+        assert "hint:" in refusal
+        screen = perfwatch("status", config=ws.config).stdout
+        assert f"daemon: running (pid {first.pid}" in screen
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+    assert status(ws)["daemon"]["state"] == "stopped"
+
+
+def test_two_daemons_started_at_once_leave_one_running(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    assert perfwatch("init", config=ws.config).returncode == 0  # the schema, not the race
+    with running(ws) as one, running(ws) as two:
+        loser = wait_for(
+            "one of the two to refuse",
+            lambda: next((d for d in (one, two) if d.poll() is not None), None),
+            timeout=60,
+        )
+        winner = two if loser is one else one
+        assert loser.returncode == 2
+        time.sleep(2)
+        assert winner.poll() is None, "the other keeps running"
+        assert status(ws)["daemon"]["pid"] == winner.pid
+        winner.send_signal(signal.SIGTERM)
+        assert winner.wait(timeout=60) == 0
+
+
+def test_a_killed_daemon_is_replaced_at_once(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    ws.drop_days(production(1))
+    with running(ws) as first:
+        wait_for("the first daemon", lambda: serving(ws, first))
+        first.kill()  # SIGKILL: no clean-up, the lease stays behind
+        first.wait()
+    assert status(ws)["daemon"]["pid"] == first.pid
+    with running(ws) as second:
+        wait_for("the second daemon to take over", lambda: serving(ws, second), timeout=60)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0
+
+
+def test_sigterm_during_a_retrain_stops_it_cleanly_and_keeps_the_champion(
+    artifacts: Path, tmp_path: Path, sqlite_url: str
+) -> None:
+    ws = Workspace.create(
+        tmp_path / "ws", artifacts, sqlite_url, extra='[schedule]\ninterval = "2s"'
+    )
+    fleet = production(16, scenario="covariate_shift", shift_day=4)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0  # a retrain is due
+    slow = {"PERFWATCH_FAULTS": "slow_boosting=0.2"}  # 200 rounds: 40 s, time to interrupt
+    with running(ws, env=slow) as daemon:
+        wait_for(
+            "the retrain to start",
+            lambda: (status(ws)["models"][0]["retrain"]["last"] or {}).get("status") == "running",
+        )
+        time.sleep(1)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0, daemon.stderr.read() if daemon.stderr else ""
+    model = status(ws)["models"][0]
+    assert model["champion_version"] == 1
+    last = model["retrain"]["last"]
+    assert last["status"] == "failed" and "stopped by a signal" in last["error"]
+    run_folder = ws.root / "var" / "models" / "press" / "retrains" / "run-1"
+    assert not list(run_folder.glob("*.joblib*")), "no artifact, whole or half"
+    with create_engine(sqlite_url).connect() as connection:
+        versions = connection.execute(text("SELECT count(*) FROM model_version")).scalar_one()
+    assert versions == 1
+
+
+def test_json_logs_name_the_model_on_every_line_about_it(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    ws.drop_days(production(2))
+    ws.drop(production(1, start_day=5).drop(columns=["torque"]), "broken.parquet")
+    result = perfwatch("--log-format", "json", "--verbose", "run", "--once", config=ws.config)
+    assert result.returncode == 0
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message", "model"} <= set(x) for x in lines)
+    about = [x for x in lines if "press" in x["message"]]
+    assert about and all(x["model"] == "press" for x in about)
+    assert any("broken.parquet" in x["message"] and x["level"] == "warning" for x in lines)
+
+
+def test_the_prometheus_endpoint_serves_the_stores_figures(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ws.config.write_text(f"metrics_port = {port}\n" + ws.config.read_text())
+    ws.drop_days(production(3))
+    with running(ws) as daemon:
+        wait_for("the first cycle", lambda: serving(ws, daemon))
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    samples = _samples(scraped.decode())
+    model = status(ws)["models"][0]
+    estimate = model["latest_complete_estimate"]
+    for metric, figures in estimate["metrics"].items():
+        labels = f'metric="{metric}",model="press"'
+        assert samples[f"perfwatch_estimated_metric{{{labels}}}"] == pytest.approx(figures["value"])
+    assert samples['perfwatch_rows_ingested_total{model="press"}'] == model["rows_ingested"]
+    assert samples['perfwatch_champion_version{model="press"}'] == 1
+    assert samples['perfwatch_last_cycle_ok{model="press"}'] == 1
+    assert samples['perfwatch_open_alerts{kind="performance",model="press"}'] == 0
+    assert samples["perfwatch_daemon_up"] == 1
+    assert samples['perfwatch_cycle_duration_seconds{model="press"}'] > 0
+
+
+def _samples(exposition: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return samples
+
+
+def test_a_store_that_cannot_be_opened_stops_the_daemon_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "perfwatch.toml"
+    config.write_text(
+        'store = "postgresql+psycopg://pw:hunter2@127.0.0.1:1/x"\n'
+        '[[models]]\nname = "m"\ntarget = "y"\nfeatures = ["a"]\ninbox = "i"\n'
+    )
+    result = perfwatch("run", config=config)
+    assert result.returncode != 0
+    assert "error: cannot open store postgresql+psycopg://pw:***@127.0.0.1:1/x" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
