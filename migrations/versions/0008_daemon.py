@@ -8,7 +8,6 @@ Create Date: 2026-11-26 05:47:31.243545
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0008_daemon"
 down_revision = "0007_retrain_runs"
 branch_labels = None
