@@ -126,7 +126,6 @@ def run(
         for report in reports:
             _print_cycle(report)
         if settings.webhooks:  # cron-friendly: what the cycles opened or closed goes out now
-
             sent = deliver(engine, settings)
             if sent.delivered or sent.failed:
                 out.print(
