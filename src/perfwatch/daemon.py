@@ -71,8 +71,10 @@ class Daemon:
             self.unrecorded.pop(0)
 
     def retrain(self, name: str) -> None:
-        """`perfwatch retrain NAME` in a child process (it retrains only when due)."""
-        if stopping.requested():
+        """`perfwatch retrain NAME` in a child process, when the policy says it is due."""
+        from perfwatch.services.retraining import needs_worker
+
+        if stopping.requested() or not needs_worker(self.engine, name):
             return
         command = [sys.executable, "-m", "perfwatch", "--config", str(self.config)]
         command += ["--log-format", self.log_format, "--verbose", "retrain", name]

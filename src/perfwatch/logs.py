@@ -41,7 +41,8 @@ def configure(*, verbose: bool = False, fmt: str = "text") -> None:
 def _with_model(record: logging.LogRecord) -> bool:
     model = getattr(record, "model", None) or _model.get()
     record.model = model
-    record.model_tag = f" [{model}]" if model else ""
+    named = not model or record.getMessage().startswith(f"{model}:")
+    record.model_tag = "" if named else f" [{model}]"
     return True
 
 

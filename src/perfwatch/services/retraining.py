@@ -422,6 +422,20 @@ def _write_atomically(target: Path, classifier: Any) -> Path:
     return target
 
 
+def needs_worker(engine: Engine, name: str) -> bool:
+    """Whether the daemon should start a retrain worker: the policy's latest decision is
+    'due', or a run was left 'running' here by a process that is gone (the worker marks
+    it failed, and retries). Cheap: the daemon asks every tick, a worker costs seconds."""
+    with transaction(engine) as session:
+        model_id = queries.get_or_create_model(session=session, name=name).id
+        assert model_id is not None
+        decision = queries.latest_decision(session=session, model_id=model_id)
+        if decision is not None and decision.state == "due":
+            return True
+        left = queries.running_retrain(session=session, model_id=model_id)
+    return left is not None and left.host == socket.gethostname() and not process_exists(left.pid)
+
+
 def mark_interrupted(engine: Engine, model_id: int) -> int:
     """Runs left 'running' by a killed process on this host: failed, so the policy may
     retry (a run that is really running elsewhere keeps running)."""

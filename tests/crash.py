@@ -1,0 +1,311 @@
+"""The crash harness (issue 5): a seeded scenario fed to the real daemon day by day, the
+daemon killed with SIGKILL at random moments and restarted each time, then the store
+compared with an uninterrupted run of the same scenario.
+
+    ./dev crash --kills 100        # the long run (about 10 minutes on 2 cores)
+    ./dev crash --kills 8 --days 14
+
+Kills are of two kinds, drawn from the seed: a SIGKILL from outside after a random delay
+(anywhere: start-up, ingestion, estimation, label matching, between jobs), and a kill the
+daemon injects on itself at a named point (PERFWATCH_FAULTS): committing or moving batch
+files, committing labels, before realized metrics, feature drift, alerts or the retrain
+policy, and inside a retrain worker (during boosting, before registering). Every day
+brings a batch file, the labels of the batches of a week before, and on one day a broken
+file. The covariate shift makes a retrain due midway, so retraining is killed too.
+
+At the end, for both runs: every row of every batch stored exactly once, every inbox file
+in processed/ or quarantine/, no half-written file, the same estimates, realized metrics
+and versions. Exit 0 when all hold.
+"""
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+
+# where the daemon kills itself when told to: step boundaries (stopping.check) and the
+# points inside steps (faults.reach)
+FAULT_POINTS = [
+    "committing batches",
+    "moving batch files",
+    "labels",
+    "committing labels",
+    "realized metrics",
+    "feature drift",
+    "alerts",
+    "the retrain policy",
+    "training",
+    "the next boosting round#60",
+    "registering the challenger",
+]
+RETRAIN_KILL = "the next boosting round#60"
+LABEL_DELAY = 7  # days
+SETTLE_TIMEOUT = 240  # seconds a day may take, kills included
+
+
+@dataclass
+class Run:
+    folder: Path
+    kills: int = 0
+    restarts: int = 0
+    log: list[str] = field(default_factory=list)
+
+
+def replay(folder: Path, artifacts: Path, *, days: int, kills: int, seed: int) -> Run:
+    """Feed the scenario day by day to a daemon, killing it `kills` times on the way."""
+    from tests.workspace import Workspace, production
+
+    ws = Workspace.create(folder, artifacts, f"sqlite:///{folder / 'perfwatch.db'}", extra=_EXTRA)
+    fleet = production(days, scenario="covariate_shift", shift_day=4, seed=seed)
+    per_day = [rows for _, rows in fleet.groupby(fleet.timestamp.dt.date)]
+    ws.inbox.mkdir(parents=True, exist_ok=True)
+    ws.labels.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    plan = _kill_plan(rng, days, kills)
+    run = Run(folder)
+    # the first retrain is always killed (in its worker, midway through boosting)
+    daemon = _start(ws, fault=RETRAIN_KILL if kills else None, run=run)
+    try:
+        for day, rows in enumerate(per_day):
+            ws.drop(rows, f"day-{day:03d}.parquet")
+            if day >= LABEL_DELAY:
+                labeled = per_day[day - LABEL_DELAY]
+                ws.drop_labels(labeled[["id", "failure"]], f"labels-{day:03d}.parquet")
+            if day == days // 2:
+                (ws.inbox / "broken.csv").write_text("id,timestamp,torque\nx,not a time,abc\n")
+            daemon = _settle(ws, daemon, plan.get(day, []), rng, run)
+        daemon.send_signal(signal.SIGTERM)
+        if daemon.wait(timeout=120) != 0:
+            raise SystemExit("the daemon did not stop warmly at the end")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    return run
+
+
+_EXTRA = """\
+[schedule]
+interval = "1s"
+
+[models.retrain]
+cooldown = "30D"
+min_labeled_rows = 1000
+"""
+
+
+def _kill_plan(rng: random.Random, days: int, kills: int) -> dict[int, list[str | float]]:
+    """Per day, the kills to make: a fault point name, or a delay for an outside SIGKILL."""
+    plan: dict[int, list[str | float]] = {}
+    for _ in range(kills):
+        day = rng.randrange(1, days)
+        kind: str | float = (
+            rng.choice(FAULT_POINTS) if rng.random() < 0.5 else round(rng.uniform(0.5, 6.0), 2)
+        )
+        plan.setdefault(day, []).append(kind)
+    return plan
+
+
+def _start(ws: Any, *, fault: str | None, run: Run) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"}
+    env.pop("PERFWATCH_FAULTS", None)
+    if fault:
+        env["PERFWATCH_FAULTS"] = f"kill@{fault}"
+    run.restarts += 1
+    log = open(run.folder / "daemon.log", "ab")  # noqa: SIM115 (the child holds it)
+    return subprocess.Popen(
+        [sys.executable, "-m", "perfwatch", "--config", str(ws.config), "run"],
+        stdout=log,
+        stderr=log,
+        env=env,
+    )
+
+
+def _settle(
+    ws: Any, daemon: subprocess.Popen[bytes], kills: list[str | float], rng: random.Random, run: Run
+) -> subprocess.Popen[bytes]:
+    """Wait until the day is fully processed, making this day's kills on the way."""
+    dropped = time.time()
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    pending = list(kills)
+    kill_at = None
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:  # killed (by us, or by its injected fault)
+            run.kills += 1
+            fault = next((k for k in pending if isinstance(k, str)), None)
+            if fault:
+                pending.remove(fault)
+            run.log.append(f"restart (fault: {fault})")
+            daemon = _start(ws, fault=fault, run=run)
+            continue
+        if kill_at is None and pending and isinstance(pending[0], float):
+            kill_at = time.monotonic() + float(pending.pop(0))
+        if kill_at is not None and time.monotonic() >= kill_at:
+            daemon.kill()
+            daemon.wait()
+            kill_at = None
+            continue
+        if not pending and kill_at is None and _settled(ws, dropped):
+            return daemon
+        if pending and isinstance(pending[0], str) and daemon.poll() is None:
+            # a fault point: restart the daemon armed with it (a kill from outside first)
+            daemon.kill()
+            daemon.wait()
+        time.sleep(0.2)
+    raise SystemExit(f"a day did not settle within {SETTLE_TIMEOUT} s: see {run.folder}")
+
+
+def _settled(ws: Any, since: float) -> bool:
+    """Inboxes empty, a whole cycle ran after the drop, and no retrain is due or running."""
+    from datetime import datetime
+
+    from sqlalchemy import create_engine
+
+    from perfwatch.services.status import model_status
+
+    if [p for p in (*ws.inbox.iterdir(), *ws.labels.iterdir()) if p.is_file()]:
+        return False
+    engine = create_engine(ws.store)
+    try:
+        model = model_status(engine, ["press"])[0]
+    except Exception:  # the schema is being created by a daemon starting up
+        return False
+    finally:
+        engine.dispose()
+    cycle, retrain = model["last_cycle"], model["retrain"]
+    if cycle is None or cycle["status"] != "ok" or cycle["finished_at"] is None:
+        return False
+    if retrain["state"] in ("due", "running") or (retrain["last"] or {}).get("status") == "running":
+        return False
+    return datetime.fromisoformat(cycle["started_at"]).timestamp() > since
+
+
+# -- the comparison ------------------------------------------------------------------------
+
+
+def facts(folder: Path) -> dict[str, Any]:
+    """What must be the same after any number of kills."""
+    import pandas as pd
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{folder / 'perfwatch.db'}")
+    with engine.connect() as connection:
+
+        def rows(query: str) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in connection.execute(text(query)).all()]
+
+        found = {
+            "batches": rows(
+                "SELECT file_name, content_hash, status, rows FROM batch ORDER BY file_name"
+            ),
+            "versions": rows(
+                "SELECT version, status, source, artifact_sha256 FROM model_version"
+                " ORDER BY version"
+            ),
+            "estimates": _rounded(
+                rows(
+                    "SELECT e.chunk_start, e.metric, v.version, e.value, e.lower, e.upper,"
+                    " e.alert, e.provisional FROM chunk_estimate e"
+                    " JOIN model_version v ON v.id = e.version_id ORDER BY 1, 2, 3"
+                )
+            ),
+            "realized": _rounded(
+                rows(
+                    "SELECT chunk_start, metric, value, concept_drift FROM chunk_realized"
+                    " ORDER BY 1, 2"
+                )
+            ),
+            "labels": rows("SELECT chunk_start, labeled FROM chunk_labels ORDER BY 1"),
+            "retrains": rows(
+                "SELECT status, decision, trigger FROM retrain_run WHERE status != 'failed'"
+                " ORDER BY id"
+            ),
+            "stored_paths": rows("SELECT stored_path FROM batch WHERE stored_path IS NOT NULL"),
+        }
+    engine.dispose()
+    stored = [folder / "var" / p for (p,) in found.pop("stored_paths")]
+    ids = pd.concat([pd.read_parquet(p, columns=["id"]) for p in stored])["id"]
+    found["stored_rows"] = len(ids)
+    found["duplicated_ids"] = int(ids.duplicated().sum())
+    inboxes = [folder / "inbox", folder / "labels"]
+    found["inbox_left"] = sorted(p.name for i in inboxes for p in i.iterdir() if p.is_file())
+    moved = [
+        p.name
+        for inbox in inboxes
+        for where in ("processed", "quarantine")
+        for p in (inbox / where).glob("*")
+    ]
+    found["moved"] = sorted(moved)
+    found["half_written"] = sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith(".tmp")
+    )
+    return found
+
+
+def _rounded(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows]
+
+
+def compare(calm: dict[str, Any], killed: dict[str, Any]) -> list[str]:
+    """Differences that matter, as sentences (empty: the kills changed nothing)."""
+    problems = [f"{key} differ" for key in calm if calm[key] != killed[key]]
+    if killed["duplicated_ids"]:
+        problems.append(f"{killed['duplicated_ids']} rows stored twice")
+    if killed["inbox_left"]:
+        problems.append(f"files left in the inbox: {killed['inbox_left']}")
+    if len(killed["moved"]) != len(set(killed["moved"])):
+        problems.append("a file was moved twice")
+    if killed["half_written"]:
+        problems.append(f"half-written files: {killed['half_written']}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--days", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--keep", type=Path, help="keep both workspaces in this folder")
+    args = parser.parse_args(argv)
+    from tests.workspace import build_artifacts
+
+    with tempfile.TemporaryDirectory(prefix="perfwatch-crash-") as temporary:
+        root = args.keep or Path(temporary)
+        artifacts = build_artifacts(root / "artifacts")
+        started = time.monotonic()
+        calm = replay(root / "calm", artifacts, days=args.days, kills=0, seed=args.seed)
+        print(f"uninterrupted run: {args.days} days in {time.monotonic() - started:.0f} s")
+        started = time.monotonic()
+        killed = replay(
+            root / "killed", artifacts, days=args.days, kills=args.kills, seed=args.seed
+        )
+        print(
+            f"killed run: {killed.kills} SIGKILLs, {killed.restarts} starts,"
+            f" {time.monotonic() - started:.0f} s"
+        )
+        if calm.kills:
+            print(f"the uninterrupted daemon died {calm.kills} times: FAIL")
+            return 1
+        expected, found = facts(root / "calm"), facts(root / "killed")
+        problems = compare(expected, found)
+        print(
+            f"batches {len(found['batches'])}, rows stored {found['stored_rows']:,},"
+            f" estimates {len(found['estimates'])}, realized {len(found['realized'])},"
+            f" versions {len(found['versions'])}, retrains {len(found['retrains'])}"
+        )
+        for problem in problems:
+            print(f"  {problem}")
+        print("crash harness: " + ("FAIL" if problems else "OK: the kills changed nothing"))
+        return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
