@@ -120,8 +120,10 @@ def run(
 
         watch(engine, settings)
     if once:
+        from perfwatch.services.lease import ensure_free
         from perfwatch.services.monitor import run_all
 
+        ensure_free(engine)
         reports = run_all(engine, settings, names)
         for report in reports:
             _print_cycle(report)

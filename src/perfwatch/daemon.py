@@ -123,6 +123,8 @@ def serve(
 ) -> None:
     """Run until a signal; raise lease.DaemonRunning if another daemon holds the store."""
     daemon = Daemon(engine, settings, config, log_format, names, lease.acquire(engine))
+    for chatty in ("apscheduler", "nannyml"):  # not a line per job run, or per fit
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         exporter = _exporter(engine, settings, names)
     except PerfwatchError:

@@ -3,6 +3,7 @@ with real signals; its lease, heartbeat, JSON logs and Prometheus endpoint."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -82,6 +83,8 @@ def test_one_daemon_per_store_and_status_shows_it(sqlite_workspace: Workspace) -
         refusal = second.stderr.read() if second.stderr else ""
         assert f"a perfwatch daemon already runs on this store (pid {first.pid}" in refusal
         assert "hint:" in refusal
+        once = perfwatch("run", "--once", config=ws.config)
+        assert once.returncode == 2 and "already runs on this store" in once.stderr
         screen = perfwatch("status", config=ws.config).stdout
         assert f"daemon: running (pid {first.pid}" in screen
         first.send_signal(signal.SIGTERM)
@@ -151,6 +154,44 @@ def test_sigterm_during_a_retrain_stops_it_cleanly_and_keeps_the_champion(
     assert versions == 1
 
 
+def test_a_second_signal_stops_at_once_and_the_next_start_retries(
+    artifacts: Path, tmp_path: Path, sqlite_url: str
+) -> None:
+    ws = Workspace.create(
+        tmp_path / "ws", artifacts, sqlite_url, extra='[schedule]\ninterval = "2s"'
+    )
+    fleet = production(16, scenario="covariate_shift", shift_day=4)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0  # a retrain is due
+    slow = {"PERFWATCH_FAULTS": "slow_boosting=0.5"}  # 100 s of boosting: a warm stop waits
+    with running(ws, env=slow) as daemon:
+        wait_for(
+            "the retrain to start",
+            lambda: (status(ws)["models"][0]["retrain"]["last"] or {}).get("status") == "running",
+        )
+        daemon.send_signal(signal.SIGTERM)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 1
+    # killed mid-boosting: left 'running' (or, had it been quicker than the second
+    # signal, already recorded as stopped)
+    assert status(ws)["models"][0]["retrain"]["last"]["status"] in {"running", "failed"}
+    with running(ws) as again:  # marks the dead worker's run failed, and retrains
+        wait_for(
+            "the retrain to be retried",
+            lambda: (
+                status(ws)["models"][0]["retrain"]["count"] == 2
+                and status(ws)["models"][0]["retrain"]["last"]["status"] == "finished"
+            ),
+            timeout=180,
+        )
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=60) == 0
+    with create_engine(sqlite_url).connect() as connection:
+        first = connection.execute(text("SELECT status, error FROM retrain_run WHERE id = 1")).one()
+    assert first.status == "failed" and first.error
+
+
 def test_json_logs_name_the_model_on_every_line_about_it(sqlite_workspace: Workspace) -> None:
     ws = sqlite_workspace
     ws.drop_days(production(2))
@@ -170,7 +211,9 @@ def test_the_prometheus_endpoint_serves_the_stores_figures(sqlite_workspace: Wor
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ws.config.write_text(f"metrics_port = {port}\n" + ws.config.read_text())
-    ws.drop_days(production(3))
+    fleet = production(3)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", "failure"]], "labels.parquet")
     with running(ws) as daemon:
         wait_for("the first cycle", lambda: serving(ws, daemon))
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
@@ -187,7 +230,13 @@ def test_the_prometheus_endpoint_serves_the_stores_figures(sqlite_workspace: Wor
     assert samples['perfwatch_last_cycle_ok{model="press"}'] == 1
     assert samples['perfwatch_open_alerts{kind="performance",model="press"}'] == 0
     assert samples["perfwatch_daemon_up"] == 1
+    judged = model["latest_realized"]
+    assert samples['perfwatch_label_coverage{model="press"}'] == judged["label_coverage"]
     assert samples['perfwatch_cycle_duration_seconds{model="press"}'] > 0
+    dashboard = (Path(__file__).parents[2] / "deploy" / "grafana-dashboard.json").read_text()
+    charted = set(re.findall(r"perfwatch_[a-z_]+", dashboard)) - {"perfwatch"}
+    served = {name.split("{")[0] for name in samples}
+    assert charted and charted <= served, "the example dashboard charts what is served"
 
 
 def _samples(exposition: str) -> dict[str, float]:
@@ -211,3 +260,43 @@ def test_a_store_that_cannot_be_opened_stops_the_daemon_at_start(tmp_path: Path)
     assert result.returncode != 0
     assert "error: cannot open store postgresql+psycopg://pw:***@127.0.0.1:1/x" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_the_daemon_delivers_what_a_dead_webhook_missed_once_it_returns(
+    artifacts: Path, tmp_path: Path, sqlite_url: str
+) -> None:
+    from tests.services.test_notify import Hook
+
+    hook = Hook().start()
+    ws = Workspace.create(
+        tmp_path / "ws",
+        artifacts,
+        sqlite_url,
+        extra=f'[schedule]\ninterval = "1s"\n\n[[webhooks]]\nurl = "{hook.url}"',
+    )
+    fleet = production(12, scenario="covariate_shift", shift_day=3)
+    days = [rows for _, rows in fleet.groupby(fleet.timestamp.dt.date)]
+    with running(ws) as daemon:
+        for day in days[:3]:
+            ws.drop(day, f"{day.timestamp.min():%Y-%m-%d}.parquet")
+        wait_for(
+            "the first days", lambda: serving(ws, daemon) and not list(ws.inbox.glob("*.parquet"))
+        )
+        hook.stop()  # the webhook dies mid-run, while the shift opens alerts
+        for day in days[3:]:
+            ws.drop(day, f"{day.timestamp.min():%Y-%m-%d}.parquet")
+        wait_for("failed deliveries", lambda: status(ws)["notifications"]["last_error"])
+        hook.start()  # back on the same port
+        wait_for("the backlog to drain", lambda: status(ws)["notifications"]["pending"] == 0)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
+    hook.stop()
+    with create_engine(sqlite_url).connect() as connection:
+        alerts = connection.execute(text("SELECT id, closed_at FROM alert")).all()
+    expected = {f"alert:{i}:opened" for i, _ in alerts} | {
+        f"alert:{i}:closed" for i, closed in alerts if closed
+    }
+    received = [
+        f"alert:{m['alert']['id']}:{m['event'].removeprefix('alert_')}" for m in hook.received
+    ]
+    assert len(expected) >= 2 and sorted(received) == sorted(expected), "all of them, once"

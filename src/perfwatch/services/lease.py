@@ -62,6 +62,15 @@ def acquire(engine: Engine) -> Lease:
     return mine
 
 
+def ensure_free(engine: Engine) -> None:
+    """For `run --once`: raise DaemonRunning while a daemon runs on this store (two
+    processes running the same model's cycles would only get in each other's way)."""
+    with transaction(engine) as session:
+        held = session.get(DaemonLease, NAME)
+        if held is not None and holder_alive(held, utcnow()):
+            raise _refusal(held)
+
+
 def beat(engine: Engine, lease: Lease) -> bool:
     """Renew the heartbeat; False when the lease was lost (taken over after a long stall)."""
     with transaction(engine) as session:
