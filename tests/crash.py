@@ -55,6 +55,7 @@ SETTLE_TIMEOUT = 240  # seconds a day may take, kills included
 @dataclass
 class Run:
     folder: Path
+    wanted: int = 0  # kills to make
     kills: int = 0
     restarts: int = 0
 
@@ -69,9 +70,8 @@ def replay(folder: Path, artifacts: Path, *, days: int, kills: int, seed: int) -
     ws.inbox.mkdir(parents=True, exist_ok=True)
     ws.labels.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    run = Run(folder)
-    # the first retrain is always killed (in its worker, midway through boosting)
-    daemon = _start(ws, fault=RETRAIN_KILL if kills else None, run=run)
+    run = Run(folder, wanted=kills)
+    daemon = _start(ws, fault=None, run=run)
     try:
         for day, rows in enumerate(per_day):
             ws.drop(rows, f"day-{day:03d}.parquet")
@@ -82,8 +82,14 @@ def replay(folder: Path, artifacts: Path, *, days: int, kills: int, seed: int) -
                 (ws.inbox / "broken.csv").write_text("id,timestamp,torque\nx,not a time,abc\n")
             daemon = _settle(ws, daemon, _kills_for(day, days, kills, rng, run), run)
         daemon.send_signal(signal.SIGTERM)
-        if daemon.wait(timeout=120) != 0:
-            raise SystemExit("the daemon did not stop warmly at the end")
+        if daemon.wait(timeout=120) == -signal.SIGKILL:  # an armed fault fired on the way out
+            run.kills += 1
+            daemon = _start(ws, fault=None, run=run)
+            daemon = _settle(ws, daemon, [], run)
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=120)
+        if daemon.returncode != 0:
+            raise SystemExit(f"the daemon did not stop warmly at the end ({daemon.returncode})")
     finally:
         if daemon.poll() is None:
             daemon.kill()
@@ -113,11 +119,16 @@ def _kills_for(day: int, days: int, kills: int, rng: random.Random, run: Run) ->
 
 
 def _start(ws: Any, *, fault: str | None, run: Run) -> subprocess.Popen[bytes]:
+    """A daemon, armed with `fault`, or else (until one was) with a kill inside a retrain
+    worker midway through boosting: every killed run kills a retrain at least once."""
     env = {**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"}
     env.pop("PERFWATCH_FAULTS", None)
+    if fault is None and run.wanted and not _retrain_killed(ws):
+        fault = RETRAIN_KILL
+    run.restarts += 1
     if fault:
         env["PERFWATCH_FAULTS"] = f"kill@{fault}"
-    run.restarts += 1
+        env["PERFWATCH_FAULTS_ONCE"] = str(run.folder / f".fault-{run.restarts}")
     log = open(run.folder / "daemon.log", "ab")  # noqa: SIM115 (the child holds it)
     return subprocess.Popen(
         [sys.executable, "-m", "perfwatch", "--config", str(ws.config), "run"],
@@ -125,6 +136,23 @@ def _start(ws: Any, *, fault: str | None, run: Run) -> subprocess.Popen[bytes]:
         stderr=log,
         env=env,
     )
+
+
+def _retrain_killed(ws: Any) -> bool:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(ws.store)
+    try:
+        with engine.connect() as connection:
+            failed = connection.execute(
+                text("SELECT count(*) FROM retrain_run WHERE status = 'failed'")
+            ).scalar()
+    except OperationalError:  # no schema yet
+        return False
+    finally:
+        engine.dispose()
+    return bool(failed)
 
 
 def _settle(

@@ -7,6 +7,9 @@
   one of the points inside a step named where `reach` is called;
 - `slow_boosting=SECONDS`: each boosting round of a retrain takes this much longer, so a
   test can interrupt a retrain that would otherwise end too soon.
+
+With PERFWATCH_FAULTS_ONCE=FILE a kill fires only if FILE does not exist yet (and creates
+it): the processes that inherit the faults (retrain workers) then share one kill.
 """
 
 import os
@@ -36,8 +39,15 @@ def reach(point: str) -> None:
     if wanted is None:
         return
     _reached[point] = _reached.get(point, 0) + 1
-    if _reached[point] == int(wanted):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _reached[point] != int(wanted):
+        return
+    once = os.environ.get("PERFWATCH_FAULTS_ONCE")
+    if once:
+        try:
+            open(once, "x").close()
+        except FileExistsError:
+            return  # another process made this kill already
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def boosting_delay() -> None:
