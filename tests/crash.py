@@ -58,6 +58,7 @@ class Run:
     wanted: int = 0  # kills to make
     kills: int = 0
     restarts: int = 0
+    started: float = 0.0  # when the running daemon was started
 
 
 def replay(folder: Path, artifacts: Path, *, days: int, kills: int, seed: int) -> Run:
@@ -125,7 +126,7 @@ def _start(ws: Any, *, fault: str | None, run: Run) -> subprocess.Popen[bytes]:
     env.pop("PERFWATCH_FAULTS", None)
     if fault is None and run.wanted and not _retrain_killed(ws):
         fault = RETRAIN_KILL
-    run.restarts += 1
+    run.restarts, run.started = run.restarts + 1, time.time()
     if fault:
         env["PERFWATCH_FAULTS"] = f"kill@{fault}"
         env["PERFWATCH_FAULTS_ONCE"] = str(run.folder / f".fault-{run.restarts}")
@@ -178,7 +179,8 @@ def _settle(
             daemon.wait()
             kill_at = None
             continue
-        if not pending and kill_at is None and _settled(ws, dropped):
+        # a whole cycle by the running daemon, after the drop (so it also listens to signals)
+        if not pending and kill_at is None and _settled(ws, max(dropped, run.started)):
             return daemon
         if pending and isinstance(pending[0], str) and daemon.poll() is None:
             # a fault point: restart the daemon armed with it (a kill from outside first)
@@ -189,7 +191,7 @@ def _settle(
 
 
 def _settled(ws: Any, since: float) -> bool:
-    """Inboxes empty, a whole cycle ran after the drop, and no retrain is due or running."""
+    """Inboxes empty, a whole cycle ran since then, and no retrain is due or running."""
     from datetime import datetime
 
     from sqlalchemy import create_engine

@@ -25,13 +25,19 @@ pytestmark = pytest.mark.slow
 
 
 def start(ws: Workspace, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`perfwatch run`, its output appended to a log file (a pipe nobody reads fills up)."""
+    log = open(ws.root / "daemon.log", "a")  # noqa: SIM115 (the child holds it)
     return subprocess.Popen(
         [sys.executable, "-m", "perfwatch", "--config", str(ws.config), *args, "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
         text=True,
         env={**os.environ, "NML_DISABLE_USAGE_LOGGING": "1", **(env or {})},
     )
+
+
+def output(ws: Workspace) -> str:
+    return (ws.root / "daemon.log").read_text()
 
 
 @contextmanager
@@ -80,7 +86,7 @@ def test_one_daemon_per_store_and_status_shows_it(sqlite_workspace: Workspace) -
         wait_for("the first daemon", lambda: serving(ws, first))
         second = start(ws)
         assert second.wait(timeout=60) == 2
-        refusal = second.stderr.read() if second.stderr else ""
+        refusal = output(ws)
         assert f"a perfwatch daemon already runs on this store (pid {first.pid}" in refusal
         assert "hint:" in refusal
         once = perfwatch("run", "--once", config=ws.config)
@@ -142,7 +148,7 @@ def test_sigterm_during_a_retrain_stops_it_cleanly_and_keeps_the_champion(
         )
         time.sleep(1)
         daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=60) == 0, daemon.stderr.read() if daemon.stderr else ""
+        assert daemon.wait(timeout=60) == 0, output(ws)[-3000:]
     model = status(ws)["models"][0]
     assert model["champion_version"] == 1
     last = model["retrain"]["last"]
@@ -300,3 +306,5 @@ def test_the_daemon_delivers_what_a_dead_webhook_missed_once_it_returns(
         f"alert:{m['alert']['id']}:{m['event'].removeprefix('alert_')}" for m in hook.received
     ]
     assert len(expected) >= 2 and sorted(received) == sorted(expected), "all of them, once"
+    log = output(ws)
+    assert f"webhook 127.0.0.1:{hook.port} failed" in log and "secret-path-token" not in log
