@@ -56,13 +56,23 @@ SETTLE_TIMEOUT = 240  # seconds a day may take, kills included
 class Run:
     folder: Path
     wanted: int = 0  # kills to make
+    always: tuple[str, ...] = ()  # fault points that must fire once in the run
     kills: int = 0
     restarts: int = 0
     started: float = 0.0  # when the running daemon was started
 
 
-def replay(folder: Path, artifacts: Path, *, days: int, kills: int, seed: int) -> Run:
-    """Feed the scenario day by day to a daemon, killing it `kills` times on the way."""
+def replay(
+    folder: Path,
+    artifacts: Path,
+    *,
+    days: int,
+    kills: int,
+    seed: int,
+    always: tuple[str, ...] = (RETRAIN_KILL,),
+) -> Run:
+    """Feed the scenario day by day to a daemon, killing it `kills` times on the way (and
+    at each of the `always` points once: by default, a retrain worker midway)."""
     from tests.workspace import Workspace, production
 
     ws = Workspace.create(folder, artifacts, f"sqlite:///{folder / 'perfwatch.db'}", extra=_EXTRA)
@@ -71,7 +81,7 @@ def replay(folder: Path, artifacts: Path, *, days: int, kills: int, seed: int) -
     ws.inbox.mkdir(parents=True, exist_ok=True)
     ws.labels.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    run = Run(folder, wanted=kills)
+    run = Run(folder, wanted=kills, always=always if kills else ())
     daemon = _start(ws, fault=None, run=run)
     try:
         for day, rows in enumerate(per_day):
@@ -120,16 +130,17 @@ def _kills_for(day: int, days: int, kills: int, rng: random.Random, run: Run) ->
 
 
 def _start(ws: Any, *, fault: str | None, run: Run) -> subprocess.Popen[bytes]:
-    """A daemon, armed with `fault`, or else (until one was) with a kill inside a retrain
-    worker midway through boosting: every killed run kills a retrain at least once."""
+    """A daemon armed with `fault` and with each of the run's `always` points that has not
+    fired yet (they fire once per run, in whichever process reaches them first)."""
+    from perfwatch.faults import slug
+
     env = {**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"}
-    env.pop("PERFWATCH_FAULTS", None)
-    if fault is None and run.wanted and not _retrain_killed(ws):
-        fault = RETRAIN_KILL
     run.restarts, run.started = run.restarts + 1, time.time()
-    if fault:
-        env["PERFWATCH_FAULTS"] = f"kill@{fault}"
-        env["PERFWATCH_FAULTS_ONCE"] = str(run.folder / f".fault-{run.restarts}")
+    fired = {marker.name.split("-", 2)[2] for marker in run.folder.glob(".fault-*-*")}
+    armed = [p for p in run.always if slug(p.partition("#")[0]) not in fired]
+    armed += [fault] if fault else []
+    env["PERFWATCH_FAULTS"] = ",".join(f"kill@{point}" for point in armed)
+    env["PERFWATCH_FAULTS_ONCE"] = str(run.folder / f".fault-{run.restarts}-")
     log = open(run.folder / "daemon.log", "ab")  # noqa: SIM115 (the child holds it)
     return subprocess.Popen(
         [sys.executable, "-m", "perfwatch", "--config", str(ws.config), "run"],
@@ -137,23 +148,6 @@ def _start(ws: Any, *, fault: str | None, run: Run) -> subprocess.Popen[bytes]:
         stderr=log,
         env=env,
     )
-
-
-def _retrain_killed(ws: Any) -> bool:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
-
-    engine = create_engine(ws.store)
-    try:
-        with engine.connect() as connection:
-            failed = connection.execute(
-                text("SELECT count(*) FROM retrain_run WHERE status = 'failed'")
-            ).scalar()
-    except OperationalError:  # no schema yet
-        return False
-    finally:
-        engine.dispose()
-    return bool(failed)
 
 
 def _settle(

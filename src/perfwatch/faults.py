@@ -8,11 +8,14 @@
 - `slow_boosting=SECONDS`: each boosting round of a retrain takes this much longer, so a
   test can interrupt a retrain that would otherwise end too soon.
 
-With PERFWATCH_FAULTS_ONCE=FILE a kill fires only if FILE does not exist yet (and creates
-it): the processes that inherit the faults (retrain workers) then share one kill.
+With PERFWATCH_FAULTS_ONCE=PREFIX a kill at POINT fires only if the file PREFIX + the
+point's name (in slug form) does not exist yet, and creates it: the processes that
+inherit the faults (retrain workers) share one kill per point, and a harness can tell
+which points fired.
 """
 
 import os
+import re
 import signal
 import time
 from functools import cache
@@ -44,10 +47,14 @@ def reach(point: str) -> None:
     once = os.environ.get("PERFWATCH_FAULTS_ONCE")
     if once:
         try:
-            open(once, "x").close()
+            open(once + slug(point), "x").close()
         except FileExistsError:
             return  # another process made this kill already
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def slug(point: str) -> str:
+    return re.sub(r"\W+", "-", point).strip("-")
 
 
 def boosting_delay() -> None:

@@ -5,14 +5,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.crash import compare, facts, replay
+from tests.crash import RETRAIN_KILL, compare, facts, replay
 
 pytestmark = pytest.mark.slow
 
 
 def test_sigkills_at_random_moments_change_nothing(artifacts: Path, tmp_path: Path) -> None:
     calm = replay(tmp_path / "calm", artifacts, days=20, kills=0, seed=11)
-    killed = replay(tmp_path / "killed", artifacts, days=20, kills=6, seed=11)
+    points = (RETRAIN_KILL, "committing batches", "committing labels", "feature drift")
+    killed = replay(tmp_path / "killed", artifacts, days=20, kills=6, seed=11, always=points)
     assert calm.kills == 0 and killed.kills >= 6
     expected, found = facts(calm.folder), facts(killed.folder)
     assert compare(expected, found) == []

@@ -170,13 +170,14 @@ def test_a_second_signal_stops_at_once_and_the_next_start_retries(
     ws.drop_days(fleet)
     ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
     assert perfwatch("run", "--once", config=ws.config).returncode == 0  # a retrain is due
-    slow = {"PERFWATCH_FAULTS": "slow_boosting=0.5"}  # 100 s of boosting: a warm stop waits
+    slow = {"PERFWATCH_FAULTS": "slow_boosting=2"}  # 2 s a round: a warm stop waits
     with running(ws, env=slow) as daemon:
         wait_for(
             "the retrain to start",
             lambda: (status(ws)["models"][0]["retrain"]["last"] or {}).get("status") == "running",
         )
         daemon.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # two signals at once would reach Python's handler as one
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 1
     # killed mid-boosting: left 'running' (or, had it been quicker than the second
