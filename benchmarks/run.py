@@ -3,7 +3,8 @@ same run.
 
     ./dev bench            # everything (about 8 minutes on 2 cores)
     ./dev bench --only a   # one part: a (cycle vs CBPE), b (history), c (status), d (RSS),
-                           # e (labels vs PerformanceCalculator), f (retrain vs LightGBM)
+                           # e (labels vs PerformanceCalculator), f (retrain vs LightGBM),
+                           # g (report)
 
 (a) cycle time on 100k and 1M new rows beside nannyml's CBPE estimate() alone on the
     same rows (budget: cycle <= 1.5x);
@@ -17,7 +18,9 @@ same run.
     PerformanceCalculator calculate() alone on the same labeled rows (budget: <= 2x);
 (f) `perfwatch retrain` on those 1M labeled rows (read, train, gate, register with CBPE
     re-fitted) beside a bare LightGBM fit with the same parameters on the rows it trained
-    on (budget: <= 1.3x).
+    on (budget: <= 1.3x);
+(g) `perfwatch report` of a model with a year of daily chunks, 5 metrics (estimated and
+    realized), label coverage and 20 features' drift, a cold process (budget: < 5 s).
 
 Batches carry the served scores, as a model server logs them, one file per daily chunk
 of 5,000 rows: the chunk size at which NANNYML.md measured CBPE (about 25 ms a chunk),
@@ -51,7 +54,7 @@ ROWS_PER_CHUNK = 5_000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="abcdef", help="parts to run, e.g. 'ac'")
+    parser.add_argument("--only", default="abcdefg", help="parts to run, e.g. 'ac'")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (median)")
     parser.add_argument(
         "--metrics",
@@ -72,6 +75,8 @@ def main() -> None:
             results += history_length(base / "b", args.repeat)
         if "c" in args.only:
             results += cold_status(base / "c", max(args.repeat, 5))
+        if "g" in args.only:
+            results += report_speed(base / "g", args.repeat)
         if "e" in args.only or "f" in args.only:
             results += labels_vs_calculator(
                 base / "e", args.repeat, labels="e" in args.only, retrain="f" in args.only
@@ -434,6 +439,89 @@ def _status_store(folder: Path) -> Path:
                 ],
             )
     return config
+
+
+# -- (g) -----------------------------------------------------------------------------------
+
+
+def report_speed(folder: Path, repeat: int) -> list[tuple[str, bool]]:
+    print("(g) `perfwatch report`: a year of daily chunks, 5 metrics, 20 features")
+    config = _status_store(folder)
+    _add_report_history(config, "model-00", features=20)
+    page = folder / "report.html"
+    command = [sys.executable, "-m", "perfwatch", "--config", str(config), "report", "model-00"]
+    runs = [_wall([*command, "-o", str(page)]) for _ in range(repeat)]
+    seconds = statistics.median(runs)
+    print(f"  report {seconds:.2f} s (a cold process), page {page.stat().st_size / 1e6:.1f} MB")
+    return [verdict("report wall time", seconds, 5.0, " s")]
+
+
+def _add_report_history(config: Path, name: str, *, features: int) -> None:
+    """Realized metrics, label coverage and feature drift beside the estimates of (c)."""
+    from sqlalchemy import insert
+
+    from perfwatch.store import db, queries
+    from perfwatch.store.tables import ChunkDrift, ChunkLabels, ChunkRealized
+
+    engine = db.open_engine(f"sqlite:///{config.parent / 'var' / 'perfwatch.db'}")
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    days = [(start + timedelta(days=d), start + timedelta(days=d + 1)) for d in range(365)]
+    metrics = ["roc_auc", "f1", "recall", "precision", "specificity"]
+    with db.transaction(engine) as session:
+        model_id = queries.get_or_create_model(session=session, name=name).id
+        version_id = queries.champion(session=session, model_id=model_id).id
+        session.execute(
+            insert(ChunkRealized),
+            [
+                {
+                    "model_id": model_id,
+                    "chunk_start": s,
+                    "chunk_end": e,
+                    "metric": m,
+                    "value": 0.89,
+                    "labeled_rows": 5000,
+                    "version_id": version_id,
+                    "estimated": 0.9,
+                    "computed_at": s,
+                }
+                for s, e in days[:-7]
+                for m in metrics
+            ],
+        )
+        session.execute(
+            insert(ChunkLabels),
+            [
+                {
+                    "model_id": model_id,
+                    "chunk_start": s,
+                    "chunk_end": e,
+                    "labeled": 5000,
+                    "coverage": 1.0 if i < 358 else 0.0,
+                    "mature": True,
+                }
+                for i, (s, e) in enumerate(days)
+            ],
+        )
+        session.execute(
+            insert(ChunkDrift),
+            [
+                {
+                    "model_id": model_id,
+                    "version_id": version_id,
+                    "chunk_start": s,
+                    "feature": f"feature_{f:02d}",
+                    "method": "jensen_shannon",
+                    "value": 0.05 + 0.001 * f,
+                    "threshold": 0.1,
+                    "raw_alert": False,
+                    "alert": False,
+                    "rows": 5000,
+                    "computed_at": s,
+                }
+                for s, _ in days[:-1]
+                for f in range(features)
+            ],
+        )
 
 
 # -- (e) -----------------------------------------------------------------------------------

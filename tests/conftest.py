@@ -9,6 +9,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,26 @@ def copy_artifacts(artifacts: Path, tmp_path: Path) -> Path:
     target = tmp_path / "artifacts"
     shutil.copytree(artifacts, target)
     return target
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # kept by CI
+_saved: list[Path] = []
+
+
+@pytest.fixture
+def save_artifact() -> Any:
+    """Keep a file a person should look at (a screenshot); its path ends the test log."""
+
+    def save(source: Path, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        target = ARTIFACTS / name
+        shutil.copy(source, target)
+        _saved.append(target)
+        return target
+
+    return save
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for path in _saved:
+        terminalreporter.write_line(f"artifact: {path}")

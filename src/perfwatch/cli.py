@@ -227,6 +227,71 @@ def history(
 
 
 @app.command()
+def report(
+    model: Annotated[str, typer.Argument(help="The model.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="The HTML file (default: perfwatch-MODEL.html here).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Start the page at this date (YYYY-MM-DD, UTC).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page of a model's history (works offline)."""
+    settings = _settings()
+    known = {m.name: m.metrics for m in settings.models}
+    target = _write_report(_engine(settings), model, known, output, _day_option(since))
+    out.print(f"report: {target}")
+
+
+def _day_option(text: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r} is not a date", hint="write it as YYYY-MM-DD"
+        ) from None
+
+
+def _write_report(
+    engine: Any, model: str, known: dict[str, list[str]], output: Path | None, since: Any
+) -> Path:
+    from perfwatch.report_page import page
+    from perfwatch.services.report import gather
+
+    target = (output or Path(f"perfwatch-{model}.html")).absolute()
+    if not target.parent.is_dir():
+        raise ConfigError(
+            f"cannot write the report to {target}: the folder {target.parent} does not exist",
+            hint="create the folder first, or choose another path with -o",
+        )
+    text = page(gather(engine, model, known, since))
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write the report to {target}: {exc.strerror or exc}",
+            hint="choose a folder you may write to, with -o",
+        ) from None
+    return target
+
+
+@app.command()
 def register(
     model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
     artifact: Annotated[
@@ -433,8 +498,12 @@ def demo(
     )
     for item in model_status(result.engine, [result.model]):
         out.print(status_screen(item))
+    metrics = load_settings(result.config).model(result.model).metrics
+    written = _write_report(
+        result.engine, result.model, {result.model: metrics}, result.workspace / "report.html", None
+    )
     out.print(
-        f"\nworkspace: {result.workspace}\n  try: perfwatch --config"
+        f"\nworkspace: {result.workspace}\nreport: {written}\n  try: perfwatch --config"
         f" {result.config} history {result.model} --metric roc_auc"
     )
 

@@ -55,7 +55,7 @@ def status_screen(item: dict[str, Any]) -> RenderableType:
     if complete is None and latest is None:
         parts.append(Text("no estimates yet: drop batch files into the inbox and run a cycle"))
     if complete is not None:
-        parts.append(_estimate_table("latest complete chunk", complete))
+        parts.append(_estimate_table("latest complete chunk", complete, item.get("trend")))
     if latest is not None and latest["provisional"]:
         parts.append(_estimate_table("current chunk (incomplete: never alerts)", latest))
     if item["latest_realized"] is not None:
@@ -115,25 +115,56 @@ def _header(item: dict[str, Any]) -> Text:
     return header + Text("\n".join(lines))
 
 
-def _estimate_table(title: str, estimate: dict[str, Any]) -> RenderableType:
+def _estimate_table(
+    title: str, estimate: dict[str, Any], trend: dict[str, Any] | None = None
+) -> RenderableType:
     caption = Text(
         f"{title}: {_day(estimate['chunk_start'])} → {_day(estimate['chunk_end'])}"
         f" · {estimate['rows']:,} rows",
         style="bold",
     )
     table = Table(expand=False)
-    for column in ("metric", "estimate", "band", "threshold", "state"):
-        table.add_column(column, justify="left" if column in ("metric", "state") else "right")
+    columns = ["metric", "estimate", "band", "threshold", "state"] + (["trend"] if trend else [])
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("estimate", "threshold") else "left")
     for metric, figures in estimate["metrics"].items():
         state = "[red]ALERT[/]" if figures["alert"] else "ok"
-        table.add_row(
+        cells = [
             metric,
             _num(figures["value"]),
             f"{_num(figures['lower'])}–{_num(figures['upper'])}",
             _num(figures["threshold"]),
             state,
-        )
+        ]
+        if trend:
+            cells.append(_trend_cell(trend.get(metric)))
+        table.add_row(*cells)
     return Group(caption, table)
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float | None], low: float, high: float) -> str:
+    """One character per value, scaled between low and high; a gap where there is none."""
+    span = (high - low) or 1.0
+    return "".join(
+        " " if v is None else SPARKS[min(len(SPARKS) - 1, int((v - low) / span * len(SPARKS)))]
+        for v in values
+    )
+
+
+def _trend_cell(trend: dict[str, list[float | None]] | None) -> Text:
+    """The newest complete chunks: estimated (blue) over realized where known (green),
+    on one scale, so a gap between the two lines reads as concept drift."""
+    if not trend:
+        return Text("")
+    known = [v for v in (*trend["estimated"], *trend["realized"]) if v is not None]
+    low, high = min(known), max(known)
+    cell = Text(sparkline(trend["estimated"], low, high), style="blue")
+    if any(v is not None for v in trend["realized"]):
+        cell.append("\n" + sparkline(trend["realized"], low, high), style="green")
+    return cell
 
 
 def _realized_table(realized: dict[str, Any]) -> RenderableType:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 from perfwatch.store import reads
 
 METRIC_KINDS = ("performance", "concept_drift")  # alerts whose subject is a metric
+TREND_CHUNKS = 14  # complete chunks in the sparklines of `status`
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -60,9 +61,11 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
         "feature_drift": None,
         "quarantined": [],
         "retrain": {"state": "not_available", "count": 0, "last": None},
+        "trend": {},
     }
     if model_id is None:
         return status
+    status["trend"] = _trend(reads.recent_trend(connection, model_id, TREND_CHUNKS))
     numbers, status["champion_version"] = reads.versions(connection, model_id)
     cycle = reads.last_cycle(connection, model_id)
     if cycle is not None:
@@ -130,6 +133,21 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
         for b in reads.quarantined(connection, model_id)
     ]
     return status
+
+
+def _trend(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float | None]]]:
+    """Per metric, the newest complete chunks' `estimated` and `realized` values, oldest
+    first (the newest version's estimate where several estimated a chunk)."""
+    per_chunk: dict[str, dict[Any, dict[str, Any]]] = {}
+    for row in rows:  # ordered by chunk, then version: the newest version wins
+        per_chunk.setdefault(row["metric"], {})[row["chunk_start"]] = row
+    return {
+        metric: {
+            "estimated": [r["value"] for r in chunks.values()],
+            "realized": [r["realized"] for r in chunks.values()],
+        }
+        for metric, chunks in per_chunk.items()
+    }
 
 
 def _realized(rows: list[dict[str, Any]]) -> dict[str, Any] | None:

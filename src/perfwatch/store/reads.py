@@ -148,6 +148,7 @@ retrain_run = view(
     column("decision", String),
     column("trigger", String),
     column("error", Text),
+    column("data_time", UTCDateTime),
     column("started_at", UTCDateTime),
     column("finished_at", UTCDateTime),
 )
@@ -282,6 +283,41 @@ def estimate_history(connection: Connection, model_id: int, metric: str | None =
         chunk_estimate.c.chunk_start, chunk_estimate.c.version_id, chunk_estimate.c.metric
     )
     return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def recent_trend(connection: Connection, model_id: int, chunks: int) -> list[Row]:
+    """Estimated and realized values of the newest complete chunks, oldest first (for the
+    sparklines of `status`); per chunk and metric the newest version's estimate."""
+    starts = (
+        select(chunk_estimate.c.chunk_start)
+        .where(chunk_estimate.c.model_id == model_id, chunk_estimate.c.provisional.is_(False))
+        .distinct()
+        .order_by(chunk_estimate.c.chunk_start.desc())
+        .limit(chunks)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(
+            chunk_estimate.c.chunk_start,
+            chunk_estimate.c.metric,
+            chunk_estimate.c.value,
+            chunk_realized.c.value.label("realized"),
+        )
+        .select_from(
+            chunk_estimate.outerjoin(
+                chunk_realized,
+                (chunk_realized.c.model_id == chunk_estimate.c.model_id)
+                & (chunk_realized.c.chunk_start == chunk_estimate.c.chunk_start)
+                & (chunk_realized.c.metric == chunk_estimate.c.metric),
+            )
+        )
+        .where(
+            chunk_estimate.c.model_id == model_id,
+            chunk_estimate.c.chunk_start.in_(select(starts.c.chunk_start)),
+        )
+        .order_by(chunk_estimate.c.chunk_start, chunk_estimate.c.version_id)
+    ).mappings()
+    return [dict(row) for row in rows]
 
 
 def open_alerts(connection: Connection, model_id: int) -> list[Row]:
@@ -433,3 +469,47 @@ def notification_backlog(connection: Connection) -> Row:
         .limit(1)
     ).scalar()
     return {"pending": int(count), "oldest": oldest, "last_error": error}
+
+
+# -- the report: whole histories, oldest first -------------------------------------------
+
+
+def drift_history(connection: Connection, model_id: int) -> list[Row]:
+    rows = connection.execute(
+        select(
+            chunk_drift.c.chunk_start,
+            chunk_drift.c.feature,
+            chunk_drift.c.value,
+            chunk_drift.c.threshold,
+            chunk_drift.c.alert,
+            chunk_drift.c.version_id,
+        )
+        .where(chunk_drift.c.model_id == model_id)
+        .order_by(chunk_drift.c.chunk_start, chunk_drift.c.version_id)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def findings_history(connection: Connection, model_id: int) -> list[Row]:
+    """Data-quality findings per chunk and kind, summed over columns and batches."""
+    rows = connection.execute(
+        select(finding.c.chunk_start, finding.c.kind, func.sum(finding.c.count).label("count"))
+        .where(finding.c.model_id == model_id)
+        .group_by(finding.c.chunk_start, finding.c.kind)
+        .order_by(finding.c.chunk_start)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def alert_history(connection: Connection, model_id: int) -> list[Row]:
+    rows = connection.execute(
+        select(alert).where(alert.c.model_id == model_id).order_by(alert.c.id)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def retrain_history(connection: Connection, model_id: int) -> list[Row]:
+    rows = connection.execute(
+        select(retrain_run).where(retrain_run.c.model_id == model_id).order_by(retrain_run.c.id)
+    ).mappings()
+    return [dict(row) for row in rows]
