@@ -214,10 +214,16 @@ def _quarantine_table(data: ReportData) -> str:
 
 
 def _versions_table(data: ReportData) -> str:
+    """Lineage: each retrain, the version it came from and what it learnt from."""
     rows = [
         [
             _when(r["data_time"]),
+            f"v{r['parent']}" if r["parent"] else "",
             r["trigger"],
+            ""
+            if r["appended_rows"] is None
+            else f"{r['appended_rows']:,} rows, {r['batches']} batches",
+            r["gate"],
             r["decision"] or r["status"],
             f"v{r['version']}" if r["version"] else "",
             r["error"] or "",
@@ -225,10 +231,9 @@ def _versions_table(data: ReportData) -> str:
         for r in data.retrains
     ]
     champion = data.status["champion_version"]
-    title = f"Retrains (champion: v{champion})" if champion else "Retrains"
-    return _table(
-        title, ["data time", "trigger", "outcome", "version", "error"], rows, "No retrain yet."
-    )
+    title = f"Retrains and lineage (champion: v{champion})" if champion else "Retrains and lineage"
+    header = ["data time", "parent", "trigger", "appended", "gate", "outcome", "version", "error"]
+    return _table(title, header, rows, "No retrain yet.")
 
 
 def _alerts_table(data: ReportData) -> str:

@@ -6,6 +6,7 @@ that estimated the chunk (a promotion re-estimates history with the new version,
 and the page says so.
 """
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -74,11 +75,7 @@ def gather(
         drift=_live_drift([d for d in drift if recent(d["chunk_start"])]),
         findings=[f for f in findings if recent(f["chunk_start"])],
         alerts=[a for a in alerts if recent(a["chunk_start"] or a["opened_at"])],
-        retrains=[
-            r | {"version": numbers.get(r["version_id"])}
-            for r in retrains
-            if recent(r["data_time"])
-        ],
+        retrains=[_lineage(r, numbers) for r in retrains if recent(r["data_time"])],
         quarantined=quarantined,
         chunks=chunks,
         shown=len(shown),
@@ -90,6 +87,25 @@ def gather(
             " (use --since to choose where the page starts)."
         )
     return data
+
+
+def _lineage(run: dict[str, Any], numbers: dict[int, int]) -> dict[str, Any]:
+    """A retrain run with what the lineage table shows: versions by number, the rows it
+    appended, the gate's primary metric for both models."""
+    manifest, gate = json.loads(run["manifest"] or "{}"), json.loads(run["gate"] or "{}")
+    primary = gate.get("primary")
+    return run | {
+        "version": numbers.get(run["version_id"]),
+        "parent": numbers.get(run["parent_version_id"]),
+        "appended_rows": manifest.get("appended_rows"),
+        "batches": len(manifest.get("batches", [])),
+        "gate": (
+            f"{primary}: champion {gate['champion'][primary]:.3f},"
+            f" challenger {gate['challenger'][primary]:.3f}"
+            if primary and gate.get("champion") and gate.get("challenger")
+            else gate.get("reason", "")
+        ),
+    }
 
 
 def _live_estimates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
