@@ -61,65 +61,52 @@ def page(data: ReportData) -> str:
 
 def _metric_chart(go: Any, data: ReportData, metric: str) -> Any:
     rows = [r for r in data.estimates if r["metric"] == metric]
-    x = [r["chunk_start"] for r in rows]
-    figure = go.Figure()
-    figure.add_trace(
-        go.Scatter(
-            x=x, y=[r["upper"] for r in rows], line={"width": 0}, showlegend=False, hoverinfo="skip"
+    judged = [r for r in rows if r["realized"] is not None]
+
+    def line(chosen: list[dict[str, Any]], value: str, **style: Any) -> Any:
+        return go.Scatter(
+            x=[r["chunk_start"] for r in chosen], y=[r[value] for r in chosen], **style
         )
-    )
+
+    figure = go.Figure()
+    band = {"line": {"width": 0}, "hoverinfo": "skip"}
+    figure.add_trace(line(rows, "upper", showlegend=False, **band))
     figure.add_trace(
-        go.Scatter(
-            x=x,
-            y=[r["lower"] for r in rows],
+        line(
+            rows,
+            "lower",
             fill="tonexty",
-            line={"width": 0},
             fillcolor="rgba(33,150,243,0.15)",
             name="confidence band",
-            hoverinfo="skip",
+            **band,
         )
     )
+    figure.add_trace(line(rows, "estimated", name="estimated (CBPE)", line={"color": "#1565c0"}))
     figure.add_trace(
-        go.Scatter(
-            x=x,
-            y=[r["estimated"] for r in rows],
-            name="estimated (CBPE)",
-            line={"color": "#1565c0"},
-        )
+        line(rows, "threshold", name="threshold", line={"color": "#c62828", "dash": "dash"})
     )
     figure.add_trace(
-        go.Scatter(
-            x=x,
-            y=[r["threshold"] for r in rows],
-            name="threshold",
-            line={"color": "#c62828", "dash": "dash"},
-        )
-    )
-    judged = [r for r in rows if r["realized"] is not None]
-    figure.add_trace(
-        go.Scatter(
-            x=[r["chunk_start"] for r in judged],
-            y=[r["realized"] for r in judged],
+        line(
+            judged,
+            "realized",
             mode="lines+markers",
             name="realized (labels)",
             line={"color": "#2e7d32"},
         )
     )
-    alerting = [r for r in rows if r["alert"]]
     figure.add_trace(
-        go.Scatter(
-            x=[r["chunk_start"] for r in alerting],
-            y=[r["estimated"] for r in alerting],
+        line(
+            [r for r in rows if r["alert"]],
+            "estimated",
             mode="markers",
             name="alert",
             marker={"color": "#c62828", "size": 9, "symbol": "x"},
         )
     )
-    drifted = [r for r in judged if r["concept_drift"]]
     figure.add_trace(
-        go.Scatter(
-            x=[r["chunk_start"] for r in drifted],
-            y=[r["realized"] for r in drifted],
+        line(
+            [r for r in judged if r["concept_drift"]],
+            "realized",
             mode="markers",
             name="concept drift",
             marker={"color": "#6a1b9a", "size": 11, "symbol": "diamond"},

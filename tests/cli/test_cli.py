@@ -398,50 +398,6 @@ def test_run_without_once_runs_cycles_and_stops_warmly_on_sigterm(
     assert not list(ws.inbox.glob("*.parquet")), "the daemon ingested the inbox"
 
 
-def test_the_daemon_retrains_in_a_worker_process_while_cycles_go_on(
-    artifacts: Path, tmp_path: Path, sqlite_url: str
-) -> None:
-    import signal
-    import time
-
-    ws = Workspace.create(
-        tmp_path / "ws", artifacts, sqlite_url, extra='[schedule]\ninterval = "5s"'
-    )
-    fleet = production(16, scenario="covariate_shift", shift_day=4)
-    ws.drop_days(fleet)
-    ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
-    assert perfwatch("run", "--once", config=ws.config).returncode == 0  # a retrain is due
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "perfwatch", "--config", str(ws.config), "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            model = json.loads(perfwatch("status", "--json", config=ws.config).stdout)["models"][0]
-            if model["retrain"]["count"] and model["retrain"]["last"]["status"] != "running":
-                break
-            time.sleep(2)
-        else:
-            pytest.fail("the daemon ran no retrain within 180 s")
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=120) == 0
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-    assert model["retrain"]["last"]["decision"] in {"promoted", "rejected"}
-    from sqlalchemy import create_engine, text
-
-    with create_engine(sqlite_url).connect() as connection:
-        worker = connection.execute(text("SELECT pid FROM retrain_run")).scalar_one()
-        cycles = connection.execute(text("SELECT count(*) FROM cycle")).scalar_one()
-    assert worker != daemon.pid, "the retrain ran in a worker process, not in the daemon's"
-    assert cycles >= 3, "monitoring cycles went on (one by run --once, then the daemon's)"
-
-
 def test_demo_refuses_a_workspace_that_is_not_empty(tmp_path: Path) -> None:
     (tmp_path / "perfwatch.toml").write_text("# someone's deployment\n")
     result = perfwatch("demo", "--workspace", str(tmp_path))

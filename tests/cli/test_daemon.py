@@ -77,6 +77,40 @@ def serving(ws: Workspace, daemon: subprocess.Popen[str]) -> bool:
     )
 
 
+def retrain_due(artifacts: Path, tmp_path: Path, sqlite_url: str, interval: str) -> Workspace:
+    """A covariate-shifted fleet with its labels, after `run --once`: a retrain is due."""
+    ws = Workspace.create(
+        tmp_path / "ws", artifacts, sqlite_url, extra=f'[schedule]\ninterval = "{interval}"'
+    )
+    fleet = production(16, scenario="covariate_shift", shift_day=4)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0
+    assert status(ws)["models"][0]["retrain"]["state"] == "due"
+    return ws
+
+
+def retrain_status(ws: Workspace) -> str | None:
+    return (status(ws)["models"][0]["retrain"]["last"] or {}).get("status")
+
+
+def test_the_daemon_retrains_in_a_worker_process_while_cycles_go_on(
+    artifacts: Path, tmp_path: Path, sqlite_url: str
+) -> None:
+    ws = retrain_due(artifacts, tmp_path, sqlite_url, "5s")
+    with running(ws) as daemon:
+        wait_for("a retrain", lambda: retrain_status(ws) in ("finished", "failed"), timeout=180)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=120) == 0
+    model = status(ws)["models"][0]
+    assert model["retrain"]["last"]["decision"] in {"promoted", "rejected"}
+    with create_engine(sqlite_url).connect() as connection:
+        worker = connection.execute(text("SELECT pid FROM retrain_run")).scalar_one()
+        cycles = connection.execute(text("SELECT count(*) FROM cycle")).scalar_one()
+    assert worker != daemon.pid, "the retrain ran in a worker process, not in the daemon's"
+    assert cycles >= 3, "monitoring cycles went on (one by run --once, then the daemon's)"
+
+
 def test_one_daemon_per_store_and_status_shows_it(sqlite_workspace: Workspace) -> None:
     ws = sqlite_workspace
     ws.drop_days(production(2))
@@ -133,19 +167,10 @@ def test_a_killed_daemon_is_replaced_at_once(sqlite_workspace: Workspace) -> Non
 def test_sigterm_during_a_retrain_stops_it_cleanly_and_keeps_the_champion(
     artifacts: Path, tmp_path: Path, sqlite_url: str
 ) -> None:
-    ws = Workspace.create(
-        tmp_path / "ws", artifacts, sqlite_url, extra='[schedule]\ninterval = "2s"'
-    )
-    fleet = production(16, scenario="covariate_shift", shift_day=4)
-    ws.drop_days(fleet)
-    ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
-    assert perfwatch("run", "--once", config=ws.config).returncode == 0  # a retrain is due
+    ws = retrain_due(artifacts, tmp_path, sqlite_url, "2s")
     slow = {"PERFWATCH_FAULTS": "slow_boosting=0.2"}  # 200 rounds: 40 s, time to interrupt
     with running(ws, env=slow) as daemon:
-        wait_for(
-            "the retrain to start",
-            lambda: (status(ws)["models"][0]["retrain"]["last"] or {}).get("status") == "running",
-        )
+        wait_for("the retrain to start", lambda: retrain_status(ws) == "running")
         time.sleep(1)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=60) == 0, output(ws)[-3000:]
@@ -163,19 +188,10 @@ def test_sigterm_during_a_retrain_stops_it_cleanly_and_keeps_the_champion(
 def test_a_second_signal_stops_at_once_and_the_next_start_retries(
     artifacts: Path, tmp_path: Path, sqlite_url: str
 ) -> None:
-    ws = Workspace.create(
-        tmp_path / "ws", artifacts, sqlite_url, extra='[schedule]\ninterval = "2s"'
-    )
-    fleet = production(16, scenario="covariate_shift", shift_day=4)
-    ws.drop_days(fleet)
-    ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
-    assert perfwatch("run", "--once", config=ws.config).returncode == 0  # a retrain is due
+    ws = retrain_due(artifacts, tmp_path, sqlite_url, "2s")
     slow = {"PERFWATCH_FAULTS": "slow_boosting=2"}  # 2 s a round: a warm stop waits
     with running(ws, env=slow) as daemon:
-        wait_for(
-            "the retrain to start",
-            lambda: (status(ws)["models"][0]["retrain"]["last"] or {}).get("status") == "running",
-        )
+        wait_for("the retrain to start", lambda: retrain_status(ws) == "running")
         daemon.send_signal(signal.SIGTERM)
         time.sleep(0.5)  # two signals at once would reach Python's handler as one
         daemon.send_signal(signal.SIGTERM)
