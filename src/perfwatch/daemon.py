@@ -57,14 +57,12 @@ class Daemon:
 
         started = datetime.now(UTC)
         try:
-            report = run_cycle(self.engine, self.settings, model)
+            run_cycle(self.engine, self.settings, model)  # logs and records its failures
         except Exception as exc:  # the store itself is unreachable: retried next tick
             error = _describe(exc, self.settings.store)
             log.error("%s: cycle could not run: %s", model.name, error)
             self.unrecorded.append((model.name, started, error))
             return
-        if report.status == "failed":
-            log.error("%s: cycle failed: %s", model.name, report.error)
         while self.unrecorded:
             name, when, error = self.unrecorded[0]
             record_failed_cycle(self.engine, self.settings.model(name), when, error)

@@ -333,6 +333,9 @@ def test_demo_shows_the_drop_the_alert_and_the_quarantine(tmp_path: Path) -> Non
     result = perfwatch("demo", "--workspace", str(tmp_path / "demo"), "--days", "14")
     assert result.returncode == 0, result.stderr
     assert "ALERT" in result.stdout and "quarantined" in result.stdout
+    page = tmp_path / "demo" / "report.html"
+    assert f"report: {page}" in result.stdout.replace("\n", "")
+    assert 'data-charts="6"' in page.read_text(), "3 metrics, coverage, drift, data quality"
     config = tmp_path / "demo" / "perfwatch.toml"
     model = json.loads(perfwatch("status", "--json", config=config).stdout)["models"][0]
     assert model["alerts"], "covariate shift makes the estimate alert"

@@ -1,6 +1,7 @@
 """Faults the daemon must ride out: the store going away during a run, a full disk."""
 
 import errno
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,3 +70,28 @@ def test_a_full_disk_fails_the_cycle_cleanly_and_leaves_the_inbox(
     again = run_cycle(engine, settings, settings.models[0])
     assert again.status == "ok" and again.rows == 2 * 800
     assert not list(ws.inbox.glob("*.parquet"))
+
+
+def test_a_failing_model_does_not_hold_up_the_others(
+    tmp_path: Path, artifacts: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = (
+        '[[models]]\nname = "broken"\ntarget = "failure"\nfeatures = ["torque"]\n'
+        'inbox = "inbox-broken"\ninitial_model = "artifacts/missing.joblib"\n'
+        'reference = "artifacts/reference.parquet"\n'
+    )
+    ws = Workspace.create(tmp_path / "ws", artifacts, sqlite_url, extra=broken)
+    ws.drop_days(production(1))
+    engine, settings = ws.engine(), ws.settings()
+    daemon = Daemon(engine, settings, ws.config, "text", ["broken", "press"], lease.acquire(engine))
+    for model in settings.models:  # the scheduler runs each model's job on its own
+        daemon.cycle(model)
+    with engine.connect() as connection:
+        cycles = dict(
+            connection.execute(
+                text("SELECT m.name, c.status FROM cycle c JOIN model m ON m.id = c.model_id")
+            ).all()
+        )
+    assert cycles == {"broken": "failed", "press": "ok"}
+    [failure] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failure.startswith("broken: cycle failed: model file") and "missing.joblib" in failure

@@ -1,11 +1,15 @@
 """The report's content, from a real store: what it charts, its headline, its window."""
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
 
 from perfwatch.errors import PerfwatchError
 from perfwatch.report_page import page
 from perfwatch.services import report
 from perfwatch.services.monitor import run_all
+from perfwatch.store import db
 from tests.workspace import Workspace, production
 
 KNOWN = {"press": ["roc_auc", "f1", "recall"]}
@@ -65,15 +69,62 @@ def test_an_unknown_model_is_named_with_the_known_ones(sqlite_workspace: Workspa
     assert error.value.hint == "the config declares: press"
 
 
-def test_a_long_history_is_windowed_and_the_page_says_so(
-    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    shifted(sqlite_workspace)
-    monkeypatch.setattr(report, "MAX_CHUNKS", 5)
-    data = report.gather(sqlite_workspace.engine(), "press", KNOWN, None)
-    assert data.shown == 5 and data.chunks == 12
-    assert len({r["chunk_start"] for r in data.estimates}) == 5
-    assert "Showing the newest 5 of 12 chunks" in page(data)
+def test_thousands_of_chunks_are_windowed_and_the_page_says_so(sqlite_url: str) -> None:
+    engine = db.open_engine(sqlite_url)
+    db.migrate(engine)
+    _estimates(engine, "press", days=3000)
+    data = report.gather(engine, "press", KNOWN, None)
+    assert data.chunks == 3000 and data.shown == report.MAX_CHUNKS == 730
+    starts = sorted({r["chunk_start"] for r in data.estimates})
+    assert len(starts) == 730 and starts[-1] == data.status["latest_estimate"]["chunk_start"]
+    html = page(data)
+    assert "Showing the newest 730 of 3,000 chunks" in html
+    since = report.gather(engine, "press", KNOWN, datetime(2030, 1, 1, tzinfo=UTC))
+    assert since.shown == len({r["chunk_start"] for r in since.estimates}) < 730
+    assert min(r["chunk_start"] for r in since.estimates).startswith("2030-01-01")
+
+
+def _estimates(engine: Any, name: str, *, days: int) -> None:
+    """A long history of daily roc_auc estimates, written straight into the store."""
+    from perfwatch.store import queries
+    from perfwatch.store.tables import ChunkEstimate, ModelVersion
+
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+    with db.transaction(engine) as session:
+        model = queries.get_or_create_model(session=session, name=name)
+        version = ModelVersion(
+            model_id=model.id,
+            version=1,
+            status="champion",
+            source="test",
+            artifact_path="-",
+            artifact_sha256="-",
+            reference_path="-",
+            reference_sha256="-",
+            estimator_path="-",
+            estimator_sha256="-",
+            contract="[]",
+        )
+        session.add(version)
+        session.flush()
+        session.add_all(
+            ChunkEstimate(
+                model_id=model.id,
+                version_id=version.id,
+                metric="roc_auc",
+                chunk_start=start + timedelta(days=d),
+                chunk_end=start + timedelta(days=d + 1),
+                value=0.9,
+                lower=0.88,
+                upper=0.92,
+                sampling_error=0.01,
+                threshold=0.85,
+                alert=False,
+                provisional=False,
+                rows=5000,
+            )
+            for d in range(days)
+        )
 
 
 def test_retrains_are_marked_and_their_lineage_tabled(sqlite_workspace: Workspace) -> None:
