@@ -149,3 +149,31 @@ def test_retrains_are_marked_and_their_lineage_tabled(sqlite_workspace: Workspac
     html = page(data)
     assert f"retrain {run.decision}" in html, "a marker on the metric charts"
     assert f"{manifest['appended_rows']:,} rows, {len(manifest['batches'])} batches" in html
+
+
+@pytest.mark.parametrize(
+    ("cycle", "alerts", "retrain", "expected"),
+    [
+        (None, [], {}, "No cycle has run yet"),
+        ({"status": "failed", "error": "disk full"}, [], {}, "The last cycle failed: disk full."),
+        ({"status": "ok"}, [], {"state": "healthy"}, "Nothing needs attention"),
+        (
+            {"status": "ok"},
+            [{"kind": "feature_drift", "subject": "tool_wear"}],
+            {"state": "healthy"},
+            "Performance holds, but inputs need a look (feature drift: tool_wear).",
+        ),
+        (
+            {"status": "ok"},
+            [{"kind": "performance", "subject": "roc_auc"}],
+            {"state": "waiting_for_labels", "reason": "600 more labeled rows"},
+            "Estimated roc_auc under threshold: the model is probably degraded now, before"
+            " labels confirm it; retrain: waiting for labels (600 more labeled rows).",
+        ),
+    ],
+)
+def test_the_headline_says_what_needs_attention(
+    cycle: Any, alerts: list[Any], retrain: Any, expected: str
+) -> None:
+    said = report.headline({"last_cycle": cycle, "alerts": alerts, "retrain": retrain})
+    assert said.startswith(expected)

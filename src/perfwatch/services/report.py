@@ -126,7 +126,7 @@ def _live_drift(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def headline(status: dict[str, Any]) -> str:
-    """One sentence: what needs attention now."""
+    """One sentence: what needs attention now (the retrain state after a semicolon)."""
     cycle = status["last_cycle"]
     if cycle is None:
         return "No cycle has run yet: drop batch files into the inbox and run `perfwatch run`."
@@ -134,7 +134,7 @@ def headline(status: dict[str, Any]) -> str:
         return f"The last cycle failed: {cycle['error']}."
     retrain = status["retrain"]
     waiting = (
-        f" Retrain: {retrain['state'].replace('_', ' ')}, {retrain['reason']}."
+        f"; retrain: {retrain['state'].replace('_', ' ')} ({retrain['reason']})"
         if retrain.get("reason") and retrain["state"] not in ("healthy", "disabled")
         else ""
     )
@@ -144,14 +144,14 @@ def headline(status: dict[str, Any]) -> str:
     if "performance" in by_kind:
         return (
             f"Estimated {', '.join(by_kind['performance'])} under threshold: the model is"
-            f" probably degraded now, before labels confirm it.{waiting}"
+            f" probably degraded now, before labels confirm it{waiting}."
         )
     if "concept_drift" in by_kind:
         return (
             f"Concept drift on {', '.join(by_kind['concept_drift'])}: realized performance"
-            f" has left the estimate's band.{waiting}"
+            f" has left the estimate's band{waiting}."
         )
     if by_kind:
         listed = "; ".join(f"{k.replace('_', ' ')}: {', '.join(v)}" for k, v in by_kind.items())
-        return f"Performance holds, but inputs need a look ({listed}).{waiting}"
+        return f"Performance holds, but inputs need a look ({listed}){waiting}."
     return "Nothing needs attention: every estimate is within its threshold and no alert is open."
