@@ -69,7 +69,7 @@ def _metric_chart(go: Any, data: ReportData, metric: str) -> Any:
         )
 
     figure = go.Figure()
-    band = {"line": {"width": 0}, "hoverinfo": "skip"}
+    band = {"mode": "lines", "line": {"width": 0}, "hoverinfo": "skip"}
     figure.add_trace(line(rows, "upper", showlegend=False, **band))
     figure.add_trace(
         line(
@@ -81,9 +81,17 @@ def _metric_chart(go: Any, data: ReportData, metric: str) -> Any:
             **band,
         )
     )
-    figure.add_trace(line(rows, "estimated", name="estimated (CBPE)", line={"color": "#1565c0"}))
     figure.add_trace(
-        line(rows, "threshold", name="threshold", line={"color": "#c62828", "dash": "dash"})
+        line(rows, "estimated", mode="lines", name="estimated (CBPE)", line={"color": "#1565c0"})
+    )
+    figure.add_trace(
+        line(
+            rows,
+            "threshold",
+            mode="lines",
+            name="threshold",
+            line={"color": "#c62828", "dash": "dash"},
+        )
     )
     figure.add_trace(
         line(
