@@ -120,3 +120,20 @@ class Workspace:
             self.drop(rows, f"{day:%Y-%m-%d}.{fmt}")
             for day, rows in frame.groupby(frame.timestamp.dt.date)
         ]
+
+
+def placeholder_version(model_id: int | None) -> Any:
+    """A champion version row with no files behind it: for tests that write figures
+    straight into the store."""
+    from perfwatch.store.tables import ModelVersion
+
+    paths = ("artifact", "reference", "estimator")
+    return ModelVersion(
+        model_id=model_id,
+        version=1,
+        status="champion",
+        source="test",
+        contract="[]",
+        **{f"{p}_path": "-" for p in paths},
+        **{f"{p}_sha256": "-" for p in paths},
+    )

@@ -10,7 +10,7 @@ from perfwatch.report_page import page
 from perfwatch.services import report
 from perfwatch.services.monitor import run_all
 from perfwatch.store import db
-from tests.workspace import Workspace, production
+from tests.workspace import Workspace, placeholder_version, production
 
 KNOWN = {"press": ["roc_auc", "f1", "recall"]}
 
@@ -87,24 +87,12 @@ def test_thousands_of_chunks_are_windowed_and_the_page_says_so(sqlite_url: str) 
 def _estimates(engine: Any, name: str, *, days: int) -> None:
     """A long history of daily roc_auc estimates, written straight into the store."""
     from perfwatch.store import queries
-    from perfwatch.store.tables import ChunkEstimate, ModelVersion
+    from perfwatch.store.tables import ChunkEstimate
 
     start = datetime(2022, 1, 1, tzinfo=UTC)
     with db.transaction(engine) as session:
         model = queries.get_or_create_model(session=session, name=name)
-        version = ModelVersion(
-            model_id=model.id,
-            version=1,
-            status="champion",
-            source="test",
-            artifact_path="-",
-            artifact_sha256="-",
-            reference_path="-",
-            reference_sha256="-",
-            estimator_path="-",
-            estimator_sha256="-",
-            contract="[]",
-        )
+        version = placeholder_version(model.id)
         session.add(version)
         session.flush()
         session.add_all(

@@ -10,7 +10,8 @@ from sqlmodel import SQLModel
 
 from perfwatch.errors import StoreError
 from perfwatch.store import db, queries, reads
-from perfwatch.store.tables import ChunkEstimate, Model, ModelVersion
+from perfwatch.store.tables import ChunkEstimate, Model
+from tests.workspace import placeholder_version
 
 
 def test_upgrade_head_creates_every_table_and_models_agree(store_url: str) -> None:
@@ -83,19 +84,7 @@ def test_upserts_are_idempotent_and_times_stay_utc(store_url: str) -> None:
         model = Model(name="m")
         session.add(model)
         session.flush()
-        version = ModelVersion(
-            model_id=model.id,
-            version=1,
-            status="champion",
-            source="t",
-            artifact_path="a",
-            artifact_sha256="x",
-            reference_path="r",
-            reference_sha256="y",
-            estimator_path="e",
-            estimator_sha256="z",
-            contract="[]",
-        )
+        version = placeholder_version(model.id)
         session.add(version)
         session.flush()
         ids = (model.id, version.id)
