@@ -98,6 +98,63 @@ def test_lineage_lists_exactly_the_appended_batches(sqlite_workspace: Workspace)
     assert any(a["kind"] == "performance" for a in json.loads(run.alerts)), "the trigger's alert"
 
 
+def test_a_second_retrain_appends_no_row_twice(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    engine = ws.engine()
+    days = degraded(ws, engine)
+    first = retrain(ws, engine)
+    assert first is not None and first.decision == "promoted"
+    ws.drop_days(pd.concat(days[16:]))
+    ws.drop_labels(pd.concat(days[14:18])[["id", TARGET]], "log-2.parquet")
+    cycle(ws, engine)
+    second = retrain(ws, engine, force=True)
+    assert second is not None and second.status == "finished", second and second.error
+
+    def learnt(run: RetrainRun) -> pd.DataFrame:
+        rows = pd.read_parquet(Path(run.artifact_path).with_name("train.parquet"))
+        return rows[["id", "__chunk_start"]].dropna()
+
+    before, after = learnt(first), learnt(second)
+    assert not after.duplicated().any()
+    assert set(map(tuple, before.to_numpy())) < set(map(tuple, after.to_numpy()))
+    appended = json.loads(second.manifest)["appended_rows"]
+    assert appended == len(after) - len(before) > 0  # only rows the first had not learnt
+
+
+@pytest.mark.parametrize("room", [0, 500])
+def test_the_new_reference_is_the_newest_holdout_topped_up_to_a_bound(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch, room: int
+) -> None:
+    """Bounded, so CBPE's fit does not grow with every promotion: the newest held-out
+    rows first, then the old reference's newest rows while there is room."""
+    import perfwatch.services.retraining as retraining
+
+    ws = sqlite_workspace
+    engine = ws.engine()
+    days = degraded(ws, engine)
+    probe = retrain(ws, engine, shuffle_labels=True)  # rejected; it tells the holdout's size
+    assert probe is not None
+    held_out = json.loads(probe.manifest)["holdout"]["rows"]
+    bound = held_out - 100 if room == 0 else held_out + room
+    monkeypatch.setattr(retraining, "HOLDOUT_ROWS", bound)
+    run = retrain(ws, engine, force=True)
+    assert run is not None and run.decision == "promoted"
+    settings = ws.settings()
+    with transaction(engine) as session:
+        old, new = session.exec(select(ModelVersion).order_by(ModelVersion.version)).all()
+    old_rows = pd.read_parquet(settings.data_dir / old.reference_path)
+    new_rows = pd.read_parquet(settings.data_dir / new.reference_path)
+    assert len(new_rows) == bound
+    assert new_rows.timestamp.max() == pd.concat(days[:14]).timestamp.max()  # newest labeled
+    from_holdout = new_rows[new_rows.timestamp > old_rows.timestamp.max()]
+    assert len(from_holdout) == min(bound, held_out)
+    from_old = new_rows[new_rows.timestamp <= old_rows.timestamp.max()]
+    assert len(from_old) == room
+    if room:
+        newest_old = old_rows.nlargest(room, "timestamp").timestamp.sort_values()
+        assert from_old.timestamp.sort_values().tolist() == newest_old.tolist()
+
+
 def test_a_bad_challenger_is_rejected_and_the_champion_keeps_serving(
     sqlite_workspace: Workspace,
 ) -> None:

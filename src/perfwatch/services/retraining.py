@@ -3,12 +3,13 @@
 Training data = the champion's training set (refused if it changed on disk since
 registration) + the labeled production rows of the window, appended; when concept drift
 triggered it and `on_concept_drift = "sliding"`, the recent rows alone (the old concept
-would teach the old answers). The newest labeled chunks (`holdout` of the labeled rows)
-are held out: never trained on, they are what the gate judges both models on. A
-promotion registers the challenger with the holdout as its reference (beside the old
-reference unless the concept changed), so CBPE, the validation contract and the
-thresholds are re-fitted: every later estimate is the new version's. Every run leaves a
-`retrain_run` row: trigger, policy, the exact batches and rows, the gate's figures.
+would teach the old answers). The newest labeled chunks (`holdout` of the labeled rows,
+at most about HOLDOUT_ROWS) are held out: never trained on, they are what the gate judges
+both models on. A promotion registers the challenger with the rows the gate judged it on
+as its reference (topped up with the old reference's newest rows unless the concept changed),
+so CBPE, the validation contract and the thresholds are re-fitted: every later estimate
+is the new version's. Every run leaves a `retrain_run` row: trigger, policy, the exact
+batches and rows, the gate's figures.
 """
 
 import json
@@ -39,9 +40,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BATCH = "__batch"  # the batch content hash of an appended row
-# The newest held-out rows the gate judges on, and the newest that join the reference:
-# beyond these, more rows sharpen neither, and CBPE's fit grows with its reference.
-GATE_ROWS, REFERENCE_ROWS = 100_000, 50_000
+# The most rows held out: the gate judges on them, and a promotion makes them the new
+# reference (which is bounded to as many). Beyond this, more rows sharpen neither the
+# gate nor CBPE (they are better spent on training), while scoring them and CBPE's fit
+# (its cost is per reference chunk) grow with them.
+HOLDOUT_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,6 @@ def _train_and_judge(
     *,
     shuffle_labels: bool,
 ) -> None:
-    import pandas as pd
 
     from perfwatch.ml.training import train
 
@@ -146,8 +148,9 @@ def _train_and_judge(
     production = _labeled_production(engine, settings, model, champion.version.model_id)
     learn, holdout = _split(model, production)
     sliding = run.trigger == "concept_drift" and model.retrain.on_concept_drift == "sliding"
-    parts = [learn] if sliding else [original, learn]
-    frame = pd.concat([p[[*model.features, model.target]] for p in parts], ignore_index=True)
+    if not sliding:
+        learn = _not_learnt(model, original, learn)
+    frame = _training_frame(model, [learn] if sliding else [original, learn])
     if shuffle_labels:
         frame[model.target] = frame[model.target].sample(frac=1.0, random_state=1).to_numpy()
     folder = model_dir(settings, model.name) / "retrains" / f"run-{run.id}"
@@ -160,11 +163,12 @@ def _train_and_judge(
     artifact = _write_atomically(folder / "model.joblib", challenger)
     # kept whatever the gate decides: what this challenger learnt from, exactly
     frame.to_parquet(folder / "train.parquet", index=False)
-    gate = _gate(model, champion.model, challenger, _newest(holdout, model, GATE_ROWS))
+    models = {"champion": champion.model, "challenger": challenger}
+    judged = _scored(model, models, holdout)
+    gate = _gate(model, judged)
     if gate.champion:  # both scored: how would each do where no label has arrived yet?
-        models = {"champion": champion.model, "challenger": challenger}
         unlabeled = _unlabeled_rows(engine, settings, model, champion.version.model_id, holdout)
-        gate = replace(gate, label_free=_label_free(model, models, holdout, unlabeled))
+        gate = replace(gate, label_free=_label_free(model, models, judged, unlabeled))
     manifest = _manifest(model, champion.version, original, learn, holdout, sliding)
     with transaction(engine) as session:
         run.manifest, run.gate = json.dumps(manifest, default=str), json.dumps(asdict(gate))
@@ -176,7 +180,8 @@ def _train_and_judge(
         _finish(engine, run, status="finished", decision="rejected")
         log.warning("%s: challenger rejected: %s", model.name, gate.reason)
         return
-    version = _register(settings, engine, model, champion, artifact, holdout, sliding, gate)
+    reference = _reference(model, champion, judged["challenger"], sliding)
+    version = _register(settings, engine, model, artifact, reference, gate)
     _finish(engine, run, status="finished", decision=gate.decision, version_id=version.id)
 
 
@@ -192,6 +197,36 @@ def _training_set(version: Any) -> "pd.DataFrame":
     path = Path(version.training_path)
     verify(path, version.training_sha256, "training data")
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def _training_frame(model: ModelSettings, parts: list["pd.DataFrame"]) -> "pd.DataFrame":
+    """Features and target, and for each production row its id and chunk: a retrained
+    version's training set says which rows it appended, so the next retrain (whose window
+    still holds them) does not append them twice."""
+    import pandas as pd
+
+    columns, key = [*model.features, model.target], [model.id_column, CHUNK_COLUMN]
+    frame = pd.concat(
+        [p[columns + key] if set(key) <= set(p.columns) else p[columns] for p in parts],
+        ignore_index=True,
+    )
+    if CHUNK_COLUMN in frame.columns:
+        frame[CHUNK_COLUMN] = frame[CHUNK_COLUMN].astype("Int64")  # original rows: none
+    return frame
+
+
+def _not_learnt(
+    model: ModelSettings, training: "pd.DataFrame", learn: "pd.DataFrame"
+) -> "pd.DataFrame":
+    """The window's rows the training set does not hold already."""
+    key = [model.id_column, CHUNK_COLUMN]
+    if not set(key) <= set(training.columns):
+        return learn  # an external training set: it holds no stored production row
+    learnt = training[key].dropna().drop_duplicates().astype({CHUNK_COLUMN: "int64"})
+    if learnt.empty:
+        return learn
+    seen = learn[key].merge(learnt.assign(__learnt=True), on=key, how="left")["__learnt"]
+    return learn[seen.isna().to_numpy()]
 
 
 def _labeled_production(
@@ -218,9 +253,10 @@ def _labeled_production(
 
 
 def _split(model: ModelSettings, labeled: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """Hold out the newest chunks that hold `holdout` of the labeled rows (at least one)."""
+    """Hold out the newest chunks that hold `holdout` of the labeled rows, at most about
+    HOLDOUT_ROWS (at least one chunk): the rest is learnt from."""
     per_chunk = labeled.groupby(CHUNK_COLUMN).size().sort_index(ascending=False)
-    wanted = model.retrain.holdout * len(labeled)
+    wanted = min(model.retrain.holdout * len(labeled), HOLDOUT_ROWS)
     newest, held = [], 0
     for start, count in per_chunk.items():
         if held >= wanted:
@@ -236,28 +272,44 @@ def _split(model: ModelSettings, labeled: "pd.DataFrame") -> tuple["pd.DataFrame
     return labeled[~in_holdout], labeled[in_holdout]
 
 
-def _gate(model: ModelSettings, champion: Any, challenger: Any, holdout: "pd.DataFrame") -> Gate:
+def _scored(
+    model: ModelSettings, models: dict[str, Any], holdout: "pd.DataFrame"
+) -> dict[str, "pd.DataFrame"]:
+    """The newest HOLDOUT_ROWS held-out rows, scored by each model (score and prediction)."""
+    from perfwatch.ml.model import predict, score
+
+    rows = _newest(holdout, model, HOLDOUT_ROWS)
+    scored = {}
+    for name, classifier in models.items():
+        scores = score(classifier, rows[model.features])
+        scored[name] = rows.assign(
+            **{model.score_column: scores, model.prediction_column: predict(scores)}
+        )
+    return scored
+
+
+def _gate(model: ModelSettings, judged: dict[str, "pd.DataFrame"]) -> Gate:
     """Both models on the held-out rows: promote only if the challenger wins the primary
     metric by `min_gain` and loses no other by more than `max_loss`."""
     import numpy as np
 
     from perfwatch.ml.concept import expected_metrics
-    from perfwatch.ml.model import predict, score
 
-    labels = holdout[model.target].to_numpy(dtype=float)
     figures = {}
-    for name, classifier in (("champion", champion), ("challenger", challenger)):
-        scores = score(classifier, holdout[model.features])
+    for name, rows in judged.items():
+        scores = rows[model.score_column].to_numpy(dtype=float)
         if np.isnan(scores).any():
             return Gate(model.metrics[0], {}, {}, "rejected", f"the {name} predicted NaN")
-        figures[name] = expected_metrics(scores, predict(scores), labels, model.metrics)
+        labels = rows[model.target].to_numpy(dtype=float)
+        predictions = rows[model.prediction_column].to_numpy()
+        figures[name] = expected_metrics(scores, predictions, labels, model.metrics)
     return _verdict(model, figures["champion"], figures["challenger"])
 
 
 def _unlabeled_rows(
     engine: Engine, settings: Settings, model: ModelSettings, model_id: int, holdout: "pd.DataFrame"
 ) -> "pd.DataFrame":
-    """The newest rows after the last labeled chunk (at most REFERENCE_ROWS)."""
+    """The newest rows after the last labeled chunk (at most HOLDOUT_ROWS)."""
     from perfwatch.services.ingestion import moment, read_stored
 
     after = moment(int(holdout[CHUNK_COLUMN].max()))
@@ -272,15 +324,18 @@ def _unlabeled_rows(
         return holdout.iloc[:0]
     columns = [model.timestamp_column, *model.features]
     rows = read_stored(batches, columns, {chunk_ns(s) for s in starts}, settings.data_dir)
-    return _newest(rows, model, REFERENCE_ROWS)
+    return _newest(rows, model, HOLDOUT_ROWS)
 
 
 def _label_free(
-    model: ModelSettings, models: dict[str, Any], holdout: "pd.DataFrame", unlabeled: "pd.DataFrame"
+    model: ModelSettings,
+    models: dict[str, Any],
+    judged: dict[str, "pd.DataFrame"],
+    unlabeled: "pd.DataFrame",
 ) -> dict[str, Any]:
-    """CBPE fitted for each model on the held-out rows as its reference, estimating the
-    newest unlabeled chunks: a comparison the labels cannot make yet. Recorded beside the
-    gate's figures; the labeled holdout decides."""
+    """CBPE fitted for each model on the newest held-out rows (as it scored them) as its
+    reference, estimating the newest unlabeled chunks: a comparison the labels cannot
+    make yet. Recorded beside the gate's figures; the labeled holdout decides."""
     from perfwatch.errors import EstimationError
     from perfwatch.ml import cbpe
     from perfwatch.ml.model import predict, score
@@ -288,26 +343,21 @@ def _label_free(
 
     if unlabeled.empty:
         return {"chunks": 0}
-    reference = _newest(holdout, model, REFERENCE_ROWS)
     figures: dict[str, Any] = {"chunks": int(unlabeled[CHUNK_COLUMN].nunique())}
     for name, classifier in models.items():
-        scored = []
-        for rows in (reference, unlabeled):
-            scores = score(classifier, rows[model.features])
-            scored.append(
-                rows.assign(
-                    **{model.score_column: scores, model.prediction_column: predict(scores)}
-                )
-            )
+        scores = score(classifier, unlabeled[model.features])
+        rows = unlabeled.assign(
+            **{model.score_column: scores, model.prediction_column: predict(scores)}
+        )
         try:
             estimator, _ = cbpe.fit(
-                scored[0],
+                judged[name],
                 columns=cbpe_columns(model),
                 metrics=model.metrics,
                 period=model.chunk_period,
             )
             estimates = cbpe.estimate(
-                estimator, scored[1], columns=cbpe_columns(model), metrics=model.metrics
+                estimator, rows, columns=cbpe_columns(model), metrics=model.metrics
             )
         except EstimationError as exc:
             return figures | {"error": exc.message}
@@ -380,26 +430,37 @@ def _span(rows: "pd.DataFrame", model: ModelSettings) -> dict[str, str | None]:
     }
 
 
+def _reference(
+    model: ModelSettings, champion: Any, judged: "pd.DataFrame", sliding: bool
+) -> "pd.DataFrame":
+    """The new reference: the rows the gate judged (scored by the challenger), topped up
+    to HOLDOUT_ROWS with the old reference's newest rows unless the concept changed (the
+    old rows would teach CBPE the old answers). Bounded, so that CBPE's fit does not grow
+    with every promotion; the newest rows first, as they show production as it is now."""
+    import pandas as pd
+
+    columns = [model.timestamp_column, *model.features, model.target]
+    scored = [*columns, model.score_column, model.prediction_column]
+    reference = judged[scored]
+    room = HOLDOUT_ROWS - len(reference)
+    if sliding or room <= 0:
+        return reference
+    earlier = _newest(champion.reference_rows[columns], model, room)
+    return pd.concat([earlier, reference], ignore_index=True)  # unscored: registering scores them
+
+
 def _register(
     settings: Settings,
     engine: Engine,
     model: ModelSettings,
-    champion: Any,
     artifact: Path,
-    holdout: "pd.DataFrame",
-    sliding: bool,
+    reference: "pd.DataFrame",
     gate: Gate,
 ) -> Any:
-    """Register the challenger: the holdout (beside the old reference unless the concept
-    changed) becomes its reference, the data it learnt from its training set."""
-    import pandas as pd
-
+    """Register the challenger with its new reference, the data it learnt from as its
+    training set."""
     folder = artifact.parent
-    reference = _newest(holdout, model, REFERENCE_ROWS)
-    if not sliding:
-        reference = pd.concat([champion.reference_rows, reference], ignore_index=True)
-    columns = [model.timestamp_column, *model.features, model.target]
-    reference[columns].to_parquet(folder / "reference.parquet", index=False)
+    reference.to_parquet(folder / "reference.parquet", index=False)
     return register_version(
         engine,
         settings,
