@@ -114,6 +114,8 @@ interval = "1s"
 [models.retrain]
 cooldown = "30D"
 min_labeled_rows = 1000
+min_gain = -1.0  # the promotion path is what gets killed: taken whatever the figures
+max_loss = 1.0
 """
 
 

@@ -48,6 +48,20 @@ def test_covariate_shift_moves_tool_wear_up_after_the_shift_day_only() -> None:
     assert high(shifted[~before]) > 2 * high(stable[~before])
 
 
+def test_a_heat_wave_warms_air_and_process_after_the_shift_day_only() -> None:
+    stable, hot = fleet(), fleet("heat_wave")
+    before = hot.timestamp < pd.Timestamp(START) + pd.Timedelta(days=10)
+    pd.testing.assert_frame_equal(stable[before], hot[before])
+    ramped = hot.timestamp >= pd.Timestamp(START) + pd.Timedelta(days=14)
+    warmer = (
+        hot[ramped][["air_temp", "process_temp"]].mean()
+        - stable[ramped][["air_temp", "process_temp"]].mean()
+    )
+    assert 9.5 < warmer["air_temp"] < 10.5
+    assert 0.3 < warmer["air_temp"] - warmer["process_temp"] < 0.7  # the cooling holds
+    assert (hot[ramped][TARGET].mean()) > stable[ramped][TARGET].mean()  # more heat failures
+
+
 def test_dirty_days_drop_broken_and_soft_defective_files(tmp_path: Path) -> None:
     rows = fleet(days=1)
     day = START.date()

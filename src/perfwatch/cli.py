@@ -466,7 +466,8 @@ def demo(
         ),
     ] = None,
     scenario: Annotated[
-        str, typer.Option(help="stable | covariate_shift | concept_drift | seasons | dirty")
+        str,
+        typer.Option(help="stable | covariate_shift | heat_wave | concept_drift | seasons | dirty"),
     ] = "covariate_shift",
     days: Annotated[int, typer.Option(help="Days of production to replay.", min=8)] = 35,
     seed: Annotated[int, typer.Option(help="Seed of the simulated fleet.")] = 7,

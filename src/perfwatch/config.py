@@ -55,7 +55,7 @@ class RetrainSettings(_Strict):
     window: str = "90D"
     min_gain: float = 0.0
     max_loss: float = Field(default=0.02, ge=0)
-    holdout: float = Field(default=0.3, gt=0, lt=1)
+    holdout: float = Field(default=0.1, gt=0, lt=1)
     on_concept_drift: str = Field(default="sliding", pattern="^(sliding|append)$")
     auto_promote: bool = True
 

@@ -15,6 +15,7 @@ def situation(**changes: object) -> Situation:
         "concept_drift": [],
         "labeled_rows": 5000,
         "degraded_labeled_rows": 2000,
+        "drifted_labeled_rows": 1500,
         "last_retrain": None,
         "running": False,
     }
@@ -50,10 +51,17 @@ def test_waits_for_labels_of_the_degraded_chunks_and_says_how_many() -> None:
     assert decide(POLICY, before_the_shift).state == "waiting_for_labels"
 
 
-def test_concept_drift_counts_the_window_s_labels() -> None:
-    drifted = situation(estimates=[], concept_drift=["roc_auc"], labeled_rows=400)
-    assert "400 of 1,000 in the window" in decide(POLICY, drifted).reason
+def test_concept_drift_waits_for_labels_of_the_chunks_out_of_the_band() -> None:
+    early = situation(estimates=[], concept_drift=["roc_auc"], drifted_labeled_rows=400)
+    decision = decide(POLICY, early)
+    assert decision.state == "waiting_for_labels" and decision.trigger == "concept_drift"
+    assert "400 of 1,000 of the chunks out of the band" in decision.reason
     assert decide(POLICY, situation(estimates=[], concept_drift=["f1"])).retrain
+
+
+def test_a_forced_retrain_counts_the_window_s_labels() -> None:
+    quiet = situation(estimates=[], labeled_rows=400, drifted_labeled_rows=0)
+    assert "400 of 1,000 in the window" in decide(POLICY, quiet, force=True).reason
 
 
 def test_cooldown_runs_on_data_time() -> None:

@@ -74,6 +74,29 @@ def test_enough_labels_make_a_retrain_due_and_the_manifest_names_the_batches(
     assert manifest.training_sha256 is not None
 
 
+def test_concept_drift_waits_for_labels_of_the_changed_chunks(
+    artifacts: Any, tmp_path: Any, sqlite_url: str
+) -> None:
+    """The verdict alerts at once; the retrain waits until the changed world has
+    `min_labeled_rows` labeled rows of its own to learn from."""
+    extra = "[models.retrain]\nmin_labeled_rows = 5000"
+    ws = Workspace.create(tmp_path / "ws", artifacts, sqlite_url, extra=extra)
+    engine = ws.engine()
+    fleet = production(14, scenario="concept_drift", shift_day=4, runs_per_day=2_000)
+    ws.drop_days(fleet)
+    cycle(ws, engine)
+    states = []
+    for day, rows in fleet.groupby(fleet.timestamp.dt.date):
+        ws.drop_labels(rows[["id", TARGET]], f"labels-{day}.parquet")
+        report = cycle(ws, engine)
+        states.append((report.retrain.state, report.retrain.trigger, report.retrain.reason))
+    drifted = [s for s in states if s[1] == "concept_drift"]
+    waiting, due = drifted[0], next(s for s in drifted if s[0] == "due")
+    assert waiting[0] == "waiting_for_labels", states
+    assert "of the chunks out of the band" in waiting[2]
+    assert drifted.index(due) >= 1, "due only once more changed chunks were labeled"
+
+
 def test_a_stable_fleet_needs_no_retrain(sqlite_workspace: Workspace) -> None:
     ws = sqlite_workspace
     engine = ws.engine()

@@ -33,6 +33,7 @@ class Situation:
     concept_drift: Sequence[str]  # metrics with a confirmed verdict on the newest judged chunk
     labeled_rows: int  # labeled production rows within the retrain window
     degraded_labeled_rows: int  # of them, in chunks whose estimate was under its threshold
+    drifted_labeled_rows: int  # of them, in chunks whose realized was out of the band
     last_retrain: datetime | None  # data time of the last retrain started
     running: bool  # a retrain of this model is in progress
 
@@ -82,12 +83,14 @@ def decide(policy: RetrainPolicy, situation: Situation, *, force: bool = False) 
                 trigger,
                 f"{why}; cooling down until {ready:%Y-%m-%d %H:%M} (data time)",
             )
-    # a shift is learnt from labels of the shifted chunks, not from those before it
-    shifted = trigger == "estimate"
-    have = situation.degraded_labeled_rows if shifted else situation.labeled_rows
+    # a change is learnt from labels of the chunks it changed, not from those before it:
+    # retraining on the first day of a new world teaches the model too little of it
+    have, where = {
+        "estimate": (situation.degraded_labeled_rows, "of the degraded chunks"),
+        "concept_drift": (situation.drifted_labeled_rows, "of the chunks out of the band"),
+    }.get(trigger or "", (situation.labeled_rows, "in the window"))
     missing = policy.min_labeled_rows - have
     if missing > 0:
-        where = "of the degraded chunks" if shifted else "in the window"
         return Decision(
             "waiting_for_labels",
             trigger,

@@ -42,6 +42,9 @@ labels_inbox = "labels/{model}"
 initial_model = "models/{model}.joblib"
 reference = "data/reference.parquet"
 training_data = "data/train.parquet"
+
+[models.retrain]
+min_labeled_rows = 8000  # 4 days of this fleet's runs: a retrain learns the change itself
 """
 
 
@@ -111,7 +114,8 @@ def run_demo(
     from perfwatch.simulate.files import drop_day, drop_labels
     from perfwatch.simulate.fleet import simulate_days
 
-    logging.getLogger("perfwatch").setLevel(logging.ERROR)  # each day's line tells the story
+    for name in ("perfwatch", "nannyml"):  # each day's line tells the story
+        logging.getLogger(name).setLevel(logging.ERROR)
     folder = workspace or Path(tempfile.mkdtemp(prefix="perfwatch-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     config = prepare_workspace(folder, seed=seed)

@@ -55,7 +55,10 @@ def situation(session: Session, model: ModelSettings, model_id: int) -> Situatio
         concept_drift=sorted(r.metric for r in newest_judged if r.concept_drift),
         labeled_rows=queries.labeled_since(session=session, model_id=model_id, since=since),
         degraded_labeled_rows=queries.labeled_since(
-            session=session, model_id=model_id, since=since, alerting=True
+            session=session, model_id=model_id, since=since, only="alerting"
+        ),
+        drifted_labeled_rows=queries.labeled_since(
+            session=session, model_id=model_id, since=since, only="out_of_band"
         ),
         last_retrain=last.data_time if last is not None else None,
         running=queries.running_retrain(session=session, model_id=model_id) is not None,

@@ -492,20 +492,26 @@ def latest_decision(*, session: Session, model_id: int) -> RetrainDecision | Non
 
 
 def labeled_since(
-    *, session: Session, model_id: int, since: datetime, alerting: bool = False
+    *, session: Session, model_id: int, since: datetime, only: str | None = None
 ) -> int:
-    """Labeled production rows in the chunks since a start (`alerting`: only in complete
-    chunks whose estimate was under its threshold)."""
+    """Labeled production rows in the chunks since a start; `only="alerting"`: in complete
+    chunks whose estimate was under its threshold; `only="out_of_band"`: in chunks whose
+    realized value fell out of the estimate's band."""
     query = select(func.sum(ChunkLabels.labeled)).where(
         ChunkLabels.model_id == model_id, ChunkLabels.chunk_start >= since
     )
-    if alerting:
+    if only == "alerting":
         degraded = select(ChunkEstimate.chunk_start).where(
             ChunkEstimate.model_id == model_id,
             col(ChunkEstimate.alert).is_(True),
             col(ChunkEstimate.provisional).is_(False),
         )
         query = query.where(col(ChunkLabels.chunk_start).in_(degraded))
+    elif only == "out_of_band":
+        drifted = select(ChunkRealized.chunk_start).where(
+            ChunkRealized.model_id == model_id, col(ChunkRealized.out_of_band).is_(True)
+        )
+        query = query.where(col(ChunkLabels.chunk_start).in_(drifted))
     return int(session.exec(query).one() or 0)
 
 
