@@ -276,26 +276,40 @@ def retrain_plan(model: str, plan: dict[str, Any]) -> RenderableType:
     training = plan["training_data"]
     lines.append(
         Text(
-            f"training set: {training['path'] or 'none registered'}"
+            ("not used (concept drift: the window's rows alone) · " if plan["sliding"] else "")
+            + f"training set: {training['path'] or 'none registered'}"
             + (f" (sha256 {training['sha256'][:12]}…)" if training["sha256"] else "")
         )
     )
     window = plan["window"]
+    learnt = plan["learnt_before"]
     lines.append(
         Text(
             f"appended: {plan['appended_rows']:,} labeled production rows from"
             f" {_day(window['start'])} to {_day(window['end'])}, {len(plan['batches'])} batch(es)"
+            + (f"; {learnt:,} others are in the training set already" if learnt else "")
         )
     )
+    holdout = plan["holdout"]
+    lines.append(
+        Text(
+            f"held out for the gate: the newest {holdout['chunks']} chunk(s),"
+            f" {holdout['rows']:,} labeled rows"
+        )
+    )
+    if plan["problem"]:
+        lines.append(Text(f"a retrain would fail now: {plan['problem']}", style="bold red"))
     if plan["batches"]:
         table = Table(expand=False)
-        for column in ("batch file", "content hash", "labeled rows", "data from", "to"):
+        columns = ("batch file", "content hash", "labeled rows", "appended", "data from", "to")
+        for column in columns:
             table.add_column(column)
         for batch in plan["batches"]:
             table.add_row(
                 batch["file"],
                 batch["content_hash"][:12] + "…",
                 f"{batch['labeled_rows']:,}",
+                f"{batch['appended_rows']:,}",
                 _day(batch["data_start"]),
                 _day(batch["data_end"]),
             )

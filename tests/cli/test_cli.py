@@ -143,9 +143,13 @@ def test_retrain_dry_run_then_retrain(sqlite_workspace: Workspace) -> None:
     assert plan.returncode == 0, plan.stderr
     manifest = json.loads(plan.stdout)
     assert manifest["decision"]["state"] == "due" and manifest["decision"]["retrain"]
-    assert manifest["appended_rows"] == 6400 and len(manifest["batches"]) == 8
+    assert sum(b["labeled_rows"] for b in manifest["batches"]) == 6400
+    assert len(manifest["batches"]) == 8
+    assert manifest["holdout"] == {"rows": 800, "chunks": 1}  # the newest labeled day
+    assert manifest["appended_rows"] == 5600 and not manifest["problem"]
     screen = perfwatch("retrain", "press", "--dry-run", config=ws.config)
-    assert "due" in screen.stdout and "6,400 labeled production rows" in screen.stdout
+    assert "due" in screen.stdout and "5,600 labeled production rows" in screen.stdout
+    assert "held out for the gate: the newest 1 chunk(s), 800 labeled rows" in screen.stdout
     assert "retrain: due" in perfwatch("status", config=ws.config).stdout
     done = perfwatch("retrain", "press", "--json", config=ws.config)
     assert done.returncode == 0, done.stderr

@@ -65,7 +65,9 @@ def test_enough_labels_make_a_retrain_due_and_the_manifest_names_the_batches(
 
     settings = workspace.settings()
     manifest = retrain_manifest(engine, settings, settings.models[0])
-    assert manifest.appended_rows == len(labeled)
+    assert sum(b["labeled_rows"] for b in manifest.batches) == len(labeled)
+    held_out = manifest.holdout["rows"]
+    assert 0 < held_out < len(labeled) and manifest.appended_rows == len(labeled) - held_out
     with transaction(engine) as session:
         stored = {b.content_hash: b.file_name for b in session.exec(select(Batch)).all()}
     assert {b["content_hash"]: b["file"] for b in manifest.batches} == {

@@ -13,6 +13,7 @@ import pytest
 from sqlmodel import select
 
 from perfwatch.services.monitor import CycleReport, run_cycle
+from perfwatch.services.retrain import retrain_manifest
 from perfwatch.services.retraining import run_retrain
 from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import TARGET
@@ -107,8 +108,15 @@ def test_a_second_retrain_appends_no_row_twice(sqlite_workspace: Workspace) -> N
     ws.drop_days(pd.concat(days[16:]))
     ws.drop_labels(pd.concat(days[14:18])[["id", TARGET]], "log-2.parquet")
     cycle(ws, engine)
+    settings = ws.settings()
+    plan = retrain_manifest(engine, settings, settings.models[0], force=True)  # --dry-run
     second = retrain(ws, engine, force=True)
     assert second is not None and second.status == "finished", second and second.error
+    manifest = json.loads(second.manifest)
+    assert plan.learnt_before > 0 and plan.holdout == manifest["holdout"]
+    assert plan.appended_rows == manifest["appended_rows"], "the dry run shows what is used"
+    appended = {b["content_hash"]: b["appended_rows"] for b in plan.batches if b["appended_rows"]}
+    assert appended == {b["content_hash"]: b["rows"] for b in manifest["batches"]}
 
     def learnt(run: RetrainRun) -> pd.DataFrame:
         rows = pd.read_parquet(Path(run.artifact_path).with_name("train.parquet"))
@@ -117,8 +125,7 @@ def test_a_second_retrain_appends_no_row_twice(sqlite_workspace: Workspace) -> N
     before, after = learnt(first), learnt(second)
     assert not after.duplicated().any()
     assert set(map(tuple, before.to_numpy())) < set(map(tuple, after.to_numpy()))
-    appended = json.loads(second.manifest)["appended_rows"]
-    assert appended == len(after) - len(before) > 0  # only rows the first had not learnt
+    assert manifest["appended_rows"] == len(after) - len(before) > 0  # only rows not learnt
 
 
 @pytest.mark.parametrize("room", [0, 500])

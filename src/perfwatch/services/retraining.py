@@ -30,7 +30,7 @@ from perfwatch.errors import PerfwatchError
 from perfwatch.files import sha256_file, verify
 from perfwatch.services.lease import process_exists
 from perfwatch.services.registry import load_champion, model_dir, register_version
-from perfwatch.services.retrain import evaluate
+from perfwatch.services.retrain import HOLDOUT_ROWS, evaluate, is_sliding, not_learnt, split_holdout
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import RetrainRun, utcnow
@@ -40,11 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BATCH = "__batch"  # the batch content hash of an appended row
-# The most rows held out: the gate judges on them, and a promotion makes them the new
-# reference (which is bounded to as many). Beyond this, more rows sharpen neither the
-# gate nor CBPE (they are better spent on training), while scoring them and CBPE's fit
-# (its cost is per reference chunk) grow with them.
-HOLDOUT_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -146,10 +141,10 @@ def _train_and_judge(
 
     original = _training_set(champion.version)
     production = _labeled_production(engine, settings, model, champion.version.model_id)
-    learn, holdout = _split(model, production)
-    sliding = run.trigger == "concept_drift" and model.retrain.on_concept_drift == "sliding"
+    learn, holdout = split_holdout(model, production)
+    sliding = is_sliding(model, run.trigger)
     if not sliding:
-        learn = _not_learnt(model, original, learn)
+        learn = not_learnt(model, original, learn)
     frame = _training_frame(model, [learn] if sliding else [original, learn])
     if shuffle_labels:
         frame[model.target] = frame[model.target].sample(frac=1.0, random_state=1).to_numpy()
@@ -215,20 +210,6 @@ def _training_frame(model: ModelSettings, parts: list["pd.DataFrame"]) -> "pd.Da
     return frame
 
 
-def _not_learnt(
-    model: ModelSettings, training: "pd.DataFrame", learn: "pd.DataFrame"
-) -> "pd.DataFrame":
-    """The window's rows the training set does not hold already."""
-    key = [model.id_column, CHUNK_COLUMN]
-    if not set(key) <= set(training.columns):
-        return learn  # an external training set: it holds no stored production row
-    learnt = training[key].dropna().drop_duplicates().astype({CHUNK_COLUMN: "int64"})
-    if learnt.empty:
-        return learn
-    seen = learn[key].merge(learnt.assign(__learnt=True), on=key, how="left")["__learnt"]
-    return learn[seen.isna().to_numpy()]
-
-
 def _labeled_production(
     engine: Engine, settings: Settings, model: ModelSettings, model_id: int
 ) -> "pd.DataFrame":
@@ -250,26 +231,6 @@ def _labeled_production(
         )
     labeled = labeled.rename(columns={BATCH_COLUMN: BATCH})
     return labeled.astype({BATCH: "string", model.target: "int64"})
-
-
-def _split(model: ModelSettings, labeled: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """Hold out the newest chunks that hold `holdout` of the labeled rows, at most about
-    HOLDOUT_ROWS (at least one chunk): the rest is learnt from."""
-    per_chunk = labeled.groupby(CHUNK_COLUMN).size().sort_index(ascending=False)
-    wanted = min(model.retrain.holdout * len(labeled), HOLDOUT_ROWS)
-    newest, held = [], 0
-    for start, count in per_chunk.items():
-        if held >= wanted:
-            break
-        newest.append(start)
-        held += int(count)
-    if len(newest) == len(per_chunk):
-        raise PerfwatchError(
-            "too few labeled chunks to learn from and still hold the newest out for the gate",
-            hint="wait for labels of more chunks, or lower retrain.holdout",
-        )
-    in_holdout = labeled[CHUNK_COLUMN].isin(newest)
-    return labeled[~in_holdout], labeled[in_holdout]
 
 
 def _scored(
