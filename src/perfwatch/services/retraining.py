@@ -136,7 +136,6 @@ def _train_and_judge(
     *,
     shuffle_labels: bool,
 ) -> None:
-
     from perfwatch.ml.training import train
 
     original = _training_set(champion.version)
