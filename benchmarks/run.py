@@ -535,7 +535,10 @@ def labels_vs_calculator(
     template = workspace(folder / "template")
     text = template.read_text()  # 200 days of rows: labels are matched over all of them
     text = text.replace("\nchunk = ", '\nlabel_window = "400D"\nchunk = ')
-    template.write_text(text + '\n[models.retrain]\nwindow = "400D"\n')
+    assert "\n[models.retrain]\n" in text  # the demo's retrain policy, its window widened
+    template.write_text(
+        text.replace("\n[models.retrain]\n", '\n[models.retrain]\nwindow = "400D"\n')
+    )
     staged = folder / "staged"
     stage_rows(template, staged / "batches", 1_000_000, start_day=0, seed=21)
     worker(template, staged / "batches", "cycle-only")  # the batches are stored once
