@@ -39,18 +39,23 @@ def test_store_from_environment(tmp_path: Path) -> None:
     [
         (
             MINIMAL.replace('inbox = "inbox"', 'inbox = "inbox"\nmetrcs = ["f1"]'),
-            "models[0].metrcs",
+            "'metrcs' of model 'press'",
             "did you mean 'metrics'?",
         ),
-        ("stroe = 'x'\n" + MINIMAL, "stroe", "did you mean 'store'?"),
+        ("stroe = 'x'\n" + MINIMAL, "'stroe'", "did you mean 'store'?"),
+        (
+            MINIMAL.replace("features =", "feature ="),  # also a missing required key
+            "'feature' of model 'press'",
+            "did you mean 'features'?",
+        ),
         (
             MINIMAL + "[models.retrain]\ncooldwn = '7D'\n",
-            "models[0].retrain.cooldwn",
+            "'retrain.cooldwn' of model 'press'",
             "did you mean 'cooldown'?",
         ),
         (
             MINIMAL + "[models.thresholds]\nroc_auc = { lowr = 0.8 }\n",
-            "models[0].thresholds.roc_auc.lowr",
+            "'thresholds.roc_auc.lowr' of model 'press'",
             "did you mean 'lower'?",
         ),
     ],
@@ -60,14 +65,16 @@ def test_misspelled_key_names_itself_and_the_fix(
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, text), environ={})
-    assert f"unknown key '{key}'" in caught.value.message
+    assert f"unknown key {key}" in caught.value.message
+    assert "models[0]" not in caught.value.message
     assert caught.value.hint == hint
     assert caught.value.exit_code == 2
 
 
 def test_missing_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"missing key 'models\[0\]\.target'"):
+    with pytest.raises(ConfigError, match=r"missing key 'target' of model 'press'") as caught:
         load_settings(write(tmp_path, MINIMAL.replace('target = "failure"\n', "")), environ={})
+    assert "perfwatch init --example" in caught.value.hint
 
 
 @pytest.mark.parametrize(

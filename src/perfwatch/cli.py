@@ -76,10 +76,18 @@ def _engine(settings: Settings, *, migrate: bool = False) -> Any:
 
 
 @app.command()
-def init() -> None:
+def init(
+    example: Annotated[
+        bool,
+        typer.Option("--example", help="Print the commented example config (every key) and exit."),
+    ] = False,
+) -> None:
     """Write a commented config if none exists, then create or migrate the store."""
-    from perfwatch.services.workspace import write_example_config
+    from perfwatch.services.workspace import example_config, write_example_config
 
+    if example:
+        print(example_config(), end="")
+        return
     path = config_path(_state["config"])
     if not path.exists():
         write_example_config(path)
@@ -94,19 +102,65 @@ def init() -> None:
     from perfwatch.store.db import safe_url
 
     out.print(f"store ready: {safe_url(settings.store)}")
+    from perfwatch.services.preflight import preflight
+
+    for model in settings.models:  # what the first cycle would trip on, said now
+        result = preflight(model)
+        for finding in result.findings:
+            if not finding.ok:
+                err.print(f"warning: {model.name}: {finding.check}: {finding.detail}", markup=False)
+                if finding.fix:
+                    err.print(f"  fix: {finding.fix}", markup=False)
+        if not result.ok:
+            err.print(f"  (`perfwatch check {model.name}` checks again)", markup=False)
+
+
+@app.command()
+def check(
+    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    sample: Annotated[
+        Path | None,
+        typer.Option("--sample", help="A production batch file to check against the contract."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check a model before its first cycle: files, the model scoring its reference as a
+    cycle would feed it, the training data, a sample batch. Exit 1 with every problem."""
+    from perfwatch.services.preflight import preflight
+
+    result = preflight(_settings().model(model), sample)
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        for finding in result.findings:
+            mark = "ok     " if finding.ok else "PROBLEM"
+            out.print(f"{mark} {finding.check}: {finding.detail}", markup=False)
+            if finding.fix:
+                out.print(f"        fix: {finding.fix}", markup=False)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command()
 def run(
     once: Annotated[
-        bool, typer.Option("--once", help="One cycle for every model, then exit.")
+        bool,
+        typer.Option(
+            "--once",
+            help="What one daemon tick does, then exit: a cycle for every model, then the"
+            " retrains the policy says are due.",
+        ),
+    ] = False,
+    no_retrain: Annotated[
+        bool, typer.Option("--no-retrain", help="With --once: cycles only, no retrain.")
     ] = False,
     model: Annotated[
         list[str] | None,
         typer.Option("--model", "-m", help="Only this model (repeatable).", show_default=False),
     ] = None,
 ) -> None:
-    """Run the monitoring daemon (or one cycle with --once). Exit 1 if a cycle failed.
+    """Run the monitoring daemon (or one tick with --once). Exit 1 if a cycle or a retrain
+    failed.
 
     The daemon holds the store: a second one on the same store refuses to start (exit 2).
     SIGTERM or Ctrl-C stops it after the current step (exit 0); a second one at once."""
@@ -127,6 +181,14 @@ def run(
         reports = run_all(engine, settings, names)
         for report in reports:
             _print_cycle(report)
+        runs = []
+        if not no_retrain:
+            from perfwatch.services.retraining import run_due_retrains
+
+            runs = run_due_retrains(engine, settings, names)
+            for name, retrain_run in runs:
+                summary = _retrain_outcome(engine, name, retrain_run)["summary"]
+                out.print(f"{name}: {summary}", markup=False)
         if settings.webhooks:  # cron-friendly: what the cycles opened or closed goes out now
             sent = deliver(engine, settings)
             if sent.delivered or sent.failed:
@@ -134,7 +196,10 @@ def run(
                     f"notifications: {sent.delivered} delivered, {sent.failed} failed"
                     + (" (kept, retried on the next run)" if sent.failed else "")
                 )
-        raise typer.Exit(1 if any(r.status != "ok" for r in reports) else 0)
+        failed = any(r.status != "ok" for r in reports) or any(
+            r.status == "failed" for _, r in runs
+        )
+        raise typer.Exit(1 if failed else 0)
     from perfwatch.daemon import serve
 
     if logging.getLogger().level > logging.INFO:  # a service says what it does
@@ -172,7 +237,13 @@ def _print_cycle(report: Any) -> None:
 def status(
     model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    check: Annotated[bool, typer.Option("--check", help="Exit 1 while any alert is open.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 1 while an alert is open, a last cycle failed, or a model is under its bar.",
+        ),
+    ] = False,
 ) -> None:
     """One screen per model: estimates, realized metrics, drift, alerts, retrain state."""
     from perfwatch.services.status import model_status, service_status
@@ -180,7 +251,8 @@ def status(
     settings = _settings()
     names = [settings.model(model).name] if model else [m.name for m in settings.models]
     engine = _engine(settings)
-    report, service = model_status(engine, names), service_status(engine)
+    inboxes = {m.name: (m.inbox, m.labels_inbox) for m in settings.models}
+    report, service = model_status(engine, names, inboxes), service_status(engine)
     if as_json:
         print(json.dumps({"models": report} | service, indent=2))
     else:
@@ -189,7 +261,7 @@ def status(
         out.print(service_line(service))
         for item in report:
             out.print(status_screen(item))
-    if check and any(item["alerts"] for item in report):
+    if check and any(item["state"] in ("alert", "failing", "under_bar") for item in report):
         raise typer.Exit(1)
 
 
@@ -456,6 +528,21 @@ def rollback(
 
 
 @app.command()
+def rebaseline(
+    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+) -> None:
+    """Make the champion's thresholds the bar (by default the bar stays at version 1's)."""
+    from perfwatch.services.versions import rebaseline as set_bar
+
+    settings = _settings()
+    old, new = set_bar(_engine(settings), settings.model(model))
+    out.print(
+        f"{model}: the bar is now version {new}'s thresholds (was version {old}'s);"
+        " estimates from the next cycle on are judged against it"
+    )
+
+
+@app.command()
 def demo(
     workspace: Annotated[
         Path | None,
@@ -468,8 +555,8 @@ def demo(
     scenario: Annotated[
         str,
         typer.Option(help="stable | covariate_shift | heat_wave | concept_drift | seasons | dirty"),
-    ] = "covariate_shift",
-    days: Annotated[int, typer.Option(help="Days of production to replay.", min=8)] = 35,
+    ] = "heat_wave",
+    days: Annotated[int, typer.Option(help="Days of production to replay.", min=8)] = 45,
     seed: Annotated[int, typer.Option(help="Seed of the simulated fleet.")] = 7,
     defects: Annotated[
         bool, typer.Option(help="Mix defective files (the dirty scenario's) into the replay.")
@@ -496,9 +583,15 @@ def demo(
         seed=seed,
         defects=defects,
         on_day=lambda day: out.print(demo_day(day)),
+        # two weeks of normal operation first (half the run when it is short), so the
+        # retrained version has weeks to show its realized performance in
+        shift_day=min(14, days // 2),
     )
     for item in model_status(result.engine, [result.model]):
         out.print(status_screen(item))
+    from perfwatch.services.demo import after_retrain
+
+    out.print(after_retrain(result.engine), markup=False)
     metrics = load_settings(result.config).model(result.model).metrics
     written = _write_report(
         result.engine, result.model, {result.model: metrics}, result.workspace / "report.html", None

@@ -90,11 +90,26 @@ class ModelSettings(_Strict):
     label_window: str = "90D"
     label_grace: str = "3D"
     skew_tolerance: float = Field(default=0.01, gt=0, lt=1)
+    # rows perfwatch scores itself (no served prediction) are predicted 1 at score >= this
+    decision_threshold: float = Field(default=0.5, gt=0, lt=1)
     thresholds: dict[str, Threshold] = {}
+    # `[models.thresholds] rebaseline = true`: the bar follows each promoted version's
+    # thresholds (by default it stays at version 1's; see DESIGN.md, "The bar")
+    rebaseline: bool = False
     concept_drift: ConceptDriftSettings = ConceptDriftSettings()
     retrain: RetrainSettings = RetrainSettings()
 
     _durations = field_validator("label_horizon", "label_window", "label_grace")(_duration)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rebaseline(cls, data: Any) -> Any:
+        """`rebaseline` is written among the thresholds, where a user looks for it."""
+        thresholds = data.get("thresholds") if isinstance(data, dict) else None
+        if isinstance(thresholds, dict) and "rebaseline" in thresholds:
+            thresholds = dict(thresholds)
+            data = {**data, "rebaseline": thresholds.pop("rebaseline"), "thresholds": thresholds}
+        return data
 
     @field_validator("chunk")
     @classmethod
@@ -210,32 +225,45 @@ def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settin
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(path, exc) from None
+        raise _explain(path, exc, raw) from None
     return _resolve_paths(settings, path.resolve().parent)
 
 
-def _explain(path: Path, exc: ValidationError) -> ConfigError:
-    error = exc.errors()[0]
+EVERY_KEY = "`perfwatch init --example` prints a commented config with every key"
+
+
+def _explain(path: Path, exc: ValidationError, raw: dict[str, Any]) -> ConfigError:
+    """The first mistake, told as a person fixes it: an unknown key before a missing one
+    (`feature` for `features` is both), named in the model it belongs to."""
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    error = errors[0]
     loc = [part for part in error["loc"] if part not in ("function-after", "[key]")]
-    key = _key_name(loc)
+    key = _key_name(loc, raw)
     if error["type"] == "extra_forbidden":
         known = _fields_at(loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(known)}"
-        return ConfigError(f"{path}: unknown key '{key}'", hint=hint)
+        return ConfigError(f"{path}: unknown key {key}", hint=hint)
     if error["type"] == "missing":
-        return ConfigError(
-            f"{path}: missing key '{key}'", hint="add it; see perfwatch.example.toml"
-        )
+        return ConfigError(f"{path}: missing key {key}", hint=f"add it; {EVERY_KEY}")
     message = str(error["msg"]).removeprefix("Value error, ")
-    where = f"'{key}'" if key else "the config"
-    return ConfigError(
-        f"{path}: bad value for {where}: {message}",
-        hint="see config/perfwatch.example.toml for every key and its meaning",
-    )
+    where = key if key else "the config"
+    return ConfigError(f"{path}: bad value for {where}: {message}", hint=EVERY_KEY)
 
 
-def _key_name(loc: list[Any]) -> str:
+def _key_name(loc: list[Any], raw: dict[str, Any]) -> str:
+    """`'features' of model 'press'` rather than `models[0].features`."""
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        models = raw.get("models")
+        entry = models[loc[1]] if isinstance(models, list) and loc[1] < len(models) else {}
+        name = entry.get("name") if isinstance(entry, dict) else None
+        owner = f"model {name!r}" if isinstance(name, str) else f"the model #{loc[1] + 1}"
+        inner = _dotted(loc[2:])
+        return f"'{inner}' of {owner}" if inner else owner
+    return f"'{_dotted(loc)}'" if loc else ""
+
+
+def _dotted(loc: list[Any]) -> str:
     name = ""
     for part in loc:
         name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))

@@ -82,7 +82,11 @@ class Daemon:
             code = child.wait()
         finally:
             self.children.discard(child)
-        if code not in (0, 1):  # 1: a failed retrain, recorded with its reason
+        if code == -signal.SIGTERM and stopping.requested():
+            # our warm stop reached the worker before it could install its own handler
+            # (or as it was exiting): nothing half-done, the next start retries if due
+            log.info("%s: the retrain worker ended with the warm stop", name)
+        elif code not in (0, 1):  # 1: a failed retrain, recorded with its reason
             log.error("%s: the retrain process ended with code %d", name, code)
 
     def heartbeat(self) -> None:
@@ -121,8 +125,6 @@ def serve(
 ) -> None:
     """Run until a signal; raise lease.DaemonRunning if another daemon holds the store."""
     daemon = Daemon(engine, settings, config, log_format, names, lease.acquire(engine))
-    for chatty in ("apscheduler", "nannyml"):  # not a line per job run, or per fit
-        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         exporter = _exporter(engine, settings, names)
     except PerfwatchError:

@@ -36,6 +36,10 @@ def configure(*, verbose: bool = False, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
+    # their INFO lines say nothing an operator acts on: a line per migration plugin, per
+    # scheduled job run, per nannyml fit (warnings and errors still come through)
+    for chatty in ("alembic", "apscheduler", "nannyml"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def _with_model(record: logging.LogRecord) -> bool:

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -92,17 +93,42 @@ def status_screen(item: dict[str, Any]) -> RenderableType:
         parts.append(
             Text(f"quarantined files ({item['batches_quarantined']}, newest first)", style="yellow")
         )
-        parts += [Text(f"  {q['file']}: {q['reason']}") for q in item["quarantined"]]
+        parts += [
+            Text(f"  {q['file']}: {q['reason']}")
+            if not q.get("fixed_at")
+            else Text(f"  {q['file']}: fixed copy ingested {_day(q['fixed_at'])} UTC", style="dim")
+            for q in item["quarantined"]
+        ]
     return Group(*parts, Text(""))
 
 
 def _header(item: dict[str, Any]) -> Text:
-    state = Text(" ALERT", style="bold red") if item["alerts"] else Text(" ok", style="green")
+    words = {
+        "failing": "CYCLE FAILING",
+        "alert": "ALERT",
+        "under_bar": "UNDER THE BAR",
+        "ok": "ok",
+        "new": "no cycle yet",
+    }
+    style = {"failing": "bold red", "alert": "bold red", "under_bar": "bold red"}
+    style |= {"ok": "green", "new": "yellow"}
+    state = item.get("state", "ok")
     champion = item["champion_version"]
-    header = Text.assemble((item["name"], "bold"), state, "\n")
+    header = Text.assemble((item["name"], "bold"), (f" {words[state]}", style[state]), "\n")
     lines = [f"champion: {'v' + str(champion) if champion else 'none registered yet'}"]
     cycle = item["last_cycle"]
-    if cycle:
+    if cycle and cycle["status"] == "failed":
+        streak = cycle.get("failed_in_a_row", 1)
+        lines.append(
+            f"last cycle: FAILED at {_day(cycle['finished_at'] or cycle['started_at'])} UTC"
+            + (
+                f" ({streak} in a row, since {_day(cycle['failing_since'])} UTC)"
+                if streak > 1
+                else ""
+            )
+            + f" · error: {cycle['error']}"
+        )
+    elif cycle:
         when = _day(cycle["finished_at"] or cycle["started_at"])
         error = f" · error: {cycle['error']}" if cycle["error"] else ""
         lines.append(f"last cycle: {cycle['status']} at {when} UTC{error}")
@@ -112,6 +138,12 @@ def _header(item: dict[str, Any]) -> Text:
         f"ingested: {item['batches_ingested']} batches, {item['rows_ingested']:,} rows"
         f" · quarantined: {item['batches_quarantined']}"
     )
+    waiting = item.get("waiting")
+    if waiting and (waiting["batches"] or waiting["labels"]):
+        lines.append(
+            f"waiting: {waiting['batches']} batch file(s), {waiting['labels']} label file(s)"
+            f" in the inboxes (oldest {_day(waiting['oldest'])} UTC)"
+        )
     return header + Text("\n".join(lines))
 
 
@@ -124,16 +156,25 @@ def _estimate_table(
         style="bold",
     )
     table = Table(expand=False)
-    columns = ["metric", "estimate", "band", "threshold", "state"] + (["trend"] if trend else [])
+    columns = ["metric", "estimate", "band", "threshold", "bar", "state"]
+    columns += ["trend"] if trend else []
     for column in columns:
-        table.add_column(column, justify="right" if column in ("estimate", "threshold") else "left")
+        table.add_column(
+            column, justify="right" if column in ("estimate", "threshold", "bar") else "left"
+        )
     for metric, figures in estimate["metrics"].items():
-        state = "[red]ALERT[/]" if figures["alert"] else "ok"
+        if figures["alert"]:
+            state = "[red]ALERT[/]"
+        elif figures.get("under_bar"):
+            state = "[yellow]under the bar[/]"
+        else:
+            state = "ok"
         cells = [
             metric,
             _num(figures["value"]),
             f"{_num(figures['lower'])}–{_num(figures['upper'])}",
             _num(figures["threshold"]),
+            _num(figures.get("bar")),
             state,
         ]
         if trend:
@@ -185,6 +226,8 @@ def _realized_table(realized: dict[str, Any]) -> RenderableType:
             verdict = "[yellow]outside the band[/]"
         else:
             verdict = "as estimated"
+        if figures.get("under_bar"):
+            verdict += f" · [red]under the bar {_num(figures['bar'])}[/]"
         table.add_row(
             metric,
             _num(figures["value"]),
@@ -225,25 +268,38 @@ def _drift_line(drift: dict[str, Any]) -> Text:
 
 
 def history_table(model: str, rows: list[dict[str, Any]]) -> RenderableType:
+    """Fits 80 columns: the band is left to --json/--csv and the report; the threshold
+    shown is the one in force (never under the bar)."""
     if not rows:
         return Text(f"{model}: no estimates yet")
-    table = Table(title=f"{model}: history", title_justify="left")
-    columns = ("chunk", "version", "metric", "estimated", "band", "threshold", "state")
-    for column in (*columns, "realized", "coverage", "concept"):
-        table.add_column(column)
+    table = Table(
+        title=f"{model}: history",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        show_edge=False,
+    )
+    daily = all(r["chunk_start"][11:16] == "00:00" for r in rows)
+    for column in ("chunk", "v", "metric", "est.", "thr.", "state", "real.", "cov."):
+        table.add_column(
+            column,
+            justify="left" if column in ("chunk", "metric", "state") else "right",
+            no_wrap=True,
+        )
     for row in rows:
-        state = "[red]ALERT[/]" if row["alert"] else ("provisional" if row["provisional"] else "ok")
+        state = "provisional" if row["provisional"] else "ok"
+        state = "[red]ALERT[/]" if row["alert"] else state
+        if row["concept_drift"]:
+            state += " [red]DRIFT[/]"
         table.add_row(
-            _day(row["chunk_start"]),
+            row["chunk_start"][:10] if daily else _day(row["chunk_start"])[5:],
             f"v{row['model_version']}",
             row["metric"],
             _num(row["estimated"]),
-            f"{_num(row['lower'])}–{_num(row['upper'])}",
             _num(row["threshold"]),
             state,
             _num(row["realized"]),
             "–" if row["label_coverage"] is None else f"{row['label_coverage']:.0%}",
-            "[red]DRIFT[/]" if row["concept_drift"] else ("–" if row["realized"] is None else "ok"),
         )
     return table
 

@@ -95,6 +95,15 @@ def _metric_chart(go: Any, data: ReportData, metric: str) -> Any:
     )
     figure.add_trace(
         line(
+            [r for r in rows if r.get("bar") is not None],
+            "bar",
+            mode="lines",
+            name="bar (version 1's threshold)",
+            line={"color": "#212121", "dash": "dot", "width": 1},
+        )
+    )
+    figure.add_trace(
+        line(
             judged,
             "realized",
             mode="lines+markers",

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,7 @@ def test_init_run_status_history(workspace: Workspace) -> None:
         "lower",
         "upper",
         "threshold",
+        "bar",
         "alert",
         "realized",
         "label_coverage",
@@ -100,6 +102,9 @@ def test_init_run_status_history(workspace: Workspace) -> None:
     lines = csv_out.stdout.strip().splitlines()
     assert lines[0].startswith("chunk_start,chunk_end,model_version,metric,estimated")
     assert len(lines) == 1 + 12
+    narrow = perfwatch("history", "press", config=ws.config, env={"COLUMNS": "80"}).stdout
+    assert max(len(line) for line in narrow.splitlines()) <= 80 and "…" not in narrow
+    assert narrow.count("2026-03-") == 12 * 3, "every row keeps its whole date"
 
 
 def test_labels_show_realized_performance_and_the_concept_verdict(
@@ -138,7 +143,7 @@ def test_retrain_dry_run_then_retrain(sqlite_workspace: Workspace) -> None:
     fleet = production(10, scenario="covariate_shift", shift_day=3)
     ws.drop_days(fleet)
     ws.drop_labels(fleet[["id", "failure"]].iloc[:6400], "log.parquet")  # 8 of 10 days
-    assert perfwatch("run", "--once", config=ws.config).returncode == 0
+    assert perfwatch("run", "--once", "--no-retrain", config=ws.config).returncode == 0
     plan = perfwatch("retrain", "press", "--dry-run", "--json", config=ws.config)
     assert plan.returncode == 0, plan.stderr
     manifest = json.loads(plan.stdout)
@@ -168,7 +173,7 @@ def test_models_lineage_rollback_and_promote(sqlite_workspace: Workspace) -> Non
     fleet = production(16, scenario="covariate_shift", shift_day=4)
     ws.drop_days(fleet)
     ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
-    assert perfwatch("run", "--once", config=ws.config).returncode == 0
+    assert perfwatch("run", "--once", "--no-retrain", config=ws.config).returncode == 0
     retrained = json.loads(perfwatch("retrain", "press", "--json", config=ws.config).stdout)
     assert retrained["decision"] == "promoted", retrained
 
@@ -204,6 +209,30 @@ def test_status_check_passes_without_alerts(sqlite_workspace: Workspace) -> None
     assert perfwatch("status", "--check", config=sqlite_workspace.config).returncode == 0
 
 
+def test_status_shows_failing_cycles_and_waiting_files_and_check_fails(
+    sqlite_workspace: Workspace,
+) -> None:
+    ws = sqlite_workspace
+    ws.drop_days(production(2))
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0
+    artifact = ws.root / "var" / "models" / "press" / "v1" / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes() + b"tampered")  # every cycle now fails
+    ws.drop_days(production(1, start_day=2))
+    for _ in range(2):
+        assert perfwatch("run", "--once", config=ws.config).returncode == 1
+
+    model = json.loads(perfwatch("status", "--json", config=ws.config).stdout)["models"][0]
+    assert model["state"] == "failing" and not model["alerts"]
+    cycle = model["last_cycle"]
+    assert cycle["status"] == "failed" and "model artifact" in cycle["error"]
+    assert cycle["failed_in_a_row"] == 2 and cycle["failing_since"] <= cycle["started_at"]
+    assert model["waiting"]["batches"] == 1 and model["waiting"]["labels"] == 0
+    assert perfwatch("status", "--check", config=ws.config).returncode == 1
+    screen = perfwatch("status", config=ws.config).stdout
+    assert "CYCLE FAILING" in screen and "2 in a row" in screen
+    assert "waiting: 1 batch file(s)" in screen
+
+
 def test_status_never_imports_heavy_libraries(sqlite_workspace: Workspace) -> None:
     ws = sqlite_workspace
     ws.drop_days(production(2))
@@ -229,7 +258,7 @@ def test_a_misspelled_config_key_exits_2_with_error_and_hint(tmp_path: Path) -> 
     config = minimal_config(tmp_path, extra='chunck = "1D"\n')
     result = perfwatch("status", config=config)
     assert result.returncode == 2
-    assert "error:" in result.stderr and "unknown key 'models[0].chunck'" in result.stderr
+    assert "error:" in result.stderr and "unknown key 'chunck' of model 'm'" in result.stderr
     assert "hint: did you mean 'chunk'?" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -247,17 +276,60 @@ def test_an_unreachable_store_is_reported_without_its_password(tmp_path: Path) -
 
 
 def test_init_writes_the_example_config_then_creates_the_store(tmp_path: Path) -> None:
+    """In config/perfwatch.toml, with the store and folders beside config/, not in it."""
+    example = (Path(__file__).parents[2] / "config" / "perfwatch.example.toml").read_text()
+    printed = perfwatch("init", "--example")
+    assert printed.returncode == 0 and printed.stdout == example
+    first = perfwatch("init", cwd=tmp_path)
     config = tmp_path / "config" / "perfwatch.toml"
-    first = perfwatch("init", config=config)
     assert first.returncode == 0 and config.is_file()
-    assert (
-        config.read_text()
-        == (Path(__file__).parents[2] / "config" / "perfwatch.example.toml").read_text()
-    )
-    second = perfwatch("init", config=config)
+    text = config.read_text()
+    assert 'store = "sqlite:///../var/perfwatch.db"' in text and 'data_dir = "../var"' in text
+    assert 'inbox = "../inbox/press-failure"' in text
+    assert text.replace("../", "") == example, "only the paths differ"
+    second = perfwatch("init", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert (tmp_path / "config" / "var" / "perfwatch.db").is_file()
-    assert (tmp_path / "config" / "inbox" / "press-failure").is_dir()
+    assert (tmp_path / "var" / "perfwatch.db").is_file()
+    assert (tmp_path / "inbox" / "press-failure").is_dir()
+    assert not (tmp_path / "config" / "var").exists()
+
+
+def test_check_finds_what_a_cycle_would_trip_on(
+    sqlite_workspace: Workspace, tmp_path: Path
+) -> None:
+    import lightgbm
+
+    from tests.services.test_model_inputs import SMALL, as_category, history, write_artifacts
+
+    ws = sqlite_workspace
+    good = perfwatch("check", "press", config=ws.config)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "ok      scores the reference: Pipeline scored" in good.stdout
+
+    frame = production(1).astype({"torque": object})
+    frame.loc[frame.index[3], "torque"] = "ERR:overload"
+    sample = tmp_path / "sample.csv"
+    frame.to_csv(sample, index=False)
+    checked = json.loads(
+        perfwatch("check", "press", "--sample", str(sample), "--json", config=ws.config).stdout
+    )
+    assert not checked["ok"]
+    [problem] = [c for c in checked["checks"] if not c["ok"]]
+    assert problem["check"] == "sample" and "would be quarantined" in problem["detail"]
+
+    # a bare LGBMClassifier on a category column, the column not declared categorical
+    bare = write_artifacts(
+        tmp_path / "bare", as_category(history()), lightgbm.LGBMClassifier(**SMALL)
+    )
+    for name in ("model.joblib", "reference.parquet", "train.parquet"):
+        (ws.root / "artifacts" / name).write_bytes((bare / name).read_bytes())
+    ws.config.write_text(ws.config.read_text().replace('categorical = ["product_type"]', ""))
+    refused = perfwatch("check", "press", config=ws.config)
+    assert refused.returncode == 1
+    assert "PROBLEM scores the reference" in refused.stdout
+    assert "list it under 'categorical'" in refused.stdout.replace("\n", " ")
+    init = perfwatch("init", config=ws.config)
+    assert init.returncode == 0 and "warning: press: scores the reference" in init.stderr
 
 
 def test_status_before_init_says_how_to_fix(tmp_path: Path) -> None:
@@ -333,8 +405,37 @@ def test_register_refuses_a_file_that_is_no_model(
     assert "Traceback" not in result.stderr
 
 
+def test_the_default_demo_tells_the_whole_loop(tmp_path: Path) -> None:
+    """The heat wave: the inputs drift, the estimate alerts, labels a week later confirm
+    it (concept drift), a retrain is promoted, and realized performance comes back to
+    the bar set at deployment."""
+    result = perfwatch("demo", "--workspace", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.replace("\n", " ")
+    days = re.findall(r"(2026-\d\d-\d\d) +[\d,]+ rows(.*?)(?=2026-\d\d-\d\d +[\d,]+ rows|$)", text)
+
+    def first(event: str) -> str:
+        return next(day for day, said in days if event in said)
+
+    # the estimate alerts before the labels of the hot days confirm it as concept drift
+    assert first("alert opened: performance") < first("CONCEPT DRIFT")
+    assert "challenger promoted" in text
+    back = re.search(r"after the retrain: realized roc_auc ([\d.]+) .*?\(the bar: ([\d.]+)\)", text)
+    assert back, text[-2000:]
+    realized, bar = float(back.group(1)), float(back.group(2))
+    assert realized >= bar - 0.02, "realized performance back near the bar"
+
+
 def test_demo_shows_the_drop_the_alert_and_the_quarantine(tmp_path: Path) -> None:
-    result = perfwatch("demo", "--workspace", str(tmp_path / "demo"), "--days", "14")
+    result = perfwatch(
+        "demo",
+        "--workspace",
+        str(tmp_path / "demo"),
+        "--days",
+        "14",
+        "--scenario",
+        "covariate_shift",
+    )
     assert result.returncode == 0, result.stderr
     assert "ALERT" in result.stdout and "quarantined" in result.stdout
     page = tmp_path / "demo" / "report.html"
@@ -360,11 +461,12 @@ def test_demo_concept_drift_flat_estimate_realized_drop_and_verdict(tmp_path: Pa
     assert "CONCEPT DRIFT" in result.stdout and "alert opened: concept_drift" in result.stdout
     config = tmp_path / "demo" / "perfwatch.toml"
     model = json.loads(perfwatch("status", "--json", config=config).stdout)["models"][0]
-    kinds = {a["kind"] for a in model["alerts"]}
-    assert "concept_drift" in kinds and "performance" not in kinds
-    rows = json.loads(
-        perfwatch("history", "press-failure", "--metric", "roc_auc", "--json", config=config).stdout
+    assert "concept_drift" in {a["kind"] for a in model["alerts"]}
+    everything = json.loads(perfwatch("history", "press-failure", "--json", config=config).stdout)
+    assert not any(r["alert"] for r in everything if r["model_version"] == 1), (
+        "version 1's estimates never alerted: CBPE cannot see a concept change"
     )
+    rows = [r for r in everything if r["metric"] == "roc_auc"]
     estimates = [r["estimated"] for r in rows]
     assert max(estimates) - min(estimates) < 0.03, "the estimate stays flat"
     drifted = [r for r in rows if r["concept_drift"]]

@@ -60,3 +60,13 @@ def test_a_chunk_is_complete_once_data_time_reaches_its_end() -> None:
     assert not is_complete(end, None)
     assert not is_complete(end, end - timedelta(seconds=1))
     assert is_complete(end, end)
+
+
+def test_durations_are_written_back_in_their_largest_whole_unit() -> None:
+    from datetime import timedelta
+
+    from perfwatch.domain.durations import format_duration, parse_duration
+
+    for text in ("1D", "6h", "30min", "2W", "45s"):
+        assert format_duration(parse_duration(text)) == text
+    assert format_duration(timedelta(hours=48)) == "2D"

@@ -84,3 +84,15 @@ def test_disabled_policy_says_so_and_force_overrides_trigger_and_cooldown() -> N
     assert forced.retrain and forced.trigger == "manual"
     few = situation(labeled_rows=10, degraded_labeled_rows=10)
     assert decide(POLICY, few, force=True).state == "waiting_for_labels"
+
+
+def test_realized_under_the_bar_keeps_the_policy_trying() -> None:
+    fine = [MetricChain("roc_auc", [False, False])]
+    under = [MetricChain("roc_auc", [True, True])]
+    decision = decide(POLICY, situation(estimates=fine, realized_under_bar=under))
+    assert decision.retrain and decision.trigger == "under_bar"
+    assert "realized roc_auc under the bar for 2 judged chunks" in decision.reason
+    cooling = situation(estimates=fine, realized_under_bar=under, last_retrain=NOW)
+    assert decide(POLICY, cooling).state == "cooling_down", "the cooldown still applies"
+    once = [MetricChain("roc_auc", [False, True])]
+    assert decide(POLICY, situation(estimates=fine, realized_under_bar=once)).state == "healthy"

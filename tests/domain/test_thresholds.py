@@ -23,3 +23,14 @@ def test_only_complete_chunks_under_threshold_alert() -> None:
     assert not is_alert(0.79, 0.8, provisional=True)
     assert not is_alert(0.81, 0.8, provisional=False)
     assert not is_alert(0.1, None, provisional=False)
+
+
+def test_the_threshold_in_force_never_sinks_under_the_bar() -> None:
+    from perfwatch.domain.thresholds import in_force, under_bar
+
+    assert in_force(0.846, 0.927) == 0.927  # a promotion's weaker band does not lower it
+    assert in_force(0.95, 0.927) == 0.95  # a stricter own threshold stays
+    assert in_force(None, 0.927) == 0.927 and in_force(0.8, None) == 0.8
+    assert in_force(None, None) is None
+    assert under_bar(0.830, 0.927) and not under_bar(0.93, 0.927)
+    assert not under_bar(None, 0.9) and not under_bar(0.5, None)

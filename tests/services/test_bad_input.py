@@ -61,6 +61,12 @@ def test_csv_with_text_in_a_numeric_column(sqlite_workspace: Workspace) -> None:
     reason = quarantined(sqlite_workspace, "day.csv")
     assert "'torque' holds text where numbers are expected" in reason
     assert "row 42" in reason and "ERR:overload" in reason
+    [listed] = model_status(sqlite_workspace.engine(), ["press"])[0]["quarantined"]
+    assert listed["fixed_at"] is None
+    sqlite_workspace.drop(one_day(), "day.csv")  # the producer's fixed copy
+    assert cycle(sqlite_workspace).files[0].status == "ingested"
+    [listed] = model_status(sqlite_workspace.engine(), ["press"])[0]["quarantined"]
+    assert listed["file"] == "day.csv" and listed["fixed_at"] >= listed["at"]
 
 
 def test_csv_with_numbers_is_ingested_like_parquet(sqlite_workspace: Workspace) -> None:
@@ -166,6 +172,52 @@ def test_the_same_file_dropped_twice(sqlite_workspace: Workspace) -> None:
     status = model_status(sqlite_workspace.engine(), ["press"])[0]
     assert status["batches_ingested"] == 1 and status["rows_ingested"] == 800
     assert len(list((sqlite_workspace.inbox / "processed").iterdir())) == 3, "nothing lost"
+
+
+def test_a_file_of_rows_already_stored_is_processed_as_duplicates(
+    sqlite_workspace: Workspace,
+) -> None:
+    ws = sqlite_workspace
+    rows = one_day()
+    ws.drop(rows, "day.parquet")
+    assert cycle(ws).status == "ok"
+    ws.drop(rows, "day-resent.csv")  # the same rows, re-sent in another format
+    ws.drop(rows.iloc[100:300], "day-part.parquet")  # a subset of them
+    report = cycle(ws)
+    assert report.status == "ok", report.error
+    assert [(f.file_name, f.status, f.rows) for f in report.files] == [
+        ("day-part.parquet", "ingested", 0),
+        ("day-resent.csv", "ingested", 0),
+    ]
+    assert not list(ws.inbox.glob("*.*")), "nothing left to stall the inbox"
+    assert _findings(ws)[("id", "duplicate_id")] == 1000
+    status = model_status(ws.engine(), ["press"])[0]
+    assert status["rows_ingested"] == 800 and status["last_cycle"]["status"] == "ok"
+
+
+def test_a_served_score_without_a_served_prediction_is_thresholded(
+    sqlite_workspace: Workspace,
+) -> None:
+    rows = one_day().assign(y_pred_proba=[0.2, 0.7] * 400)
+    sqlite_workspace.drop(rows, "day.parquet")
+    assert cycle(sqlite_workspace).status == "ok"
+    stored = pd.read_parquet(next((sqlite_workspace.root / "var" / "batches").rglob("*.parquet")))
+    assert stored["y_pred"].tolist() == [0, 1] * 400
+
+
+def test_rows_perfwatch_scores_are_predicted_at_the_decision_threshold(
+    tmp_path: Path, artifacts: Path, sqlite_url: str
+) -> None:
+    ws = Workspace.create(tmp_path / "ws", artifacts, sqlite_url, "decision_threshold = 0.3")
+    ws.drop(one_day().assign(y_pred_proba=[0.2, 0.4] * 400), "served.parquet")
+    ws.drop(production(1, start_day=1), "unscored.parquet")
+    assert cycle(ws).status == "ok"
+    stored = pd.read_parquet(next((ws.root / "var" / "batches").rglob("*.parquet")))
+    served = stored[stored["y_pred_proba"].isin([0.2, 0.4])]
+    assert served["y_pred"].tolist() == [0, 1] * 400
+    scored = stored.drop(served.index)
+    assert ((scored["y_pred_proba"] >= 0.3) == (scored["y_pred"] == 1)).all()
+    assert ((scored["y_pred_proba"] >= 0.3) & (scored["y_pred_proba"] < 0.5)).any()
 
 
 def test_served_scores_outside_0_1_are_rejected(sqlite_workspace: Workspace) -> None:

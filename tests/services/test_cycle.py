@@ -57,7 +57,8 @@ def test_estimates_equal_nannyml_cbpe_on_the_same_rows(sqlite_workspace: Workspa
     ws = sqlite_workspace
     days = production(4)
     ws.drop_days(days)
-    rows = history(ws.engine(), "press") if cycle(ws) else []
+    cycle(ws)  # asserts the cycle ended ok
+    rows = history(ws.engine(), "press")
 
     import nannyml as nml
 
@@ -178,3 +179,16 @@ def test_nan_from_nannyml_is_an_error_not_a_value(sqlite_workspace: Workspace) -
     assert all(r["estimated"] == r["estimated"] for r in stored), "no NaN is stored"
     status = model_status(engine, ["press"])[0]
     assert status["last_cycle"]["status"] == "failed" and "NaN" in status["last_cycle"]["error"]
+
+
+def test_changing_the_chunk_of_a_model_with_history_is_refused(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    ws.drop_days(production(2))
+    cycle(ws)
+    ws.config.write_text(ws.config.read_text() + 'chunk = "6h"\n')
+    ws.drop_days(production(1, start_day=2))
+    settings = ws.settings()
+    report = run_cycle(ws.engine(), settings, settings.models[0])
+    assert report.status == "failed"
+    assert "has history in chunks of 1D, but its config now says chunk = '6h'" in report.error
+    assert list(ws.inbox.glob("*.parquet")), "nothing ingested under the wrong chunks"

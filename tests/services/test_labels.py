@@ -161,7 +161,7 @@ def test_labels_for_unknown_ids_are_held_and_reported_after_the_grace(
     cycle(ws, engine)
     assert ("data_quality", "labels") in open_alerts(engine)
     message = next(a.message for a in table(engine, Alert) if a.subject == "labels")
-    assert message.startswith("25 labels name ids perfwatch has not seen")
+    assert message.startswith("25 labels name ids of rows perfwatch has not stored")
     assert model_status(engine, ["press"])[0]["labels"]["held"] == 25, "held, not lost"
 
 
@@ -194,6 +194,10 @@ def test_a_label_file_without_the_id_column_is_quarantined(sqlite_workspace: Wor
     cycle(ws)
     reason = quarantined_label_file(ws, "no-id.parquet")
     assert "missing column 'id'" in reason and "row id" in reason
+    [alert] = [
+        a for a in model_status(ws.engine(), ["press"])[0]["alerts"] if a["subject"] == "quarantine"
+    ]
+    assert alert["message"].startswith("1 label file(s) quarantined"), "not a batch file"
 
 
 def test_duplicate_ids_equal_values_are_skipped_different_ones_recorded(
@@ -242,3 +246,52 @@ def test_the_same_label_file_twice_is_counted_once(sqlite_workspace: Workspace) 
     assert [f.status for f in cycle(ws, engine).label_files] == ["duplicate"]
     assert model_status(engine, ["press"])[0]["labels"]["stored"] == len(day)
     assert (ws.labels / "processed" / "log.parquet").is_file()
+
+
+def weeks(count: int, start_week: int = 0) -> list[pd.DataFrame]:
+    """`count` weeks of a small fleet, one frame a week (the rows of one batch file)."""
+    fleet = production(7 * count, start_day=7 * start_week, runs_per_day=60)
+    monday = fleet.timestamp.dt.floor("D") - pd.to_timedelta(fleet.timestamp.dt.weekday, "D")
+    return [rows for _, rows in fleet.groupby(monday)]
+
+
+def test_a_backfill_in_one_cycle_matches_every_label(sqlite_workspace: Workspace) -> None:
+    """20 weekly batch files and their 20 label files in one cycle: 140 days, beyond the
+    90-day label window counted back from the newest row."""
+    ws = sqlite_workspace
+    backfill = weeks(20)
+    for index, rows in enumerate(backfill):
+        ws.drop(rows, f"week-{index:02d}.parquet")
+        ws.drop_labels(labels_of(rows), f"week-{index:02d}-labels.parquet")
+    report = cycle(ws)
+    everything = pd.concat(backfill)
+    assert report.rows == len(everything)
+    labels = model_status(ws.engine(), ["press"])[0]["labels"]
+    assert labels["held"] == 0 and labels["stored"] == len(everything)
+
+
+def test_labels_of_rows_older_than_the_window_are_matched(sqlite_workspace: Workspace) -> None:
+    ws = sqlite_workspace
+    old, recent = weeks(2), weeks(2, start_week=20)  # 20 weeks apart
+    ws.drop_days(pd.concat([*old, *recent]))
+    cycle(ws)
+    ws.drop_labels(labels_of(pd.concat(old)), "a-late-maintenance-log.parquet")
+    cycle(ws)
+    labels = model_status(ws.engine(), ["press"])[0]["labels"]
+    assert labels["held"] == 0 and labels["stored"] == len(pd.concat(old))
+
+
+def test_held_labels_find_rows_that_arrive_older_than_the_window(
+    sqlite_workspace: Workspace,
+) -> None:
+    """Labels first, their rows later, and those rows 20 weeks behind the newest row."""
+    ws = sqlite_workspace
+    old, recent = weeks(1), weeks(1, start_week=20)
+    ws.drop_days(recent[0])
+    ws.drop_labels(labels_of(old[0]), "log.parquet")
+    cycle(ws)
+    assert model_status(ws.engine(), ["press"])[0]["labels"]["held"] == len(old[0])
+    ws.drop_days(old[0])  # a backfill of the old week
+    cycle(ws)
+    labels = model_status(ws.engine(), ["press"])[0]["labels"]
+    assert labels["held"] == 0 and labels["stored"] == len(old[0])

@@ -1,5 +1,8 @@
 """The daemon's lease on both backends: one holder, taken over only from the dead."""
 
+import os
+import socket
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -49,17 +52,27 @@ def test_a_daemon_on_another_host_is_trusted_until_its_heartbeat_is_stale(engine
             text("UPDATE daemon_lease SET heartbeat_at = :t"), {"t": utcnow() - 2 * STALE}
         )
     taken = lease.acquire(engine)
-    assert taken.host != "elsewhere"
+    assert holder(engine) == (taken.token, socket.gethostname(), os.getpid())
 
 
 def test_a_dead_process_on_this_host_is_replaced_at_once(engine: Engine) -> None:
-    import socket
-    import subprocess
+    alive = subprocess.Popen(["sleep", "60"])
+    try:  # a live process on this host with a fresh heartbeat keeps the store ...
+        held_by(engine, socket.gethostname(), alive.pid, heartbeat_ago=timedelta(0))
+        with pytest.raises(lease.DaemonRunning):
+            lease.acquire(engine)
+    finally:
+        alive.kill()
+        alive.wait()
+    # ... and the moment it is gone, its fresh heartbeat does not: taken over at once
+    taken = lease.acquire(engine)
+    assert holder(engine) == (taken.token, socket.gethostname(), os.getpid())
 
-    dead = subprocess.Popen(["true"])  # a pid that no longer runs
-    dead.wait()
-    held_by(engine, socket.gethostname(), dead.pid, heartbeat_ago=timedelta(0))
-    assert lease.acquire(engine).pid != dead.pid
+
+def holder(engine: Engine) -> tuple[str, str, int]:
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT token, host, pid FROM daemon_lease")).one()
+    return row.token, row.host, row.pid
 
 
 def test_the_old_holder_learns_it_lost_the_lease(engine: Engine) -> None:

@@ -139,6 +139,23 @@ def test_retrains_are_marked_and_their_lineage_tabled(sqlite_workspace: Workspac
     assert f"{manifest['appended_rows']:,} rows, {len(manifest['batches'])} batches" in html
 
 
+def test_no_headline_calls_a_model_under_its_bar_healthy() -> None:
+    under = {"roc_auc": {"value": 0.830, "bar": 0.927, "under_bar": True}}
+    status = {
+        "last_cycle": {"status": "ok"},
+        "alerts": [],
+        "retrain": {"state": "cooling_down", "reason": "until 2026-06-01"},
+        "latest_realized": {"metrics": under},
+        "latest_complete_estimate": {"metrics": {"roc_auc": {"value": 0.93, "bar": 0.927}}},
+    }
+    said = report.headline(status)
+    assert said == (
+        "roc_auc under the bar set at deployment: realized roc_auc 0.830 vs the bar 0.927;"
+        " retrain: cooling down (until 2026-06-01)."
+    )
+    assert "holds" not in said and "Nothing needs attention" not in said
+
+
 @pytest.mark.parametrize(
     ("cycle", "alerts", "retrain", "expected"),
     [

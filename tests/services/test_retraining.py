@@ -17,6 +17,7 @@ from perfwatch.services.retrain import retrain_manifest
 from perfwatch.services.retraining import run_retrain
 from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import TARGET
+from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import Batch, ModelVersion, RetrainRun
 from tests.workspace import Workspace, production
@@ -77,6 +78,41 @@ def test_a_better_challenger_is_promoted_and_estimates_rebaseline(workspace: Wor
     assert status["retrain"]["last"]["version"] == 2
 
 
+@pytest.mark.parametrize("rebaseline", [False, True])
+def test_a_promotion_never_lowers_the_threshold_below_the_bar(
+    tmp_path: Path, artifacts: Path, sqlite_url: str, rebaseline: bool
+) -> None:
+    extra = "[models.thresholds]\nrebaseline = true\n" if rebaseline else ""
+    ws = Workspace.create(tmp_path / "ws", artifacts, sqlite_url, extra=extra)
+    engine = ws.engine()
+    days = degraded(ws, engine)
+    assert retrain(ws, engine, force=True).decision == "promoted"
+    ws.drop_days(pd.concat(days[16:]))
+    cycle(ws, engine)
+    with transaction(engine) as session:
+        v1, v2 = session.exec(select(ModelVersion).order_by(ModelVersion.version)).all()
+        own = {
+            v.version: queries.reference_metrics(session=session, version_id=v.id)["roc_auc"]
+            for v in (v1, v2)
+        }
+    # the shifted world's reference band sits lower: the case the bar is for
+    assert own[2].band_lower < own[1].band_lower
+    rows = [r for r in history(engine, "press", "roc_auc") if r["model_version"] == 2]
+    assert rows
+    if rebaseline:
+        assert {r["threshold"] for r in rows} == {own[2].band_lower}
+    else:
+        assert {r["bar"] for r in rows} == {own[1].band_lower}
+        assert {r["threshold"] for r in rows} == {own[1].band_lower}
+        status = model_status(engine, ["press"])[0]
+        latest = status["latest_complete_estimate"]["metrics"]["roc_auc"]
+        assert latest["bar"] == own[1].band_lower
+        # v2 estimates the tool shortage at about 0.86: under v1's bar, so it alerts
+        # (v2's own band would have called it healthy) and the policy keeps trying
+        assert latest["under_bar"] and latest["alert"] and status["state"] == "alert"
+        assert latest["value"] > own[2].band_lower
+
+
 def test_lineage_lists_exactly_the_appended_batches(sqlite_workspace: Workspace) -> None:
     ws = sqlite_workspace
     engine = ws.engine()
@@ -134,7 +170,7 @@ def test_the_new_reference_is_the_newest_holdout_topped_up_to_a_bound(
 ) -> None:
     """Bounded, so CBPE's fit does not grow with every promotion: the newest held-out
     rows first, then the old reference's newest rows while there is room."""
-    import perfwatch.services.retraining as retraining
+    import perfwatch.services.retrain as policy
 
     ws = sqlite_workspace
     engine = ws.engine()
@@ -143,7 +179,7 @@ def test_the_new_reference_is_the_newest_holdout_topped_up_to_a_bound(
     assert probe is not None
     held_out = json.loads(probe.manifest)["holdout"]["rows"]
     bound = held_out - 100 if room == 0 else held_out + room
-    monkeypatch.setattr(retraining, "HOLDOUT_ROWS", bound)
+    monkeypatch.setattr(policy, "HOLDOUT_ROWS", bound)  # the one bound: split, gate, reference
     run = retrain(ws, engine, force=True)
     assert run is not None and run.decision == "promoted"
     settings = ws.settings()
@@ -258,7 +294,9 @@ def test_a_challenger_predicting_nan_is_rejected(
 
     import perfwatch.ml.training as training
 
-    monkeypatch.setattr(training, "train", lambda frame, **_: PredictsNaN())
+    monkeypatch.setattr(
+        training, "train_like", lambda _, frame, inputs, **__: (PredictsNaN(), inputs)
+    )
     run = retrain(ws, engine)
     assert run is not None and run.decision == "rejected"
     assert "challenger predicted NaN" in json.loads(run.gate)["reason"]

@@ -25,3 +25,12 @@ def parse_duration(text: str) -> timedelta:
             " (months and years vary in length and are not accepted)"
         )
     return int(match.group(1) or 1) * _UNITS[match.group(2)]
+
+
+def format_duration(length: timedelta) -> str:
+    """A duration as the config writes it, in its largest whole unit: 1D, 6h, 30min."""
+    seconds = int(length.total_seconds())
+    for unit, size in (("W", 604800), ("D", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -36,6 +36,8 @@ class Situation:
     drifted_labeled_rows: int  # of them, in chunks whose realized was out of the band
     last_retrain: datetime | None  # data time of the last retrain started
     running: bool  # a retrain of this model is in progress
+    # per metric, whether the newest judged chunks' realized values were under the bar
+    realized_under_bar: Sequence[MetricChain] = ()
 
 
 @dataclass(frozen=True)
@@ -51,17 +53,28 @@ class Decision:
 
 def trigger_of(situation: Situation, consecutive: int) -> tuple[str | None, str]:
     """What calls for a retrain, with its figures: a confirmed concept drift first (the
-    estimate cannot see it), then a metric estimated under its threshold long enough."""
+    estimate cannot see it), then a metric estimated under its threshold long enough,
+    then a realized metric under the bar long enough."""
     if situation.concept_drift:
         return "concept_drift", f"concept drift confirmed on {', '.join(situation.concept_drift)}"
-    for chain in situation.estimates:
-        recent = list(chain.alerts)[-consecutive:]
-        if len(recent) == consecutive and all(recent):
-            return "estimate", (
-                f"estimated {chain.metric} under its threshold for {consecutive} complete"
-                f" chunk{'s' if consecutive > 1 else ''}"
-            )
-    return None, "no metric under its threshold, no concept drift"
+    chunks = "chunks" if consecutive > 1 else "chunk"
+    if degraded := _firing(situation.estimates, consecutive):
+        why = f"estimated {degraded[0]} under its threshold for {consecutive} complete {chunks}"
+        return "estimate", why
+    # a promoted version may estimate itself fine against its own reference and still
+    # fall short of what version 1 delivered: while under the bar, keep trying
+    if short := _firing(situation.realized_under_bar, consecutive):
+        return "under_bar", f"realized {short[0]} under the bar for {consecutive} judged {chunks}"
+    return None, "no metric under its threshold or the bar, no concept drift"
+
+
+def _firing(chains: Sequence[MetricChain], consecutive: int) -> list[str]:
+    """The metrics whose newest `consecutive` observations all fired."""
+    return [
+        c.metric
+        for c in chains
+        if len(c.alerts) >= consecutive and all(list(c.alerts)[-consecutive:])
+    ]
 
 
 def decide(policy: RetrainPolicy, situation: Situation, *, force: bool = False) -> Decision:

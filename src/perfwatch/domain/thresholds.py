@@ -46,3 +46,19 @@ def is_alert(value: float, threshold: float | None, *, provisional: bool) -> boo
     partial chunk's estimate is too noisy to act on.
     """
     return not provisional and threshold is not None and value < threshold
+
+
+def in_force(own: float | None, bar: float | None) -> float | None:
+    """The threshold an estimate is judged by: the version's own, never under the bar.
+
+    A promotion re-fits the reference band on the new version's (often weaker) reference;
+    without the bar, the threshold would sink with it and a degraded model would read
+    as healthy against its own lowered standard.
+    """
+    if bar is None or own is None:
+        return own if bar is None else bar
+    return max(own, bar)
+
+
+def under_bar(value: float | None, bar: float | None) -> bool:
+    return value is not None and bar is not None and value < bar

@@ -202,7 +202,7 @@ class CycleRows:
     """The rows of every accepted file of a cycle, ready to score, store and estimate."""
 
     rows: "pd.DataFrame"  # with BATCH_COLUMN and CHUNK_COLUMN
-    needs_scores: "pd.Series"  # rows whose served score or prediction is missing
+    needs_scores: "pd.Series"  # rows without a served score (perfwatch scores them)
     repeated: "pd.DataFrame"  # BATCH_COLUMN, CHUNK_COLUMN of rows dropped as repeated ids
 
 
@@ -222,8 +222,6 @@ def combine(tables: list["pa.Table"], *, model: "ModelSettings", period: ChunkPe
     needs = pd.Series(True, index=rows.index)
     if model.score_column in rows.columns:
         needs = rows[model.score_column].isna()
-        if model.prediction_column in rows.columns:
-            needs |= rows[model.prediction_column].isna()
     assign_chunks(rows, model.timestamp_column, period)
     dropped = rows.loc[repeated, [BATCH_COLUMN, CHUNK_COLUMN]]
     keep = ~repeated

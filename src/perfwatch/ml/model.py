@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from perfwatch.ml.inputs import ModelInputs
+
 DECISION_THRESHOLD = 0.5  # a served prediction is score >= this, like predict() of sklearn
 SKEW_SAMPLE = 500  # served rows re-scored per cycle
 _loaded: dict[tuple[str, str], Any] = {}  # (path, sha256) -> the unpickled classifier
@@ -50,13 +52,14 @@ def check_classifier(model: Any, path: Path) -> None:
         )
 
 
-def score(model: Any, features: "pd.DataFrame") -> "np.ndarray":
-    """The positive-class probability for each row."""
+def score(model: Any, rows: "pd.DataFrame", inputs: "ModelInputs") -> "np.ndarray":
+    """The positive-class probability for each row, the rows given to the model in the
+    types it was trained on."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # sklearn's feature-name chatter
-        proba = model.predict_proba(features)
+        proba = model.predict_proba(inputs.frame(rows))
     if proba.ndim != 2 or proba.shape[1] != 2:
         raise PerfwatchError(
             f"the model returned probabilities of shape {proba.shape}",
@@ -65,39 +68,40 @@ def score(model: Any, features: "pd.DataFrame") -> "np.ndarray":
     return proba[:, 1]
 
 
-def predict(scores: "np.ndarray") -> "np.ndarray":
-    return (scores >= DECISION_THRESHOLD).astype("int64")
+def predict(scores: "np.ndarray", threshold: float = DECISION_THRESHOLD) -> "np.ndarray":
+    return (scores >= threshold).astype("int64")
 
 
 def fill_scores(
     model: Callable[[], Any],
     rows: "pd.DataFrame",
     *,
-    features: list[str],
+    inputs: "ModelInputs",
     score_column: str,
     prediction_column: str,
-    missing: "pd.Series | None" = None,
+    threshold: float = DECISION_THRESHOLD,
 ) -> int:
-    """Score the rows that lack a served score (all rows when `missing` is None); count them.
+    """Score the rows that lack a served score, and predict where no prediction was served
+    (score >= `threshold`); return how many rows were scored.
 
     `model` is called for the classifier only when some row needs scoring: loading and
     hash-checking the artifact is skipped when the server logged every score.
     """
     import pandas as pd
 
-    todo = pd.Series(True, index=rows.index) if missing is None else missing
-    if not todo.any() and score_column in rows.columns and prediction_column in rows.columns:
-        rows[prediction_column] = rows[prediction_column].astype("int64")
-        return 0
     if score_column not in rows.columns:
         rows[score_column] = float("nan")
     if prediction_column not in rows.columns:
         rows[prediction_column] = pd.NA
+    todo = rows[score_column].isna()
     if todo.any():
-        scores = score(model(), rows.loc[todo, features])
-        rows.loc[todo, score_column] = scores
-        rows.loc[todo, prediction_column] = predict(scores)
+        rows.loc[todo, score_column] = score(model(), rows.loc[todo], inputs)
     rows[score_column] = rows[score_column].astype("float64")
+    unpredicted = rows[prediction_column].isna() | todo
+    if unpredicted.any():
+        rows.loc[unpredicted, prediction_column] = predict(
+            rows.loc[unpredicted, score_column].to_numpy(), threshold
+        )
     rows[prediction_column] = rows[prediction_column].astype("int64")
     return int(todo.sum())
 
@@ -116,7 +120,7 @@ def check_skew(
     rows: "pd.DataFrame",
     *,
     served: "pd.Series",
-    features: list[str],
+    inputs: "ModelInputs",
     score_column: str,
     tolerance: float,
 ) -> SkewCheck | None:
@@ -132,7 +136,7 @@ def check_skew(
         np.linspace(0, len(positions) - 1, min(SKEW_SAMPLE, len(positions))).astype(int)
     ]
     picked = rows.iloc[sample]
-    differences = np.abs(score(model(), picked[features]) - picked[score_column].to_numpy(float))
+    differences = np.abs(score(model(), picked, inputs) - picked[score_column].to_numpy(float))
     return SkewCheck(
         checked=len(sample),
         mismatched=int((differences > tolerance).sum()),

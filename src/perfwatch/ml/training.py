@@ -7,6 +7,8 @@ from perfwatch import faults, stopping
 if TYPE_CHECKING:
     import pandas as pd
 
+    from perfwatch.ml.inputs import ModelInputs
+
 LGBM_PARAMS: dict[str, Any] = {
     "n_estimators": 200,
     "learning_rate": 0.05,
@@ -65,6 +67,51 @@ def train(
     pipeline = build_pipeline(features=features, categorical=categorical, seed=seed)
     pipeline.fit(frame[features], frame[target].astype(int), classify__callbacks=[_stop_check])
     return pipeline
+
+
+def train_like(
+    champion: Any,
+    frame: "pd.DataFrame",
+    *,
+    inputs: "ModelInputs",
+    target: str,
+    categorical: list[str],
+    seed: int = 0,
+) -> tuple[Any, "ModelInputs"]:
+    """A challenger of the champion's family, and the inputs it takes.
+
+    A champion that is (or ends in) a LightGBM model is cloned: the same estimator or
+    pipeline with the same parameters, refitted on `frame` given in the champion's input
+    types, so the challenger takes exactly what the champion took (a bare LGBMClassifier
+    on `category` columns stays one). Any other champion gets perfwatch's pipeline, which
+    takes the inputs as stored. Seeded when the champion was not.
+    """
+    from sklearn.base import clone
+
+    from perfwatch.ml.inputs import ModelInputs
+
+    step = _lightgbm_step(champion)
+    if step is None:
+        stored = ModelInputs.as_stored(inputs.names, categorical)
+        return train(frame, features=inputs.names, categorical=categorical, target=target), stored
+    challenger = clone(champion)
+    prefix = f"{step}__" if step else ""
+    if challenger.get_params().get(f"{prefix}random_state") is None:
+        challenger.set_params(**{f"{prefix}random_state": seed})
+    challenger.fit(
+        inputs.frame(frame), frame[target].astype(int), **{f"{prefix}callbacks": [_stop_check]}
+    )
+    return challenger, inputs
+
+
+def _lightgbm_step(classifier: Any) -> str | None:
+    """'' for a bare LightGBM model, the final step's name for a pipeline ending in one,
+    None for anything else."""
+    steps = getattr(classifier, "steps", None)
+    final = steps[-1][1] if steps else classifier
+    if not type(final).__module__.startswith("lightgbm"):
+        return None
+    return steps[-1][0] if steps else ""
 
 
 def _stop_check(_env: Any) -> None:

@@ -38,6 +38,7 @@ class FilesSeen:
 
     ingested: int
     quarantined: int
+    labels_quarantined: int = 0
 
 
 @dataclass
@@ -132,7 +133,7 @@ def _concept_drift(session: Session, model: ModelSettings, model_id: int) -> lis
             message = (
                 f"realized {metric} {r.value:.3f} vs estimated {r.estimated:.3f}"
                 f" ({r.magnitude:+.3f}) for {model.concept_drift.consecutive} chunk(s)"
-                f" up to {_day(r.chunk_start)}: the relation between inputs and failures"
+                f" up to {_day(r.chunk_start)}: the relation between inputs and outcomes"
                 f" changed{impact}"
                 if r.concept_drift and r.estimated is not None and r.magnitude is not None
                 else f"realized {metric} {r.value:.3f} within the estimate's band"
@@ -204,42 +205,67 @@ def _feature_drift(session: Session, model: ModelSettings, model_id: int) -> lis
 
 def _quarantine(session: Session, model_id: int, files: FilesSeen) -> Signal:
     earlier = queries.recent_file_cycles(session=session, model_id=model_id, cycles=CLOSE_AFTER)
-    seen = [(c.batches, c.quarantined) for c in earlier if c.status != "running"]
-    if files.ingested or files.quarantined:
-        seen.append((files.ingested, files.quarantined))
+    seen = [(c.batches, c.quarantined, 0) for c in earlier if c.status != "running"]
+    if files.ingested or files.quarantined or files.labels_quarantined:
+        seen.append((files.ingested, files.quarantined, files.labels_quarantined))
     observations = [
         Observation(
-            quarantined > 0,
-            f"{quarantined} batch file(s) quarantined: see `perfwatch status` for the reasons"
-            if quarantined
+            quarantined + labels > 0,
+            f"{_files(quarantined, labels)} quarantined: see `perfwatch status` for the reasons"
+            if quarantined + labels
             else f"{ingested} batch file(s) ingested, none quarantined",
-            value=float(quarantined),
+            value=float(quarantined + labels),
         )
-        for ingested, quarantined in seen
+        for ingested, quarantined, labels in seen
     ]
     return Signal("data_quality", "quarantine", observations)
 
 
+def _files(batches: int, labels: int) -> str:
+    parts = [f"{batches} batch file(s)"] if batches else []
+    parts += [f"{labels} label file(s)"] if labels else []
+    return " and ".join(parts)
+
+
 def _skew(session: Session, model: ModelSettings, model_id: int, skew: Any) -> Signal:
-    """Served scores against the champion's on the same inputs, cycle by cycle."""
+    """Served scores against the champion's on the same inputs, cycle by cycle (a check
+    that failed fires too: a skew nobody can measure is not a skew that is absent)."""
     earlier = queries.recent_skew_cycles(session=session, model_id=model_id, cycles=CLOSE_AFTER)
-    seen = [(c.skew_checked, c.skew_mismatched, c.skew_largest or 0.0) for c in earlier]
+    seen = [
+        (c.skew_checked, c.skew_mismatched, c.skew_largest or 0.0, c.skew_error) for c in earlier
+    ]
     if skew is not None:
-        seen.append((skew.checked, skew.mismatched, skew.largest))
-    observations = [
-        Observation(
-            mismatched >= SKEW_SHARE * checked,
-            f"served {model.score_column!r} differs from the champion's score on {mismatched}"
-            f" of {checked} re-scored rows by more than {model.skew_tolerance} (largest"
-            f" {largest:.3f}): serving prepares inputs differently from training (a forgotten"
-            " scaler, a stale encoder) or serves another model version"
-            if mismatched >= SKEW_SHARE * checked
-            else f"served scores match the champion's ({checked} rows re-scored)",
-            value=mismatched / checked,
+        error = getattr(skew, "error", None)
+        seen.append(
+            (0, 0, 0.0, error) if error else (skew.checked, skew.mismatched, skew.largest, None)
         )
-        for checked, mismatched, largest in seen[-CLOSE_AFTER:]
+    observations = [
+        _skew_observation(model, checked, mismatched, largest, error)
+        for checked, mismatched, largest, error in seen[-CLOSE_AFTER:]
     ]
     return Signal("skew", model.score_column, observations)
+
+
+def _skew_observation(
+    model: ModelSettings, checked: int, mismatched: int, largest: float, error: str | None
+) -> Observation:
+    if error:
+        return Observation(
+            True,
+            f"the skew check failed: the champion could not re-score the served rows ({error});"
+            " rows were stored and estimated from their served scores",
+        )
+    firing = mismatched >= SKEW_SHARE * checked
+    return Observation(
+        firing,
+        f"served {model.score_column!r} differs from the champion's score on {mismatched}"
+        f" of {checked} re-scored rows by more than {model.skew_tolerance} (largest"
+        f" {largest:.3f}): serving prepares inputs differently from training (a forgotten"
+        " scaler, a stale encoder) or serves another model version"
+        if firing
+        else f"served scores match the champion's ({checked} rows re-scored)",
+        value=mismatched / checked,
+    )
 
 
 def _unmatched_labels(session: Session, model: ModelSettings, model_id: int) -> Signal:
@@ -249,9 +275,10 @@ def _unmatched_labels(session: Session, model: ModelSettings, model_id: int) -> 
     late = counts["unmatched"]
     observation = Observation(
         late > 0,
-        f"{late} labels name ids perfwatch has not seen within {model.label_grace} of data time"
-        " (held, not lost: they are matched if their rows arrive; check the id column of the"
-        " label files and of the batches)"
+        f"{late} labels name ids of rows perfwatch has not stored, {model.label_grace} of data"
+        " time on (held, not lost: they are matched when their rows arrive). Their batches"
+        " have not arrived or were quarantined, or the label files and the batches write"
+        " the ids differently"
         if late
         else "every held label is within its grace period",
         value=float(late),

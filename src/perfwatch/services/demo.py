@@ -151,6 +151,45 @@ def run_demo(
     )
 
 
+def after_retrain(engine: Any, metric: str = "roc_auc") -> str:
+    """What the loop paid off: the realized metric on the chunks after the last promotion
+    (scored by the promoted version), against the bar, or why it cannot be said yet."""
+    from perfwatch.services.status import history
+
+    with engine.connect() as connection:
+        model_id = reads.model_ids(connection)[MODEL]
+        runs = reads.retrain_history(connection, model_id)
+    promoted = [r for r in runs if r["decision"] == "promoted"]
+    if not promoted:
+        return "no retrain was promoted in this run"
+    since = promoted[-1]["data_time"].isoformat()
+    rows = history(engine, MODEL, metric)
+    served = [r for r in rows if r["chunk_start"] >= since and r["realized"] is not None]
+    newest = max(r["model_version"] for r in rows)
+    if not served:
+        return (
+            f"v{newest} serves from {since[:10]}; no chunk of it is judged yet (labels"
+            f" arrive {LABEL_DELAY_DAYS} days late: replay more --days)"
+        )
+    judged = {r["chunk_start"]: r for r in served}  # newest version's row per chunk
+    realized = sum(r["realized"] for r in judged.values()) / len(judged)
+    bar = served[-1]["bar"]
+    verdict = (
+        "back above the bar"
+        if bar is None or realized >= bar
+        else f"{bar - realized:.3f} under the bar"
+    )
+    return (
+        f"after the retrain: realized {metric} {realized:.3f} on the {len(judged)} judged"
+        f" chunk(s) since v{newest} took over on {since[:10]} (the bar: {_num(bar)}):"
+        f" {verdict}"
+    )
+
+
+def _num(value: float | None) -> str:
+    return "none" if value is None else f"{value:.3f}"
+
+
 def _retrained(run: Any) -> str | None:
     import json
 

@@ -25,7 +25,7 @@ from sqlmodel import col
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN
-from perfwatch.errors import BatchRejected
+from perfwatch.errors import BatchRejected, PerfwatchError
 from perfwatch.files import move_into, sha256_file
 from perfwatch.ingest.batch import SUFFIXES
 from perfwatch.services.registry import Champion, in_data_dir
@@ -199,24 +199,17 @@ def _prepare(
 
     from perfwatch.ingest.contract import soft_findings
     from perfwatch.ingest.rows import BATCH_COLUMN, combine
-    from perfwatch.ml.model import check_skew, fill_scores
+    from perfwatch.ml.model import fill_scores
 
     combined = combine([f.table for f in accepted], model=model, period=model.chunk_period)
-    skew = check_skew(
-        lambda: champion.model,
-        combined.rows,
-        served=~combined.needs_scores,
-        features=model.features,
-        score_column=model.score_column,
-        tolerance=model.skew_tolerance,
-    )
+    skew = _check_skew(model, champion, combined.rows, served=~combined.needs_scores)
     fill_scores(
         lambda: champion.model,
         combined.rows,
-        features=model.features,
+        inputs=champion.inputs,
         score_column=model.score_column,
         prediction_column=model.prediction_column,
-        missing=combined.needs_scores,
+        threshold=model.decision_threshold,
     )
     rows, stored_again = _drop_stored_ids(
         engine, model, champion.version.model_id, combined.rows, settings.data_dir
@@ -235,6 +228,35 @@ def _prepare(
         written=_writer.submit(_write_segment, segment, model, _segment_table(model, rows, hashes)),
         skew=skew,
     )
+
+
+def _check_skew(
+    model: ModelSettings, champion: Champion, rows: "pd.DataFrame", *, served: "pd.Series"
+) -> Any:
+    """The skew check (ml.model.SkewCheck, None when no row came scored), or SkewFailed: a
+    side step never holds up storing and estimating the rows."""
+    from perfwatch.ml.model import check_skew
+
+    try:
+        return check_skew(
+            lambda: champion.model,
+            rows,
+            served=served,
+            inputs=champion.inputs,
+            score_column=model.score_column,
+            tolerance=model.skew_tolerance,
+        )
+    except Exception as exc:  # recorded on the cycle and alerted on, never fatal
+        log.exception("%s: the skew check failed", model.name)
+        message = exc.message if isinstance(exc, PerfwatchError) else f"{type(exc).__name__}: {exc}"
+        return SkewFailed(message)
+
+
+@dataclass(frozen=True)
+class SkewFailed:
+    """The champion could not re-score the served rows: the check, not the rows, failed."""
+
+    error: str
 
 
 def _drop_stored_ids(
@@ -345,19 +367,18 @@ def _record_chunks_and_findings(
 
     period = model.chunk_period
     sizes = prepared.rows.groupby([BATCH_COLUMN, CHUNK_COLUMN]).size()
-    session.execute(
-        insert(BatchChunk),
-        [
-            {
-                "batch_id": batch_ids[int(b)],
-                "model_id": model_id,
-                "chunk_start": moment(ns),
-                "chunk_end": period.end_of(moment(ns)),
-                "rows": int(n),
-            }
-            for (b, ns), n in sizes.items()
-        ],
-    )
+    chunks = [
+        {
+            "batch_id": batch_ids[int(b)],
+            "model_id": model_id,
+            "chunk_start": moment(ns),
+            "chunk_end": period.end_of(moment(ns)),
+            "rows": int(n),
+        }
+        for (b, ns), n in sizes.items()
+    ]
+    if chunks:  # none when every row was stored already (a re-sent file)
+        session.execute(insert(BatchChunk), chunks)
     records = [
         {
             "model_id": model_id,

@@ -98,20 +98,26 @@ class _Plan:
 
 
 def ingest_labels(
-    engine: Engine, settings: Settings, model: ModelSettings, model_id: int, *, new_rows: bool
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    model_id: int,
+    *,
+    new_chunks: frozenset[datetime] = frozenset(),
 ) -> list[LabelFileOutcome]:
     """Ingest every waiting label file, then match held labels to rows that arrived.
 
-    `new_rows`: batches were recorded this cycle, so held labels may have found their rows.
+    `new_chunks`: the chunks that received rows this cycle, where held labels may have
+    found their rows (searched whatever their age).
     """
     paths = inbox_files(model.labels_inbox) if model.labels_inbox is not None else []
     if not paths:
-        if not new_rows:
+        if not new_chunks:
             return []
         with transaction(engine) as session:  # the window's ids are read only if needed
             if not queries.held_labels(session=session, model_id=model_id):
                 return []
-    rows = recent_rows(engine, settings, model, model_id)
+    rows = recent_rows(engine, settings, model, model_id, also=new_chunks)
     outcomes = _ingest_files(engine, settings, model, model_id, paths, rows) if paths else []
     matched = match_held_labels(engine, model, model_id, rows)
     if matched:
@@ -120,17 +126,27 @@ def ingest_labels(
 
 
 def recent_rows(
-    engine: Engine, settings: Settings, model: ModelSettings, model_id: int
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    model_id: int,
+    *,
+    everything: bool = False,
+    also: frozenset[datetime] = frozenset(),
 ) -> RecentRows:
-    """Read the rows stored within `label_window` of the newest data."""
+    """Read the rows stored within `label_window` of the newest data, and in the chunks
+    `also` names (those that received rows this cycle, however old: a backfill); every
+    stored row with `everything`. The window bounds the cost of the usual case, never
+    correctness."""
     import pyarrow as pa
 
     with transaction(engine) as session:
         newest = queries.watermark(session=session, model_id=model_id)
         if newest is None:
             return RecentRows(None, None)
-        since = newest - parse_duration(model.label_window)
+        since = None if everything else newest - parse_duration(model.label_window)
         starts = list(queries.chunk_row_counts(session=session, model_id=model_id, since=since))
+        starts += sorted(also - set(starts))
         batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
     table = stored_table(
         batches, served_columns(model), {chunk_ns(s) for s in starts}, settings.data_dir
@@ -275,6 +291,9 @@ def _plan(
     first, contradicts = first_targets(combined["id"], combined[TARGET])
     unique_ids = combined["id"].filter(pa.array(first))
     positions = rows.locate(unique_ids)
+    if (positions < 0).any():  # rows older than the window (a backfill), or not stored yet
+        rows = recent_rows(engine, settings, model, model_id, everything=True)
+        positions = rows.locate(unique_ids)
     found = positions >= 0
     unique = pd.concat(
         [combined.filter(pa.array(first)).to_pandas(), _figures(model, rows, positions, found)],

@@ -21,8 +21,9 @@ from sqlalchemy import Engine
 from perfwatch import logs, stopping
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, is_complete
-from perfwatch.domain.thresholds import ReferencePerformance, is_alert, threshold_for
-from perfwatch.errors import EstimationError, PerfwatchError
+from perfwatch.domain.durations import format_duration
+from perfwatch.domain.thresholds import in_force, is_alert
+from perfwatch.errors import ConfigError, EstimationError, PerfwatchError
 from perfwatch.services.alerts import AlertChanges, FilesSeen, update_alerts
 from perfwatch.services.drift import measure_drift
 from perfwatch.services.ingestion import FileOutcome, gather, moment, read_stored, record
@@ -55,7 +56,7 @@ class CycleReport:
     chunks_estimated: int = 0
     judged: JudgeReport = field(default_factory=JudgeReport)
     chunks_drift: int = 0  # complete chunks whose feature drift was measured
-    skew: Any = None  # ml.model.SkewCheck of this cycle's served scores
+    skew: Any = None  # ml.model.SkewCheck of this cycle's served scores, or SkewFailed
     retrain: Any = None  # domain.retrain.Decision of the policy after this cycle
     alerts: AlertChanges = field(default_factory=lambda: AlertChanges([], []))
     timings: dict[str, float] = field(default_factory=dict)
@@ -97,6 +98,7 @@ def _cycle(engine: Engine, settings: Settings, model: ModelSettings) -> CycleRep
 
 def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: CycleReport) -> None:
     with _timed(report, "load"):
+        check_chunking(engine, model)
         ensure_initial_version(engine, settings, model)
         champion = load_champion(engine, settings, model)
     stopping.check("ingestion")  # ingestion, estimation and recording go together
@@ -115,7 +117,11 @@ def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: C
         stopping.check("labels")
         with _timed(report, "labels"):
             report.label_files = ingest_labels(
-                engine, settings, model, champion.version.model_id, new_rows=report.rows > 0
+                engine,
+                settings,
+                model,
+                champion.version.model_id,
+                new_chunks=_chunks_of(gathered.rows) if report.rows else frozenset(),
             )
         stopping.check("realized metrics")
         with _timed(report, "realized"):
@@ -123,6 +129,32 @@ def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: C
         stopping.check("feature drift")
         with _timed(report, "drift"):
             report.chunks_drift = measure_drift(engine, settings, model, champion)
+
+
+def check_chunking(engine: Engine, model: ModelSettings) -> None:
+    """Refuse a chunking other than the one the model's history is stored in: every
+    estimate, threshold, label count and alert of the history is per such chunk."""
+    with transaction(engine) as session:
+        found = queries.find_model(session=session, name=model.name)
+        length = (
+            found and found.id and queries.stored_chunk_length(session=session, model_id=found.id)
+        )
+    if not length or length == model.chunk_period.length:
+        return
+    stored = format_duration(length)
+    raise ConfigError(
+        f"model {model.name!r} has history in chunks of {stored}, but its config now says"
+        f" chunk = {model.chunk!r}",
+        hint=f"set chunk back to {stored!r}; to monitor in other chunks, declare the model"
+        " again under a new name (it starts from version 1 and an empty history; the old one"
+        " stays readable under its name)",
+    )
+
+
+def _chunks_of(rows: "pd.DataFrame | None") -> frozenset[datetime]:
+    if rows is None:
+        return frozenset()
+    return frozenset(moment(int(ns)) for ns in rows[CHUNK_COLUMN].unique())
 
 
 @contextmanager
@@ -150,8 +182,8 @@ def _failed(report: CycleReport, error: str) -> None:
 def _files_seen(report: CycleReport) -> FilesSeen:
     return FilesSeen(
         ingested=sum(1 for f in report.files if f.status == "ingested"),
-        quarantined=sum(1 for f in report.files if f.status == "quarantined")
-        + sum(1 for f in report.label_files if f.status == "quarantined"),
+        quarantined=sum(1 for f in report.files if f.status == "quarantined"),
+        labels_quarantined=sum(1 for f in report.label_files if f.status == "quarantined"),
     )
 
 
@@ -171,7 +203,9 @@ def _finish(engine: Engine, cycle: Cycle, report: CycleReport) -> None:
         cycle.quarantined = sum(1 for f in report.files if f.status == "quarantined")
         cycle.rows, cycle.chunks_estimated = report.rows, report.chunks_estimated
         cycle.labels = sum(f.stored for f in report.label_files)
-        if report.skew is not None:
+        if getattr(report.skew, "error", None):
+            cycle.skew_error = report.skew.error
+        elif report.skew is not None:
             cycle.skew_checked, cycle.skew_mismatched = report.skew.checked, report.skew.mismatched
             cycle.skew_largest = report.skew.largest
         cycle.chunks_judged = report.judged.judged
@@ -294,11 +328,8 @@ def _chunk_rows(
 def _estimate_row(
     model: ModelSettings, champion: Champion, estimate: Any, provisional: bool
 ) -> dict[str, Any]:
-    reference = champion.reference[estimate.metric]
-    threshold = threshold_for(
-        model.threshold_rule(estimate.metric),
-        ReferencePerformance(reference.value, reference.band_lower),
-    )
+    bar = champion.bars.get(estimate.metric)
+    threshold = in_force(champion.threshold(model, estimate.metric), bar)
     return {
         "model_id": champion.version.model_id,
         "version_id": champion.version.id,
@@ -310,6 +341,7 @@ def _estimate_row(
         "upper": estimate.upper,
         "sampling_error": estimate.sampling_error,
         "threshold": threshold,
+        "bar": bar,
         "alert": is_alert(estimate.value, threshold, provisional=provisional),
         "provisional": provisional,
         "rows": estimate.rows,

@@ -50,8 +50,10 @@ def judge(
         if newest is None:
             return JudgeReport()
         since = newest - parse_duration(model.label_window) - model.chunk_period.length
-        rows_now = queries.chunk_row_counts(session=session, model_id=model_id, since=since)
-        labeled = queries.chunk_labels_since(session=session, model_id=model_id, since=since)
+        # every chunk, however old: labels of a backfill judge old chunks too (one row a
+        # chunk, and only chunks whose labels or rows changed are computed again)
+        rows_now = queries.chunk_row_counts(session=session, model_id=model_id)
+        labeled = queries.chunk_labels_since(session=session, model_id=model_id, since=None)
     horizon = parse_duration(model.label_horizon) if model.label_horizon else None
     due = [
         chunk
@@ -176,6 +178,7 @@ def _store_verdicts(
         row.estimated = estimate.value if estimate else None
         row.estimated_sampling_error = estimate.sampling_error if estimate else None
         row.impact, row.computed_at = None, utcnow()
+        row.bar = champion.bars.get(result.metric)
         stored[(result.chunk_start, result.metric)] = row
     drifted = 0
     for metric in model.metrics:

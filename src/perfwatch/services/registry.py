@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from perfwatch.config import ModelSettings, Settings
+from perfwatch.domain.thresholds import ReferencePerformance, threshold_for
 from perfwatch.errors import ConfigError, PerfwatchError
 from perfwatch.files import copy_atomically, sha256_file, verify, write_atomically
 from perfwatch.ingest.contract import Contract
+from perfwatch.ml.inputs import ModelInputs
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import ModelVersion, ReferenceMetric
@@ -34,8 +36,18 @@ class Champion:
     version: ModelVersion
     estimator: Any
     contract: Contract
+    inputs: ModelInputs  # what the classifier takes: dtypes, categories, column order
     reference: dict[str, ReferenceMetric]
     data_dir: Path  # paths in the store are relative to it
+    bars: dict[str, float | None]  # per metric: the threshold its estimates never go under
+
+    def threshold(self, model: ModelSettings, metric: str) -> float | None:
+        """The version's own threshold for the metric (from its reference)."""
+        reference = self.reference[metric]
+        return threshold_for(
+            model.threshold_rule(metric),
+            ReferencePerformance(reference.value, reference.band_lower),
+        )
 
     @cached_property
     def model(self) -> Any:
@@ -73,13 +85,12 @@ def register_version(
     training_data: Path | None,
     source: str,
     champion: bool = True,
+    inputs: ModelInputs | None = None,
 ) -> ModelVersion:
     """Verify and store a new version, fit CBPE on its reference, and make it the champion
-    (or keep it as a candidate)."""
-    from perfwatch.errors import BatchRejected
-    from perfwatch.ingest.rows import read_reference
+    (or keep it as a candidate). `inputs`: what the model takes, when known (a challenger
+    takes its champion's); else learnt from the artifact and the reference file."""
     from perfwatch.ml import cbpe
-    from perfwatch.ml.model import check_classifier, fill_scores, read_model
 
     for path, what in (
         (artifact, "model file"),
@@ -91,21 +102,7 @@ def register_version(
                 f"{what} {path} does not exist",
                 hint="check the path (relative paths are relative to the config)",
             )
-    classifier = read_model(artifact)
-    check_classifier(classifier, artifact)
-    try:
-        rows, contract = read_reference(reference, model=model)
-    except BatchRejected as exc:
-        raise PerfwatchError(f"reference set {reference}: {exc.message}", hint=exc.hint) from None
-    missing = rows[model.score_column].isna() if model.score_column in rows.columns else None
-    fill_scores(
-        lambda: classifier,
-        rows,
-        features=model.features,
-        score_column=model.score_column,
-        prediction_column=model.prediction_column,
-        missing=missing,
-    )
+    _, rows, contract, inputs = load_candidate(model, artifact, reference, inputs)
     estimator, figures = cbpe.fit(
         rows, columns=cbpe_columns(model), metrics=model.metrics, period=model.chunk_period
     )
@@ -138,6 +135,7 @@ def register_version(
             estimator_path=in_data_dir(settings, folder / "cbpe.pkl"),
             estimator_sha256=sha256_file(folder / "cbpe.pkl"),
             contract=contract.to_json(),
+            inputs=inputs.to_json(),
         )
         session.add(version)
         session.flush()
@@ -160,6 +158,57 @@ def register_version(
         )
     log.info("%s: registered version %d (%s, %s)", model.name, number, source, version.status)
     return version
+
+
+def load_candidate(
+    model: ModelSettings, artifact: Path, reference: Path, inputs: ModelInputs | None = None
+) -> tuple[Any, "pd.DataFrame", Contract, ModelInputs]:
+    """A model file and its reference, checked as a cycle will use them: the classifier, the
+    reference scored by it (in the inputs it was trained on), the validation contract and
+    those inputs. Every problem is an error that says what to fix."""
+    from perfwatch.errors import BatchRejected
+    from perfwatch.ingest.batch import read_arrow
+    from perfwatch.ingest.rows import read_reference
+    from perfwatch.ml.inputs import learn_inputs
+    from perfwatch.ml.model import check_classifier, fill_scores, read_model
+
+    classifier = read_model(artifact)
+    check_classifier(classifier, artifact)
+    try:
+        rows, contract = read_reference(reference, model=model)
+    except BatchRejected as exc:
+        hint = exc.hint
+        if "holds text where numbers are expected" in exc.message:
+            hint = (
+                "a feature of text values is categorical: list it under 'categorical' in the"
+                " model's config (or fix the reference if the column should be numeric)"
+            )
+        raise PerfwatchError(f"reference set {reference}: {exc.message}", hint=hint) from None
+    if inputs is None:  # as the user wrote it: a `category` column stays one
+        written = read_arrow(reference).select(model.features).to_pandas()
+        inputs = learn_inputs(
+            classifier, written, features=model.features, categorical=model.categorical
+        )
+    try:
+        fill_scores(
+            lambda: classifier,
+            rows,
+            inputs=inputs,
+            score_column=model.score_column,
+            prediction_column=model.prediction_column,
+            threshold=model.decision_threshold,
+        )
+    except PerfwatchError:
+        raise
+    except Exception as exc:  # the model refuses the inputs a cycle would give it
+        raise PerfwatchError(
+            f"the model in {artifact.name} cannot score the reference set as perfwatch would"
+            f" feed it ({inputs.describe()}): {type(exc).__name__}: {exc}",
+            hint="list every column the model was trained on under 'features' and its"
+            " categorical ones under 'categorical'; a model trained on pandas 'category'"
+            " columns needs a reference file that keeps them (Parquet)",
+        ) from None
+    return classifier, rows, contract, inputs
 
 
 def ensure_initial_version(engine: Engine, settings: Settings, model: ModelSettings) -> None:
@@ -201,6 +250,12 @@ def load_champion(engine: Engine, settings: Settings, model: ModelSettings) -> C
             )
         assert version.id is not None
         reference = queries.reference_metrics(session=session, version_id=version.id)
+        # the bar: version 1's thresholds (or the version `rebaseline` chose), unless the
+        # config lets the bar follow every promotion
+        bar_reference = reference
+        bar_version = queries.bar_version(session=session, model_id=version.model_id)
+        if not model.rebaseline and bar_version is not None and bar_version.id is not None:
+            bar_reference = queries.reference_metrics(session=session, version_id=bar_version.id)
     estimator_path = settings.data_dir / version.estimator_path
     verify(estimator_path, version.estimator_sha256, "CBPE estimator")
     # checked now, even when every row arrives scored and the model is never unpickled
@@ -209,9 +264,25 @@ def load_champion(engine: Engine, settings: Settings, model: ModelSettings) -> C
         version=version,
         estimator=cbpe.loads(estimator_path.read_bytes()),
         contract=Contract.from_json(version.contract),
+        inputs=ModelInputs.from_json(version.inputs, model.features, model.categorical),
         reference=reference,
         data_dir=settings.data_dir,
+        bars=bars(model, bar_reference),
     )
+
+
+def bars(model: ModelSettings, reference: dict[str, ReferenceMetric]) -> dict[str, float | None]:
+    """Per metric, the threshold in force at the bar version (None for a metric it was
+    not measured on)."""
+    return {
+        metric: threshold_for(
+            model.threshold_rule(metric),
+            ReferencePerformance(reference[metric].value, reference[metric].band_lower),
+        )
+        if metric in reference
+        else None
+        for metric in model.metrics
+    }
 
 
 def cbpe_columns(model: ModelSettings) -> Any:

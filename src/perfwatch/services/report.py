@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from perfwatch.errors import PerfwatchError
-from perfwatch.services.status import history, iso, model_status
+from perfwatch.services.status import below_bar, history, iso, model_status
 from perfwatch.store import reads
 
 MAX_CHUNKS = 730  # two years of daily chunks: beyond this a browser chart gets sluggish
@@ -125,6 +125,16 @@ def _live_drift(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(live.values())
 
 
+def _under_bar_figures(status: dict[str, Any]) -> str:
+    """`realized roc_auc 0.830 vs the bar 0.927`, for each figure under its bar."""
+    parts = []
+    for key, word in (("latest_realized", "realized"), ("latest_complete_estimate", "estimated")):
+        for metric, f in ((status.get(key) or {}).get("metrics") or {}).items():
+            if f.get("under_bar"):
+                parts.append(f"{word} {metric} {f['value']:.3f} vs the bar {f['bar']:.3f}")
+    return ", ".join(parts)
+
+
 def headline(status: dict[str, Any]) -> str:
     """One sentence: what needs attention now (the retrain state after a semicolon)."""
     cycle = status["last_cycle"]
@@ -141,6 +151,12 @@ def headline(status: dict[str, Any]) -> str:
     by_kind: dict[str, list[str]] = {}
     for alert in status["alerts"]:
         by_kind.setdefault(alert["kind"], []).append(alert["subject"])
+    under = below_bar(status)
+    if under and "performance" not in by_kind:
+        return (
+            f"{', '.join(under)} under the bar set at deployment: {_under_bar_figures(status)}"
+            f"{waiting}."
+        )
     if "performance" in by_kind:
         return (
             f"Estimated {', '.join(by_kind['performance'])} under threshold: the model is"

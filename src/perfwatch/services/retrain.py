@@ -20,6 +20,7 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN
 from perfwatch.domain.durations import parse_duration
 from perfwatch.domain.retrain import Decision, MetricChain, RetrainPolicy, Situation, decide
+from perfwatch.domain.thresholds import under_bar
 from perfwatch.errors import PerfwatchError
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -54,7 +55,9 @@ def situation(session: Session, model: ModelSettings, model_id: int) -> Situatio
     estimates = queries.recent_complete_estimates(
         session=session, model_id=model_id, chunks=consecutive
     )
-    newest_judged = queries.recent_realized(session=session, model_id=model_id, chunks=1)
+    judged = queries.recent_realized(session=session, model_id=model_id, chunks=consecutive)
+    newest = max((r.chunk_start for r in judged), default=None)
+    newest_judged = [r for r in judged if r.chunk_start == newest]
     since = now - parse_duration(model.retrain.window)
     last = queries.last_retrain(session=session, model_id=model_id)
     return Situation(
@@ -73,6 +76,10 @@ def situation(session: Session, model: ModelSettings, model_id: int) -> Situatio
         ),
         last_retrain=last.data_time if last is not None else None,
         running=queries.running_retrain(session=session, model_id=model_id) is not None,
+        realized_under_bar=[
+            MetricChain(metric, [under_bar(r.value, r.bar) for r in judged if r.metric == metric])
+            for metric in model.metrics
+        ],
     )
 
 

@@ -28,9 +28,11 @@ from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import PerfwatchError
 from perfwatch.files import sha256_file, verify
+from perfwatch.ml.inputs import ModelInputs
+from perfwatch.services import retrain as policy
 from perfwatch.services.lease import process_exists
 from perfwatch.services.registry import load_champion, model_dir, register_version
-from perfwatch.services.retrain import HOLDOUT_ROWS, evaluate, is_sliding, not_learnt, split_holdout
+from perfwatch.services.retrain import evaluate, is_sliding, not_learnt, split_holdout
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import RetrainRun, utcnow
@@ -136,7 +138,7 @@ def _train_and_judge(
     *,
     shuffle_labels: bool,
 ) -> None:
-    from perfwatch.ml.training import train
+    from perfwatch.ml.training import train_like
 
     original = _training_set(champion.version)
     production = _labeled_production(engine, settings, model, champion.version.model_id)
@@ -144,20 +146,24 @@ def _train_and_judge(
     sliding = is_sliding(model, run.trigger)
     if not sliding:
         learn = not_learnt(model, original, learn)
-    frame = _training_frame(model, [learn] if sliding else [original, learn])
+    frame = _training_frame(model, champion.inputs, [learn] if sliding else [original, learn])
     if shuffle_labels:
         frame[model.target] = frame[model.target].sample(frac=1.0, random_state=1).to_numpy()
     folder = model_dir(settings, model.name) / "retrains" / f"run-{run.id}"
     folder.mkdir(parents=True, exist_ok=True)
     stopping.check("training")
-    challenger = train(
-        frame, features=model.features, categorical=model.categorical, target=model.target
+    challenger, inputs = train_like(
+        champion.model,
+        frame,
+        inputs=champion.inputs,
+        target=model.target,
+        categorical=model.categorical,
     )
     stopping.check("the gate")
     artifact = _write_atomically(folder / "model.joblib", challenger)
     # kept whatever the gate decides: what this challenger learnt from, exactly
     frame.to_parquet(folder / "train.parquet", index=False)
-    models = {"champion": champion.model, "challenger": challenger}
+    models = {"champion": (champion.model, champion.inputs), "challenger": (challenger, inputs)}
     judged = _scored(model, models, holdout)
     gate = _gate(model, judged)
     if gate.champion:  # both scored: how would each do where no label has arrived yet?
@@ -175,7 +181,7 @@ def _train_and_judge(
         log.warning("%s: challenger rejected: %s", model.name, gate.reason)
         return
     reference = _reference(model, champion, judged["challenger"], sliding)
-    version = _register(settings, engine, model, artifact, reference, gate)
+    version = _register(settings, engine, model, artifact, reference, gate, inputs)
     _finish(engine, run, status="finished", decision=gate.decision, version_id=version.id)
 
 
@@ -193,15 +199,24 @@ def _training_set(version: Any) -> "pd.DataFrame":
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
-def _training_frame(model: ModelSettings, parts: list["pd.DataFrame"]) -> "pd.DataFrame":
-    """Features and target, and for each production row its id and chunk: a retrained
-    version's training set says which rows it appended, so the next retrain (whose window
-    still holds them) does not append them twice."""
+def _training_frame(
+    model: ModelSettings, inputs: ModelInputs, parts: list["pd.DataFrame"]
+) -> "pd.DataFrame":
+    """Features (in the types the champion takes: the original training set and stored
+    production rows agree), target, and for each production row its id and chunk: a
+    retrained version's training set says which rows it appended, so the next retrain
+    (whose window still holds them) does not append them twice."""
     import pandas as pd
 
-    columns, key = [*model.features, model.target], [model.id_column, CHUNK_COLUMN]
+    columns, key = [model.target], [model.id_column, CHUNK_COLUMN]
     frame = pd.concat(
-        [p[columns + key] if set(key) <= set(p.columns) else p[columns] for p in parts],
+        [
+            pd.concat(
+                [inputs.frame(p), p[columns + key if set(key) <= set(p.columns) else columns]],
+                axis=1,
+            )
+            for p in parts
+        ],
         ignore_index=True,
     )
     if CHUNK_COLUMN in frame.columns:
@@ -233,17 +248,20 @@ def _labeled_production(
 
 
 def _scored(
-    model: ModelSettings, models: dict[str, Any], holdout: "pd.DataFrame"
+    model: ModelSettings, models: dict[str, tuple[Any, ModelInputs]], holdout: "pd.DataFrame"
 ) -> dict[str, "pd.DataFrame"]:
     """The newest HOLDOUT_ROWS held-out rows, scored by each model (score and prediction)."""
     from perfwatch.ml.model import predict, score
 
-    rows = _newest(holdout, model, HOLDOUT_ROWS)
+    rows = _newest(holdout, model, policy.HOLDOUT_ROWS)
     scored = {}
-    for name, classifier in models.items():
-        scores = score(classifier, rows[model.features])
+    for name, (classifier, inputs) in models.items():
+        scores = score(classifier, rows, inputs)
         scored[name] = rows.assign(
-            **{model.score_column: scores, model.prediction_column: predict(scores)}
+            **{
+                model.score_column: scores,
+                model.prediction_column: predict(scores, model.decision_threshold),
+            }
         )
     return scored
 
@@ -284,12 +302,12 @@ def _unlabeled_rows(
         return holdout.iloc[:0]
     columns = [model.timestamp_column, *model.features]
     rows = read_stored(batches, columns, {chunk_ns(s) for s in starts}, settings.data_dir)
-    return _newest(rows, model, HOLDOUT_ROWS)
+    return _newest(rows, model, policy.HOLDOUT_ROWS)
 
 
 def _label_free(
     model: ModelSettings,
-    models: dict[str, Any],
+    models: dict[str, tuple[Any, ModelInputs]],
     judged: dict[str, "pd.DataFrame"],
     unlabeled: "pd.DataFrame",
 ) -> dict[str, Any]:
@@ -304,10 +322,13 @@ def _label_free(
     if unlabeled.empty:
         return {"chunks": 0}
     figures: dict[str, Any] = {"chunks": int(unlabeled[CHUNK_COLUMN].nunique())}
-    for name, classifier in models.items():
-        scores = score(classifier, unlabeled[model.features])
+    for name, (classifier, inputs) in models.items():
+        scores = score(classifier, unlabeled, inputs)
         rows = unlabeled.assign(
-            **{model.score_column: scores, model.prediction_column: predict(scores)}
+            **{
+                model.score_column: scores,
+                model.prediction_column: predict(scores, model.decision_threshold),
+            }
         )
         try:
             estimator, _ = cbpe.fit(
@@ -402,7 +423,7 @@ def _reference(
     columns = [model.timestamp_column, *model.features, model.target]
     scored = [*columns, model.score_column, model.prediction_column]
     reference = judged[scored]
-    room = HOLDOUT_ROWS - len(reference)
+    room = policy.HOLDOUT_ROWS - len(reference)
     if sliding or room <= 0:
         return reference
     earlier = _newest(champion.reference_rows[columns], model, room)
@@ -416,6 +437,7 @@ def _register(
     artifact: Path,
     reference: "pd.DataFrame",
     gate: Gate,
+    inputs: ModelInputs,
 ) -> Any:
     """Register the challenger with its new reference, the data it learnt from as its
     training set."""
@@ -430,6 +452,7 @@ def _register(
         training_data=folder / "train.parquet",
         source="retrain",
         champion=gate.decision == "promoted",
+        inputs=inputs,
     )
 
 
@@ -441,6 +464,27 @@ def _write_atomically(target: Path, classifier: Any) -> Path:
     joblib.dump(classifier, temporary)
     temporary.replace(target)
     return target
+
+
+def run_due_retrains(
+    engine: Engine, settings: Settings, names: list[str]
+) -> list[tuple[str, RetrainRun]]:
+    """What a daemon tick does after its cycles, in this process (`run --once`): each of
+    these models whose policy says a retrain is due retrains now, one after another. A
+    failed retrain is recorded with its reason and the others go on."""
+    runs = []
+    for name in names:
+        model = settings.model(name)
+        if not model.retrain.enabled or not needs_worker(engine, name):
+            continue
+        try:
+            run = run_retrain(engine, settings, model)
+        except Exception:  # recorded as failed by run_retrain; the next model goes on
+            log.exception("%s: retrain failed", name)
+            continue
+        if run is not None:
+            runs.append((name, run))
+    return runs
 
 
 def needs_worker(engine: Engine, name: str) -> bool:

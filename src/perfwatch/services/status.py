@@ -4,13 +4,17 @@ Only the store's lean read path is used here: no ORM, no pandas, no nannyml, so 
 commands answer fast however long the history.
 """
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from perfwatch.domain.thresholds import under_bar
 from perfwatch.store import reads
 
+Inboxes = tuple[Path, Path | None]  # a model's batch inbox and labels inbox
 METRIC_KINDS = ("performance", "concept_drift")  # alerts whose subject is a metric
 TREND_CHUNKS = 14  # complete chunks in the sparklines of `status`
 
@@ -19,17 +23,66 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def model_status(engine: Engine, names: list[str]) -> list[dict[str, Any]]:
-    """One status object per model (DESIGN.md's `status --json` contract)."""
+def model_status(
+    engine: Engine, names: list[str], inboxes: Mapping[str, Inboxes] | None = None
+) -> list[dict[str, Any]]:
+    """One status object per model (DESIGN.md's `status --json` contract); with the
+    models' `inboxes`, also the files waiting in them."""
     with engine.connect() as connection:
         known = reads.model_ids(connection)
-        return [_one(connection, name, known.get(name)) for name in names]
+        found = [_one(connection, name, known.get(name)) for name in names]
+    for item in found:
+        if inboxes is not None and item["name"] in inboxes:
+            item["waiting"] = waiting_files(*inboxes[item["name"]])
+        item["state"] = _state(item)
+    return found
+
+
+def waiting_files(inbox: Path, labels_inbox: Path | None) -> dict[str, Any]:
+    """Files waiting in a model's inboxes (the next cycle takes them), and since when."""
+    from perfwatch.ingest.batch import SUFFIXES
+
+    def waiting(folder: Path | None) -> list[Path]:
+        if folder is None or not folder.is_dir():
+            return []
+        return [
+            p
+            for p in folder.iterdir()
+            if p.suffix in SUFFIXES and not p.name.startswith(".") and p.is_file()
+        ]
+
+    batches, labels = waiting(inbox), waiting(labels_inbox)
+    times = [p.stat().st_mtime for p in batches + labels]
+    oldest = datetime.fromtimestamp(min(times), UTC) if times else None
+    return {"batches": len(batches), "labels": len(labels), "oldest": iso(oldest)}
+
+
+def _state(item: dict[str, Any]) -> str:
+    """One word for a model: `failing` (its last cycle failed), `alert` (an alert is
+    open), `under_bar` (an estimate or realized value under the bar), `ok`, or `new`
+    (no cycle yet)."""
+    cycle = item["last_cycle"]
+    if cycle is not None and cycle["status"] == "failed":
+        return "failing"
+    if item["alerts"]:
+        return "alert"
+    if below_bar(item):
+        return "under_bar"
+    return "ok" if cycle is not None else "new"
+
+
+def below_bar(item: dict[str, Any]) -> list[str]:
+    """The metrics whose latest complete estimate or latest realized value is under the
+    bar: a model is not healthy then, whatever its own (re-fitted) thresholds say."""
+    found = []
+    for key in ("latest_complete_estimate", "latest_realized"):
+        figures = (item.get(key) or {}).get("metrics", {})
+        found += [m for m, f in figures.items() if f.get("under_bar") and m not in found]
+    return found
 
 
 def service_status(engine: Engine) -> dict[str, Any]:
     """The daemon (from its lease) and the webhook messages not delivered yet."""
-    from datetime import UTC
-
     from perfwatch.domain.daemon import daemon_state
 
     with engine.connect() as connection:
@@ -69,9 +122,15 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
     numbers, status["champion_version"] = reads.versions(connection, model_id)
     cycle = reads.last_cycle(connection, model_id)
     if cycle is not None:
+        failed, since = reads.failed_streak(connection, model_id)
         status["last_cycle"] = {
             key: cycle[key] for key in ("status", "error", "rows", "batches", "quarantined")
-        } | {"started_at": iso(cycle["started_at"]), "finished_at": iso(cycle["finished_at"])}
+        } | {
+            "started_at": iso(cycle["started_at"]),
+            "finished_at": iso(cycle["finished_at"]),
+            "failed_in_a_row": failed,  # the newest finished cycles that failed
+            "failing_since": iso(since),
+        }
     counts = reads.batch_counts(connection, model_id)
     status["batches_ingested"], status["rows_ingested"] = counts.get("ingested", (0, 0))
     status["batches_quarantined"] = counts.get("quarantined", (0, 0))[0]
@@ -129,7 +188,12 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
             for column, kind, count in reads.findings_in_chunk(connection, model_id, start)
         ]
     status["quarantined"] = [
-        {"file": b["file_name"], "reason": b["reason"], "at": iso(b["ingested_at"])}
+        {
+            "file": b["file_name"],
+            "reason": b["reason"],
+            "at": iso(b["ingested_at"]),
+            "fixed_at": iso(b["fixed_at"]),  # a fixed copy of the same name was ingested
+        }
         for b in reads.quarantined(connection, model_id)
     ]
     return status
@@ -169,8 +233,10 @@ def _realized(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
                     "concept_drift",
                     "magnitude",
                     "impact",
+                    "bar",
                 )
             }
+            | {"under_bar": under_bar(r["value"], r["bar"])}
             for r in rows
         },
     }
@@ -212,6 +278,7 @@ def _estimate(rows: list[dict[str, Any]], numbers: dict[int, int]) -> dict[str, 
         "model_version": numbers.get(first["version_id"]),
         "metrics": {
             r["metric"]: {key: r[key] for key in ("value", "lower", "upper", "threshold", "alert")}
+            | {"bar": r["bar"], "under_bar": under_bar(r["value"], r["bar"])}
             for r in rows
         },
     }
@@ -242,6 +309,7 @@ def history(engine: Engine, name: str, metric: str | None = None) -> list[dict[s
                     "lower": r["lower"],
                     "upper": r["upper"],
                     "threshold": r["threshold"],
+                    "bar": r["bar"],
                     "alert": r["alert"],
                     "provisional": r["provisional"],
                     "rows": r["rows"],

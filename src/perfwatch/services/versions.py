@@ -120,6 +120,22 @@ def rollback(engine: Engine, settings: Settings, model: ModelSettings) -> tuple[
     return current["version"], target
 
 
+def rebaseline(engine: Engine, model: ModelSettings) -> tuple[int, int]:
+    """Make the champion's thresholds the model's bar (recorded with when); return the
+    versions of the old and the new bar. The next estimates are judged against it."""
+    from perfwatch.store.tables import Model, utcnow
+
+    with transaction(engine) as session:
+        model_id = _model_id(session, model)
+        champion = queries.champion(session=session, model_id=model_id)
+        old = queries.bar_version(session=session, model_id=model_id)
+        record = session.get(Model, model_id)
+        assert champion is not None and champion.id is not None and record is not None
+        record.bar_version_id, record.bar_set_at = champion.id, utcnow()
+        session.add(record)
+        return (old.version if old else champion.version), champion.version
+
+
 def _model_id(session: Any, model: ModelSettings) -> int:
     record = queries.find_model(session=session, name=model.name)
     if record is None or record.id is None:
@@ -149,6 +165,8 @@ def _describe(
         "created_at": version.created_at.isoformat(),
         "artifact_sha256": version.artifact_sha256,
         "training_sha256": version.training_sha256,
+        # what the model is fed (ml.inputs): per column its kind and a category's categories
+        "inputs": json.loads(version.inputs) if version.inputs else None,
         "parent": None,
         "trigger": None,
         "gate": None,

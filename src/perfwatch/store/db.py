@@ -15,7 +15,7 @@ from perfwatch.errors import StoreError
 
 # The newest migration in migrations/versions; a test checks it against Alembic's head,
 # so `status` can check the schema without importing Alembic.
-SCHEMA_REVISION = "0008_daemon"
+SCHEMA_REVISION = "0009_trust"
 
 
 def safe_url(url: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import case, func, or_
 from sqlmodel import Session, SQLModel, col, select
 
 from perfwatch.store.tables import (
@@ -99,6 +99,20 @@ def reference_metrics(*, session: Session, version_id: int) -> dict[str, Referen
     return {row.metric: row for row in rows}
 
 
+def bar_version(*, session: Session, model_id: int) -> ModelVersion | None:
+    """The version whose thresholds are the model's bar: the one `rebaseline` chose, else
+    the first version."""
+    model = session.get(Model, model_id)
+    if model is not None and model.bar_version_id is not None:
+        return session.get(ModelVersion, model.bar_version_id)
+    return session.exec(
+        select(ModelVersion)
+        .where(ModelVersion.model_id == model_id)
+        .order_by(col(ModelVersion.version))
+        .limit(1)
+    ).first()
+
+
 # -- batches ------------------------------------------------------------------------------
 
 
@@ -138,6 +152,17 @@ def chunk_row_counts(
     if since is not None:
         query = query.where(BatchChunk.chunk_start >= since)
     return {start: (end, int(rows)) for start, end, rows in session.exec(query)}
+
+
+def stored_chunk_length(*, session: Session, model_id: int) -> Any:
+    """The length (a timedelta) of the chunks the model's history is stored in, or None
+    before any batch."""
+    first = session.exec(
+        select(BatchChunk.chunk_start, BatchChunk.chunk_end)
+        .where(BatchChunk.model_id == model_id)
+        .limit(1)
+    ).first()
+    return None if first is None else first[1] - first[0]
 
 
 def watermark(*, session: Session, model_id: int) -> datetime | None:
@@ -276,10 +301,13 @@ def matched_labels(
     return list(session.exec(query))
 
 
-def chunk_labels_since(*, session: Session, model_id: int, since: datetime) -> list[ChunkLabels]:
-    query = select(ChunkLabels).where(
-        ChunkLabels.model_id == model_id, ChunkLabels.chunk_start >= since
-    )
+def chunk_labels_since(
+    *, session: Session, model_id: int, since: datetime | None
+) -> list[ChunkLabels]:
+    """The label counts of the chunks since a start (of every chunk with None)."""
+    query = select(ChunkLabels).where(ChunkLabels.model_id == model_id)
+    if since is not None:
+        query = query.where(ChunkLabels.chunk_start >= since)
     return list(session.exec(query))
 
 
@@ -469,10 +497,12 @@ def recent_file_cycles(*, session: Session, model_id: int, cycles: int) -> list[
 
 
 def recent_skew_cycles(*, session: Session, model_id: int, cycles: int) -> list[Cycle]:
-    """The newest `cycles` finished cycles that re-scored served scores, oldest first."""
+    """The newest `cycles` finished cycles that re-scored served scores (or failed to),
+    oldest first."""
+    checked = or_(col(Cycle.skew_checked) > 0, col(Cycle.skew_error).is_not(None))
     query = (
         select(Cycle)
-        .where(Cycle.model_id == model_id, col(Cycle.skew_checked) > 0, Cycle.status != "running")
+        .where(Cycle.model_id == model_id, checked, Cycle.status != "running")
         .order_by(col(Cycle.id).desc())
         .limit(cycles)
     )

@@ -54,6 +54,7 @@ chunk_estimate = view(
     column("lower", Float),
     column("upper", Float),
     column("threshold", Float),
+    column("bar", Float),
     column("alert", Boolean),
     column("provisional", Boolean),
     column("rows", Integer),
@@ -89,6 +90,7 @@ chunk_realized = view(
     column("concept_drift", Boolean),
     column("magnitude", Float),
     column("impact", Float),
+    column("bar", Float),
 )
 label = view(
     "label",
@@ -222,6 +224,23 @@ def last_cycle(connection: Connection, model_id: int) -> Row | None:
     return dict(row) if row else None
 
 
+def failed_streak(connection: Connection, model_id: int, limit: int = 1000) -> tuple[int, Any]:
+    """How many of the newest finished cycles failed in a row, and when the first of them
+    started (None when the newest finished cycle did not fail)."""
+    rows = connection.execute(
+        select(cycle.c.status, cycle.c.started_at)
+        .where(cycle.c.model_id == model_id, cycle.c.status != "running")
+        .order_by(cycle.c.started_at.desc(), cycle.c.id.desc())
+        .limit(limit)
+    )
+    count, since = 0, None
+    for status, started_at in rows:
+        if status != "failed":
+            break
+        count, since = count + 1, started_at
+    return count, since
+
+
 def batch_counts(connection: Connection, model_id: int) -> dict[str, tuple[int, int]]:
     """status (ingested | quarantined) -> (batches, rows)."""
     rows = connection.execute(
@@ -233,9 +252,21 @@ def batch_counts(connection: Connection, model_id: int) -> dict[str, tuple[int, 
 
 
 def quarantined(connection: Connection, model_id: int, limit: int = 5) -> list[Row]:
-    """The newest quarantined batches, with their reasons."""
+    """The newest quarantined batches, with their reasons, and when a fixed copy (a file
+    of the same name, dropped again) was ingested, if one was."""
+    fixed = batch.alias("fixed")
+    fixed_at = (
+        select(func.min(fixed.c.ingested_at))
+        .where(
+            fixed.c.model_id == model_id,
+            fixed.c.file_name == batch.c.file_name,
+            fixed.c.status == "ingested",
+            fixed.c.id > batch.c.id,
+        )
+        .scalar_subquery()
+    )
     rows = connection.execute(
-        select(batch.c.file_name, batch.c.reason, batch.c.ingested_at)
+        select(batch.c.file_name, batch.c.reason, batch.c.ingested_at, fixed_at.label("fixed_at"))
         .where(batch.c.model_id == model_id, batch.c.status == "quarantined")
         .order_by(batch.c.id.desc())
         .limit(limit)

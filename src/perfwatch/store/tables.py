@@ -32,6 +32,9 @@ class Model(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True)
     created_at: datetime = _stamp()
+    # the version whose thresholds are the bar; None: the first version (set by `rebaseline`)
+    bar_version_id: int | None = None
+    bar_set_at: datetime | None = _when(nullable=True)
 
 
 class ModelVersion(SQLModel, table=True):
@@ -53,6 +56,8 @@ class ModelVersion(SQLModel, table=True):
     estimator_path: str
     estimator_sha256: str
     contract: str = Field(sa_column=Column(Text, nullable=False))  # JSON, see ingest.contract
+    # JSON, see ml.inputs: the dtypes (and categories) the model takes; None before 0009
+    inputs: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = _stamp()
 
 
@@ -122,7 +127,8 @@ class ChunkEstimate(SQLModel, table=True):
     lower: float | None = None
     upper: float | None = None
     sampling_error: float | None = None
-    threshold: float | None = None
+    threshold: float | None = None  # in force: the version's own, never under the bar
+    bar: float | None = None  # the threshold in force at the bar version (version 1)
     alert: bool = False
     provisional: bool = True
     rows: int
@@ -166,6 +172,7 @@ class Cycle(SQLModel, table=True):
     skew_checked: int = 0  # served scores re-scored by the champion
     skew_mismatched: int = 0  # of them, off by more than the model's skew_tolerance
     skew_largest: float | None = None  # the largest difference seen
+    skew_error: str | None = Field(default=None, sa_column=Column(Text))  # the check failed
     error: str | None = Field(default=None, sa_column=Column(Text))
     timings: str | None = Field(default=None, sa_column=Column(Text))  # JSON: step -> seconds
 
@@ -284,6 +291,7 @@ class ChunkRealized(SQLModel, table=True):
     magnitude: float | None = None  # realized - estimated
     impact: float | None = None  # expected metric on the reference inputs under the new
     # concept, minus the reference value (computed for out-of-band chunks)
+    bar: float | None = None  # the model's bar for the metric when judged
     computed_at: datetime = _stamp()
 
 

@@ -1,0 +1,186 @@
+"""`perfwatch check MODEL`: what would go wrong in a model's cycles, found before they run.
+
+The files the config names exist; the model file loads and scores its reference set in
+the inputs a cycle will feed it (a model trained on `category` columns that the config
+does not declare is caught here, not in a cycle); the reference holds the target, the
+timestamp and every feature; the training data holds the features and the target; and
+a sample batch, when given, passes the validation contract and can be scored. Every
+problem comes with its fix; nothing is written.
+"""
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfwatch.config import ModelSettings
+from perfwatch.errors import BatchRejected, PerfwatchError
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+@dataclass
+class Preflight:
+    model: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "ok": self.ok,
+            "checks": [asdict(f) for f in self.findings],
+        }
+
+
+def preflight(model: ModelSettings, sample: Path | None = None) -> Preflight:
+    """Check a model's config and files (and a sample batch) as its cycles will use them."""
+    result = Preflight(model.name)
+    found = _files(model, result)
+    if found:
+        classifier, contract, inputs = _model_and_reference(model, result)
+        if model.training_data is not None and model.training_data.is_file():
+            _training_data(model, result)
+        if sample is not None and classifier is not None:
+            _sample(model, sample, classifier, contract, inputs, result)
+    return result
+
+
+def _files(model: ModelSettings, result: Preflight) -> bool:
+    """The files the config names; False when the model cannot be checked further."""
+    named = {
+        "initial_model": model.initial_model,
+        "reference": model.reference,
+        "training_data": model.training_data,
+    }
+    for key, path in named.items():
+        if path is None:
+            if key != "training_data":
+                result.findings.append(
+                    Finding(
+                        key,
+                        False,
+                        f"the config names no {key}",
+                        f"set {key} for {model.name!r}, or register a version with"
+                        f" `perfwatch register {model.name} --model F --reference R`",
+                    )
+                )
+            continue
+        exists = path.is_file()
+        result.findings.append(
+            Finding(
+                key,
+                exists,
+                f"{path}" if exists else f"{path} does not exist",
+                None if exists else f"fix {key} (relative paths are relative to the config)",
+            )
+        )
+    return (
+        all(f.ok for f in result.findings if f.check in ("initial_model", "reference"))
+        and model.initial_model is not None
+    )
+
+
+def _model_and_reference(model: ModelSettings, result: Preflight) -> tuple[Any, Any, Any]:
+    from perfwatch.services.registry import load_candidate
+
+    assert model.initial_model is not None and model.reference is not None
+    try:
+        classifier, rows, contract, inputs = load_candidate(
+            model, model.initial_model, model.reference
+        )
+    except PerfwatchError as exc:
+        result.findings.append(Finding("scores the reference", False, exc.message, exc.hint))
+        return None, None, None
+    result.findings.append(
+        Finding(
+            "scores the reference",
+            True,
+            f"{type(classifier).__name__} scored the {len(rows):,} reference rows, fed as"
+            f" {inputs.describe()}",
+        )
+    )
+    return classifier, contract, inputs
+
+
+def _training_data(model: ModelSettings, result: Preflight) -> None:
+    from perfwatch.ingest.batch import read_arrow
+
+    assert model.training_data is not None
+    try:
+        columns = read_arrow(model.training_data).column_names
+    except BatchRejected as exc:
+        result.findings.append(Finding("training data", False, exc.message, exc.hint))
+        return
+    missing = [c for c in [*model.features, model.target] if c not in columns]
+    result.findings.append(
+        Finding(
+            "training data",
+            not missing,
+            f"missing column(s) {', '.join(map(repr, missing))}"
+            if missing
+            else "has the features and the target",
+            "a retrain appends production rows to it: it needs every feature and the target"
+            if missing
+            else None,
+        )
+    )
+
+
+def _sample(
+    model: ModelSettings,
+    sample: Path,
+    classifier: Any,
+    contract: Any,
+    inputs: Any,
+    result: Preflight,
+) -> None:
+    """A production file as the inbox would take it: hard rules, soft findings, scoring."""
+    from perfwatch.domain.chunks import CHUNK_COLUMN
+    from perfwatch.ingest.contract import soft_findings
+    from perfwatch.ingest.rows import BATCH_COLUMN, combine, read_batch
+    from perfwatch.ml.model import score
+
+    if not sample.is_file():
+        result.findings.append(Finding("sample", False, f"{sample} does not exist", None))
+        return
+    try:
+        table = read_batch(sample, model=model)
+    except BatchRejected as exc:
+        result.findings.append(
+            Finding("sample", False, f"it would be quarantined: {exc.message}", exc.hint)
+        )
+        return
+    rows = combine([table], model=model, period=model.chunk_period).rows
+    findings = soft_findings(rows, contract, batch_column=BATCH_COLUMN, chunk_column=CHUNK_COLUMN)
+    try:
+        score(classifier, rows, inputs)
+    except Exception as exc:  # the model refuses what ingestion would give it
+        result.findings.append(
+            Finding(
+                "sample",
+                False,
+                f"the model cannot score it: {type(exc).__name__}: {exc}",
+                "check the sample's columns and types against the reference",
+            )
+        )
+        return
+    noted = "; ".join(
+        f"{f.count} {f.kind.replace('_', ' ')} in {f.column!r} ({f.detail})" for f in findings
+    )
+    result.findings.append(
+        Finding(
+            "sample",
+            True,
+            f"{len(rows):,} rows pass the contract and score"
+            + (f"; data-quality findings: {noted}" if noted else ""),
+        )
+    )
