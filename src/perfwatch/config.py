@@ -8,6 +8,7 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,16 @@ class RetrainSettings(_Strict):
     _durations = field_validator("cooldown", "window")(_duration)
 
 
+class ReadSettings(_Strict):
+    """How a model's CSV files are written, and how their timestamps are (all files of the
+    model: batches, labels, reference, training data)."""
+
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    decimal: str = Field(default=".", pattern=r"^[.,]$")
+    timestamp_format: str | None = None  # strptime codes, e.g. "%d/%m/%Y %H:%M"; else ISO 8601
+    timestamp_unit: str | None = Field(default=None, pattern="^(s|ms|us|ns)$")  # epochs
+
+
 class ConceptDriftSettings(_Strict):
     consecutive: int = Field(default=2, ge=1)
     sigmas: float = Field(default=3.0, gt=0)
@@ -87,6 +98,9 @@ class ModelSettings(_Strict):
     label_time_column: str = "label_time"
     min_label_coverage: float = Field(default=0.9, gt=0, le=1)
     label_horizon: str | None = None
+    # wall time after a chunk's end that closes it even when no newer data came (a quiet
+    # line's last chunk); by default only newer data closes a chunk
+    complete_after: str | None = None
     label_window: str = "90D"
     label_grace: str = "3D"
     skew_tolerance: float = Field(default=0.01, gt=0, lt=1)
@@ -98,8 +112,15 @@ class ModelSettings(_Strict):
     rebaseline: bool = False
     concept_drift: ConceptDriftSettings = ConceptDriftSettings()
     retrain: RetrainSettings = RetrainSettings()
+    read: ReadSettings = ReadSettings()
 
-    _durations = field_validator("label_horizon", "label_window", "label_grace")(_duration)
+    _durations = field_validator("label_horizon", "label_window", "label_grace", "complete_after")(
+        _duration
+    )
+
+    @property
+    def closes_after(self) -> timedelta | None:
+        return parse_duration(self.complete_after) if self.complete_after else None
 
     @model_validator(mode="before")
     @classmethod

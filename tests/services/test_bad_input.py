@@ -75,6 +75,62 @@ def test_csv_with_numbers_is_ingested_like_parquet(sqlite_workspace: Workspace) 
     assert report.files[0].status == "ingested" and report.rows == 800
 
 
+def test_a_semicolon_file_names_its_delimiter_not_truncation(sqlite_workspace: Workspace) -> None:
+    sqlite_workspace.inbox.mkdir()
+    one_day().to_csv(sqlite_workspace.inbox / "day.csv", sep=";", decimal=",", index=False)
+    assert cycle(sqlite_workspace).files[0].status == "quarantined"
+    reason = quarantined(sqlite_workspace, "day.csv")
+    assert "looks separated by ';'" in reason and "delimiter = ';'" in reason
+    assert "truncated" not in reason
+
+
+def test_a_decimal_comma_names_the_setting(sqlite_workspace: Workspace) -> None:
+    rows = one_day()
+    sqlite_workspace.inbox.mkdir()
+    rows.assign(air_temp=rows["air_temp"].map(lambda v: f"{v:.2f}".replace(".", ","))).to_csv(
+        sqlite_workspace.inbox / "day.csv", index=False
+    )
+    assert cycle(sqlite_workspace).files[0].status == "quarantined"
+    assert "decimal = ','" in quarantined(sqlite_workspace, "day.csv")
+
+
+def test_reader_options_read_what_other_tools_write(
+    tmp_path: Path, artifacts: Path, sqlite_url: str
+) -> None:
+    """A semicolon CSV with decimal commas and day-first times; epochs in milliseconds."""
+    options = (
+        '[models.read]\ndelimiter = ";"\ndecimal = ","\ntimestamp_format = "%d/%m/%Y %H:%M:%S"'
+    )
+    ws = Workspace.create(tmp_path / "ws", artifacts, sqlite_url, options)
+    rows = one_day()
+    for folder in ("ws", "epochs", "unset"):
+        (tmp_path / folder / "inbox").mkdir(parents=True)
+    written = rows.assign(timestamp=rows["timestamp"].dt.strftime("%d/%m/%Y %H:%M:%S"))
+    written.to_csv(ws.inbox / "day.csv", sep=";", decimal=",", index=False)
+    report = cycle(ws)
+    assert report.files[0].status == "ingested" and report.rows == 800
+    stored = pd.read_parquet(next((ws.root / "var" / "batches").rglob("*.parquet")))
+    assert stored["air_temp"].tolist() == pytest.approx(rows["air_temp"].tolist())
+    assert stored["timestamp"].tolist() == rows["timestamp"].dt.floor("s").tolist()
+
+    epochs = Workspace.create(
+        tmp_path / "epochs",
+        artifacts,
+        f"sqlite:///{tmp_path / 'epochs.db'}",
+        '[models.read]\ntimestamp_unit = "ms"',
+    )
+    rows.assign(timestamp=rows["timestamp"].astype("int64") // 1_000_000).to_csv(
+        epochs.inbox / "day.csv", index=False
+    )
+    assert cycle(epochs).rows == 800
+    unset = Workspace.create(tmp_path / "unset", artifacts, f"sqlite:///{tmp_path / 'unset.db'}")
+    rows.assign(timestamp=rows["timestamp"].astype("int64") // 10**9).to_csv(
+        unset.inbox / "day.csv", index=False
+    )
+    assert cycle(unset).files[0].status == "quarantined"
+    assert "timestamp_unit = 's'" in quarantined(unset, "day.csv")
+
+
 def test_missing_feature_column(sqlite_workspace: Workspace) -> None:
     sqlite_workspace.drop(one_day().drop(columns=["tool_wear"]), "day.parquet")
     assert cycle(sqlite_workspace).files[0].status == "quarantined"

@@ -192,3 +192,30 @@ def test_changing_the_chunk_of_a_model_with_history_is_refused(sqlite_workspace:
     assert report.status == "failed"
     assert "has history in chunks of 1D, but its config now says chunk = '6h'" in report.error
     assert list(ws.inbox.glob("*.parquet")), "nothing ingested under the wrong chunks"
+
+
+@pytest.mark.parametrize("complete_after", [None, "2h"])
+def test_the_clock_closes_a_quiet_line_s_last_chunk_only_when_asked(
+    tmp_path: Path, artifacts: Path, sqlite_url: str, complete_after: str | None
+) -> None:
+    from datetime import timedelta
+
+    from tests.workspace import PRODUCTION_START
+
+    extra = f'complete_after = "{complete_after}"' if complete_after else ""
+    ws = Workspace.create(tmp_path / "ws", artifacts, sqlite_url, extra)
+    fleet = production(2)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", TARGET]], "log.parquet")
+    settings = ws.settings()
+    engine = ws.engine()
+    last_end = PRODUCTION_START + timedelta(days=2)
+    run_cycle(engine, settings, settings.models[0], now=last_end + timedelta(hours=1))
+    assert history(engine, "press")[-1]["provisional"], "not even the clock has closed it"
+    later = run_cycle(engine, settings, settings.models[0], now=last_end + timedelta(hours=3))
+    newest = history(engine, "press")[-1]
+    assert newest["chunk_start"].startswith("2026-03-03")
+    assert newest["provisional"] is (complete_after is None)
+    assert later.chunks_estimated == (0 if complete_after is None else 1)
+    judged = newest["realized"] is not None  # its labels are in: judged once it is closed
+    assert judged is (complete_after is not None)

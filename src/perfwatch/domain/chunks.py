@@ -63,3 +63,14 @@ def is_mature(chunk_end: datetime, watermark: datetime | None, horizon: timedelt
     """A chunk's labels are final once data time has passed its end by the label horizon
     (in predictive maintenance a "no failure" is only true once the horizon has passed)."""
     return is_complete(chunk_end + horizon if horizon else chunk_end, watermark)
+
+
+def closing_time(
+    watermark: datetime | None, now: datetime, complete_after: timedelta | None
+) -> datetime | None:
+    """The time up to which chunks are complete: the newest data time, or, with
+    `complete_after`, also the wall clock less it, so the last chunk of a line that has
+    gone quiet is closed (and judged) by the clock. None before any data."""
+    if watermark is None or complete_after is None:
+        return watermark
+    return max(watermark, now - complete_after)

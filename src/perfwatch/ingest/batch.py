@@ -10,14 +10,17 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from perfwatch.config import ReadSettings
+
 
 SUFFIXES = (".parquet", ".csv")
+OTHER_DELIMITERS = (";", "\t", "|")
 
 
-def read_arrow(path: Path) -> "pa.Table":
-    """Read a Parquet or CSV file; reject it (with a reason) when it cannot be read or is empty."""
+def read_arrow(path: Path, read: "ReadSettings | None" = None) -> "pa.Table":
+    """Read a Parquet or CSV file (CSV as `read` says it is written); reject it, with the
+    likely cause, when it cannot be read or is empty."""
     import pyarrow as pa
-    import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
     if path.stat().st_size == 0:
@@ -26,20 +29,62 @@ def read_arrow(path: Path) -> "pa.Table":
             hint="the producer wrote nothing; drop the complete file again",
         )
     try:
-        if path.suffix == ".parquet":
-            table = pq.ParquetFile(path).read(use_threads=False)
-        else:
-            table = pcsv.read_csv(path)
+        table = (
+            pq.ParquetFile(path).read(use_threads=False)
+            if path.suffix == ".parquet"
+            else _read_csv(path, read)
+        )
     except (pa.ArrowException, OSError, ValueError) as exc:
-        kind = "Parquet" if path.suffix == ".parquet" else "CSV"
-        raise BatchRejected(
-            f"{path.name} is not a readable {kind} file: {exc}",
-            hint="the file may be truncated or half-written; producers should"
-            " write to a hidden .name and rename when done",
-        ) from None
+        if path.suffix == ".csv":
+            _check_delimiter(path, read)
+        raise _unreadable(path, exc) from None
     if table.num_rows == 0:
         raise BatchRejected(f"{path.name} has no rows", hint="drop a file with rows")
+    if path.suffix == ".csv" and table.num_columns == 1:
+        _check_delimiter(path, read)
     return table
+
+
+def _read_csv(path: Path, read: "ReadSettings | None") -> "pa.Table":
+    import pyarrow.csv as pcsv
+
+    return pcsv.read_csv(
+        path,
+        parse_options=pcsv.ParseOptions(delimiter=read.delimiter if read else ","),
+        convert_options=pcsv.ConvertOptions(decimal_point=read.decimal if read else "."),
+    )
+
+
+def _unreadable(path: Path, exc: Exception) -> BatchRejected:
+    if path.suffix == ".parquet":
+        return BatchRejected(
+            f"{path.name} is not a readable Parquet file: {exc}",
+            hint="the file may be truncated or half-written; producers should write to a"
+            " hidden .name and rename when done",
+        )
+    return BatchRejected(
+        f"{path.name} is not a readable CSV file: {exc}",
+        hint="rows with more or fewer fields than the header: a delimiter inside an unquoted"
+        " value, another delimiter than the config's ([models.read] delimiter), or a file cut"
+        " short (producers should write to a hidden .name and rename when done)",
+    )
+
+
+def _check_delimiter(path: Path, read: "ReadSettings | None") -> None:
+    """A CSV whose header holds another delimiter and not the configured one was written
+    with that one: say so, rather than "unreadable" or "missing columns"."""
+    expected = read.delimiter if read else ","
+    with path.open("rb") as file:
+        header = file.readline(65536).decode("utf-8", errors="replace")
+    found = [d for d in OTHER_DELIMITERS if d in header and d != expected]
+    if found and expected not in header:
+        shown = "\\t" if found[0] == "\t" else found[0]
+        raise BatchRejected(
+            f"{path.name} looks separated by {shown!r}, not {expected!r} (its header:"
+            f" {header.strip()[:60]!r})",
+            hint=f"set delimiter = {shown!r} under [models.read] for this model (and decimal ="
+            " ',' if its numbers use a decimal comma), or write the file with commas",
+        )
 
 
 def assign_chunks(rows: "pd.DataFrame", timestamp_column: str, period: ChunkPeriod) -> None:

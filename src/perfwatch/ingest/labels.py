@@ -29,7 +29,7 @@ def read_labels(path: Path, *, model: "ModelSettings") -> "pa.Table":
     """Read one label file: columns id (text), target (int64 0/1), label time (if given)."""
     import pyarrow as pa
 
-    table = read_arrow(path)
+    table = read_arrow(path, model.read)
     require_columns(
         table,
         [model.id_column, model.target],
@@ -43,7 +43,7 @@ def read_labels(path: Path, *, model: "ModelSettings") -> "pa.Table":
     }
     if model.label_time_column in table.column_names:
         columns[model.label_time_column] = as_timestamps(
-            table.column(model.label_time_column), model.label_time_column
+            table.column(model.label_time_column), model.label_time_column, model.read
         )
     return pa.table(columns)
 

@@ -8,6 +8,7 @@ on all the files of a cycle, so a backlog of many small files costs about what o
 file does.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from perfwatch.config import ModelSettings
+    from perfwatch.config import ModelSettings, ReadSettings
 
 BATCH_COLUMN = "__batch"  # which file of the cycle a row came from (its position)
 UTC_NS = ("ns", "UTC")
@@ -30,7 +31,7 @@ UTC_NS = ("ns", "UTC")
 
 def read_batch(path: Path, *, model: "ModelSettings") -> "pa.Table":
     """Read one production file and apply the hard rules; return its typed columns."""
-    table = read_arrow(path)
+    table = read_arrow(path, model.read)
     require_columns(
         table,
         [model.id_column, model.timestamp_column, *model.features],
@@ -48,7 +49,7 @@ def read_reference(path: Path, *, model: "ModelSettings") -> tuple["pd.DataFrame
     with both classes; learn the validation contract from it."""
     from perfwatch.ingest.contract import derive_contract
 
-    table = read_arrow(path)
+    table = read_arrow(path, model.read)
     require_columns(
         table,
         [model.timestamp_column, model.target, *model.features],
@@ -98,7 +99,7 @@ def _typed(
 
     require_values(table, model.timestamp_column, "timestamp")
     columns[model.timestamp_column] = as_timestamps(
-        table.column(model.timestamp_column), model.timestamp_column
+        table.column(model.timestamp_column), model.timestamp_column, model.read
     )
     for name in model.features:
         values = table.column(name)
@@ -150,16 +151,25 @@ def as_numbers(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
             [pa.array(parsed.to_numpy(dtype="float64", na_value=float("nan")), from_pandas=True)]
         )
     first = int(bad.nonzero()[0][0])
+    example = str(raw.iloc[first])
+    comma = re.fullmatch(r"-?\d*,\d+", example.strip()) is not None
     raise BatchRejected(
         f"column {name!r} holds text where numbers are expected"
-        f" ({int(bad.sum())} rows, first at row {first + 1}: {str(raw.iloc[first])!r})",
-        hint=f"fix the producer so {name!r} is numeric, then drop the corrected"
+        f" ({int(bad.sum())} rows, first at row {first + 1}: {example!r})",
+        hint="the numbers are written with a decimal comma: set decimal = ',' (and delimiter"
+        " = ';' if fields are separated so) under [models.read] for this model"
+        if comma
+        else f"fix the producer so {name!r} is numeric, then drop the corrected"
         " file into the inbox again",
     )
 
 
-def as_timestamps(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
-    """UTC timestamps; values without a zone are taken as UTC (documented in the README)."""
+def as_timestamps(
+    values: "pa.ChunkedArray", name: str, read: "ReadSettings | None" = None
+) -> "pa.ChunkedArray":
+    """UTC timestamps; values without a zone are taken as UTC (documented in the README).
+    Text is ISO 8601 unless `read.timestamp_format` says otherwise; numbers are epochs
+    in `read.timestamp_unit`."""
     import pyarrow as pa
 
     target = pa.timestamp(*UTC_NS)
@@ -169,12 +179,21 @@ def as_timestamps(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
         return values.cast(target)
     import pandas as pd
 
+    unit = read.timestamp_unit if read else None
+    numeric = pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
     try:
-        parsed = pd.to_datetime(values.to_pandas().astype(str), utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
+        if numeric and unit:
+            parsed = pd.to_datetime(values.to_pandas(), unit=unit, utc=True)
+        else:
+            written = read.timestamp_format if read and read.timestamp_format else "ISO8601"
+            parsed = pd.to_datetime(values.to_pandas().astype(str), utc=True, format=written)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise BatchRejected(
             f"column {name!r} holds values that are not timestamps: {exc}",
-            hint="write ISO 8601 timestamps, ideally with a UTC offset",
+            hint="numbers look like epochs: set timestamp_unit = 's' (or 'ms') under [models.read]"
+            if numeric
+            else "write ISO 8601 timestamps, ideally with a UTC offset, or give their format"
+            ' under [models.read], e.g. timestamp_format = "%d/%m/%Y %H:%M"',
         ) from None
     return pa.chunked_array([pa.array(parsed.astype("datetime64[ns, UTC]"), type=target)])
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from perfwatch import logs, stopping
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, is_complete
+from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time, is_complete
 from perfwatch.domain.durations import format_duration
 from perfwatch.domain.thresholds import in_force, is_alert
 from perfwatch.errors import ConfigError, EstimationError, PerfwatchError
@@ -66,13 +66,16 @@ class CycleReport:
         return sum(f.rows for f in self.files if f.status == "ingested")
 
 
-def run_cycle(engine: Engine, settings: Settings, model: ModelSettings) -> CycleReport:
-    """One cycle of one model: every step of DESIGN.md's cycle, each its own transaction."""
+def run_cycle(
+    engine: Engine, settings: Settings, model: ModelSettings, *, now: datetime | None = None
+) -> CycleReport:
+    """One cycle of one model: every step of DESIGN.md's cycle, each its own transaction.
+    `now`: the wall clock (injected by tests), read only by `complete_after`."""
     with logs.about(model.name):
-        return _cycle(engine, settings, model)
+        return _cycle(engine, settings, model, now or utcnow())
 
 
-def _cycle(engine: Engine, settings: Settings, model: ModelSettings) -> CycleReport:
+def _cycle(engine: Engine, settings: Settings, model: ModelSettings, now: datetime) -> CycleReport:
     report = CycleReport(model=model.name)
     with transaction(engine) as session:
         stored_model = queries.get_or_create_model(session=session, name=model.name)
@@ -81,7 +84,7 @@ def _cycle(engine: Engine, settings: Settings, model: ModelSettings) -> CycleRep
         cycle = Cycle(model_id=stored_model.id)
         session.add(cycle)
     with _failures(report):
-        _monitor(engine, settings, model, report)
+        _monitor(engine, settings, model, report, now)
     with _failures(report):  # alerts follow whatever was recorded, even after a failure
         stopping.check("alerts")
         report.alerts = update_alerts(
@@ -96,7 +99,9 @@ def _cycle(engine: Engine, settings: Settings, model: ModelSettings) -> CycleRep
     return report
 
 
-def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: CycleReport) -> None:
+def _monitor(
+    engine: Engine, settings: Settings, model: ModelSettings, report: CycleReport, now: datetime
+) -> None:
     with _timed(report, "load"):
         check_chunking(engine, model)
         ensure_initial_version(engine, settings, model)
@@ -107,7 +112,7 @@ def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: C
         report.skew = gathered.skew
     try:  # CBPE runs while the new rows are still being written to disk
         with _timed(report, "estimate"):
-            plan = plan_estimates(engine, model, champion, gathered.rows)
+            plan = plan_estimates(engine, model, champion, gathered.rows, now)
     finally:  # the rows are recorded whatever happens to their estimation
         with _timed(report, "record"):
             report.files = record(engine, model, champion, gathered)
@@ -125,7 +130,7 @@ def _monitor(engine: Engine, settings: Settings, model: ModelSettings, report: C
             )
         stopping.check("realized metrics")
         with _timed(report, "realized"):
-            report.judged = judge(engine, settings, model, champion)
+            report.judged = judge(engine, settings, model, champion, now)
         stopping.check("feature drift")
         with _timed(report, "drift"):
             report.chunks_drift = measure_drift(engine, settings, model, champion)
@@ -226,7 +231,11 @@ class EstimatePlan:
 
 
 def plan_estimates(
-    engine: Engine, model: ModelSettings, champion: Champion, fresh: "pd.DataFrame | None"
+    engine: Engine,
+    model: ModelSettings,
+    champion: Champion,
+    fresh: "pd.DataFrame | None",
+    now: datetime | None = None,
 ) -> EstimatePlan:
     """Estimate the chunks whose rows changed or that became complete since their estimate.
 
@@ -244,6 +253,7 @@ def plan_estimates(
         newest = queries.watermark(session=session, model_id=version.model_id)
     if fresh is not None and len(fresh):
         newest = _add_fresh(stored, newest, fresh, model)
+    newest = closing_time(newest, now or utcnow(), model.closes_after)
     stale = [
         start
         for start, (end, rows) in stored.items()

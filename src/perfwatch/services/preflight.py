@@ -116,7 +116,7 @@ def _training_data(model: ModelSettings, result: Preflight) -> None:
 
     assert model.training_data is not None
     try:
-        columns = read_arrow(model.training_data).column_names
+        columns = read_arrow(model.training_data, model.read).column_names
     except BatchRejected as exc:
         result.findings.append(Finding("training data", False, exc.message, exc.hint))
         return

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, is_mature
+from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time, is_mature
 from perfwatch.domain.concept import Judged, verdicts
 from perfwatch.domain.durations import parse_duration
 from perfwatch.services.ingestion import read_stored
@@ -41,14 +41,20 @@ class JudgeReport:
 
 
 def judge(
-    engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    champion: Champion,
+    now: datetime | None = None,
 ) -> JudgeReport:
-    """Coverage, realized metrics and verdicts for every chunk that is due."""
+    """Coverage, realized metrics and verdicts for every chunk that is due (`now`: the
+    wall clock, which closes chunks only with `complete_after`)."""
     model_id = champion.version.model_id
     with transaction(engine) as session:
         newest = queries.watermark(session=session, model_id=model_id)
         if newest is None:
             return JudgeReport()
+        closed = closing_time(newest, now or utcnow(), model.closes_after)
         since = newest - parse_duration(model.label_window) - model.chunk_period.length
         # every chunk, however old: labels of a backfill judge old chunks too (one row a
         # chunk, and only chunks whose labels or rows changed are computed again)
@@ -62,7 +68,7 @@ def judge(
         and (
             chunk.computed_labeled != chunk.labeled
             or chunk.computed_rows != rows_now.get(chunk.chunk_start, (None, 0))[1]
-            or chunk.mature != is_mature(chunk.chunk_end, newest, horizon)
+            or chunk.mature != is_mature(chunk.chunk_end, closed, horizon)
         )
     ]
     if not due:
@@ -76,7 +82,7 @@ def judge(
         chunk.computed_rows = rows_now.get(chunk.chunk_start, (None, 0))[1]
         chunk.computed_labeled = chunk.labeled
         chunk.coverage = labels / max(chunk.computed_rows, 1)
-        chunk.mature = is_mature(chunk.chunk_end, newest, horizon)
+        chunk.mature = is_mature(chunk.chunk_end, closed, horizon)
         chunk.computed_at = utcnow()
         if chunk.mature and chunk.coverage >= model.min_label_coverage:
             covered.append(chunk)

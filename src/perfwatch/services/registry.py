@@ -185,7 +185,7 @@ def load_candidate(
             )
         raise PerfwatchError(f"reference set {reference}: {exc.message}", hint=hint) from None
     if inputs is None:  # as the user wrote it: a `category` column stays one
-        written = read_arrow(reference).select(model.features).to_pandas()
+        written = read_arrow(reference, model.read).select(model.features).to_pandas()
         inputs = learn_inputs(
             classifier, written, features=model.features, categorical=model.categorical
         )

@@ -140,7 +140,7 @@ def _train_and_judge(
 ) -> None:
     from perfwatch.ml.training import train_like
 
-    original = _training_set(champion.version)
+    original = _training_set(champion.version, model)
     production = _labeled_production(engine, settings, model, champion.version.model_id)
     learn, holdout = split_holdout(model, production)
     sliding = is_sliding(model, run.trigger)
@@ -185,7 +185,7 @@ def _train_and_judge(
     _finish(engine, run, status="finished", decision=gate.decision, version_id=version.id)
 
 
-def _training_set(version: Any) -> "pd.DataFrame":
+def _training_set(version: Any, model: ModelSettings) -> "pd.DataFrame":
     """The version's training data, refused if the file changed since registration."""
     import pandas as pd
 
@@ -196,7 +196,9 @@ def _training_set(version: Any) -> "pd.DataFrame":
         )
     path = Path(version.training_path)
     verify(path, version.training_sha256, "training data")
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep=model.read.delimiter, decimal=model.read.decimal)
 
 
 def _training_frame(
