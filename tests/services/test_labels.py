@@ -251,7 +251,7 @@ def test_the_same_label_file_twice_is_counted_once(sqlite_workspace: Workspace) 
 def weeks(count: int, start_week: int = 0) -> list[pd.DataFrame]:
     """`count` weeks of a small fleet, one frame a week (the rows of one batch file)."""
     fleet = production(7 * count, start_day=7 * start_week, runs_per_day=60)
-    monday = fleet.timestamp.dt.floor("D") - pd.to_timedelta(fleet.timestamp.dt.weekday, "D")
+    monday = fleet.timestamp.dt.floor("D") - pd.to_timedelta(fleet.timestamp.dt.day_of_week, "D")
     return [rows for _, rows in fleet.groupby(monday)]
 
 

@@ -218,3 +218,30 @@ def test_categories_the_model_knows_but_production_never_shows(
         "M",
         "X",
     ]
+
+
+@pytest.mark.filterwarnings("error::FutureWarning")
+def test_a_pipeline_handing_numpy_to_lightgbm_runs_without_warnings(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """LightGBM 4.5 under scikit-learn 1.7 warns on every numpy prediction; a cycle and a
+    retrain of such a pipeline print nothing."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    encode = ColumnTransformer(
+        [("onehot", OneHotEncoder(handle_unknown="ignore"), ["product_type"])],
+        remainder="passthrough",
+    )  # a numpy array out: what most pipelines hand their model
+    pipeline = Pipeline([("encode", encode), ("model", lightgbm.LGBMClassifier(**SMALL))])
+    with pytest.warns(FutureWarning, match="force_all_finite"):  # the noise being muted
+        write_artifacts(tmp_path / "artifacts", history(), pipeline)
+    ws = Workspace.create(tmp_path / "ws", tmp_path / "artifacts", sqlite_url)
+    engine = ws.engine()
+    fleet = production(6)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", TARGET]], "log.parquet")
+    assert cycle(ws, engine).rows == len(fleet)
+    run = retrain(ws, engine, force=True)
+    assert run is not None and run.status == "finished", run.error

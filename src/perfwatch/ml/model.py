@@ -1,6 +1,7 @@
 """Loading a registered model artifact (only if its hash matches) and scoring rows with it."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,13 +53,23 @@ def check_classifier(model: Any, path: Path) -> None:
         )
 
 
-def score(model: Any, rows: "pd.DataFrame", inputs: "ModelInputs") -> "np.ndarray":
-    """The positive-class probability for each row, the rows given to the model in the
-    types it was trained on."""
+@contextmanager
+def quiet_sklearn() -> Iterator[None]:
+    """Mute what every prediction of a user's pipeline would print: sklearn's feature-name
+    chatter, and the FutureWarning LightGBM 4.5 triggers in scikit-learn 1.7 whenever a
+    pipeline hands it numpy arrays ('force_all_finite' was renamed)."""
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # sklearn's feature-name chatter
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
+        yield
+
+
+def score(model: Any, rows: "pd.DataFrame", inputs: "ModelInputs") -> "np.ndarray":
+    """The positive-class probability for each row, the rows given to the model in the
+    types it was trained on."""
+    with quiet_sklearn():
         proba = model.predict_proba(inputs.frame(rows))
     if proba.ndim != 2 or proba.shape[1] != 2:
         raise PerfwatchError(

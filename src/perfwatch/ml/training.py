@@ -98,9 +98,12 @@ def train_like(
     prefix = f"{step}__" if step else ""
     if challenger.get_params().get(f"{prefix}random_state") is None:
         challenger.set_params(**{f"{prefix}random_state": seed})
-    challenger.fit(
-        inputs.frame(frame), frame[target].astype(int), **{f"{prefix}callbacks": [_stop_check]}
-    )
+    from perfwatch.ml.model import quiet_sklearn
+
+    with quiet_sklearn():
+        challenger.fit(
+            inputs.frame(frame), frame[target].astype(int), **{f"{prefix}callbacks": [_stop_check]}
+        )
     return challenger, inputs
 
 
