@@ -84,7 +84,7 @@ def test_missing_key(tmp_path: Path) -> None:
         (('metrics = ["roc_auc"]', 'metrics = ["auroc"]'), "unknown metric 'auroc'"),
         (("min_label_coverage = 0.9", "min_label_coverage = 1.5"), "min_label_coverage"),
         (("categorical = []", 'categorical = ["c"]'), "categorical column 'c'"),
-        (('chunk = "1D"', "chunk_rows = 5000"), "size-based chunks are not supported yet"),
+        (('chunk = "1D"', "chunk_rows = 5"), "chunk_rows"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from perfwatch.domain.chunks import ChunkPeriod
+from perfwatch.domain.chunks import Chunking, ChunkPeriod, RowChunks
 from perfwatch.domain.durations import parse_duration
 from perfwatch.domain.thresholds import ThresholdRule
 from perfwatch.errors import ConfigError
@@ -88,7 +88,7 @@ class ModelSettings(_Strict):
     score_column: str = "y_pred_proba"
     prediction_column: str = "y_pred"
     chunk: str = "1D"
-    chunk_rows: int | None = None  # in DESIGN.md's contract; refused until supported
+    chunk_rows: int | None = Field(default=None, ge=10)  # chunks of N rows instead of time
     metrics: list[str] = Field(default=["roc_auc", "f1", "recall"], min_length=1)
     inbox: Path
     labels_inbox: Path | None = None
@@ -138,16 +138,6 @@ class ModelSettings(_Strict):
         ChunkPeriod.parse(value)
         return value
 
-    @field_validator("chunk_rows")
-    @classmethod
-    def _chunk_rows(cls, value: int | None) -> int | None:
-        if value is not None:
-            raise ValueError(
-                "size-based chunks are not supported yet; use a period, e.g."
-                ' chunk = "1D" (and remove chunk_rows)'
-            )
-        return value
-
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, value: list[str]) -> list[str]:
@@ -167,8 +157,9 @@ class ModelSettings(_Strict):
         return self
 
     @property
-    def chunk_period(self) -> ChunkPeriod:
-        return ChunkPeriod.parse(self.chunk)
+    def chunking(self) -> Chunking:
+        """How rows are cut into chunks: `chunk_rows` rows each, else the `chunk` period."""
+        return RowChunks(self.chunk_rows) if self.chunk_rows else ChunkPeriod.parse(self.chunk)
 
     def threshold_rule(self, metric: str) -> ThresholdRule:
         threshold = self.thresholds.get(metric)

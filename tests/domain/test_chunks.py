@@ -70,3 +70,12 @@ def test_durations_are_written_back_in_their_largest_whole_unit() -> None:
     for text in ("1D", "6h", "30min", "2W", "45s"):
         assert format_duration(parse_duration(text)) == text
     assert format_duration(timedelta(hours=48)) == "2D"
+
+
+def test_row_chunk_starts_are_the_first_rows_second_and_strictly_increasing() -> None:
+    from perfwatch.domain.chunks import SECOND_NS, row_chunk_starts
+
+    second = SECOND_NS
+    firsts = [10 * second + 5, 10 * second + 9, 12 * second, 11 * second]
+    assert row_chunk_starts(firsts, None) == [10 * second, 11 * second, 12 * second, 13 * second]
+    assert row_chunk_starts([3 * second], 3 * second) == [4 * second]

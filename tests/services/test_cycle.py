@@ -190,8 +190,12 @@ def test_changing_the_chunk_of_a_model_with_history_is_refused(sqlite_workspace:
     settings = ws.settings()
     report = run_cycle(ws.engine(), settings, settings.models[0])
     assert report.status == "failed"
-    assert "has history in chunks of 1D, but its config now says chunk = '6h'" in report.error
+    assert "has history in chunks of 1D, but its config now says 6h" in report.error
     assert list(ws.inbox.glob("*.parquet")), "nothing ingested under the wrong chunks"
+    ws.config.write_text(ws.config.read_text().replace('chunk = "6h"', "chunk_rows = 500"))
+    settings = ws.settings()
+    report = run_cycle(ws.engine(), settings, settings.models[0])
+    assert "has history in chunks of 1D, but its config now says 500 rows" in report.error
 
 
 @pytest.mark.parametrize("complete_after", [None, "2h"])

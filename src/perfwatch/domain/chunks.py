@@ -1,8 +1,14 @@
-"""Chunk arithmetic on data time: which window a timestamp belongs to, and when it is complete.
+"""Chunk arithmetic: which chunk a row belongs to, and when a chunk is complete.
 
-A chunk period is a fixed duration ("1D", "6h", "1W", "30min"). Windows are anchored
-to a fixed origin (Monday 2000-01-03 00:00 UTC), never to the first row seen, so the
-same timestamp falls into the same chunk in every cycle, replay and process.
+A chunk period is a fixed duration of data time ("1D", "6h", "1W", "30min"). Windows are
+anchored to a fixed origin (Monday 2000-01-03 00:00 UTC), never to the first row seen, so
+the same timestamp falls into the same chunk in every cycle, replay and process.
+
+Row chunks (`chunk_rows = N`) hold N rows each, in the order rows arrive, in timestamp
+order within a cycle: a cycle's rows first fill the open chunk, then start new ones. A
+row chunk starts at the second of its first row (one second after the previous chunk's
+start at the least, so starts stay distinct and ordered), ends at the second after its
+last row, and is complete once it holds N rows.
 """
 
 from dataclasses import dataclass
@@ -43,6 +49,58 @@ class ChunkPeriod:
     def end_of(self, start: datetime) -> datetime:
         """The exclusive end of the chunk starting at `start`."""
         return start + self.length
+
+    def complete(self, end: datetime, rows: int, watermark: datetime | None) -> bool:
+        return is_complete(end, watermark)
+
+    def mature(
+        self, end: datetime, rows: int, watermark: datetime | None, horizon: timedelta | None
+    ) -> bool:
+        return is_mature(end, watermark, horizon)
+
+    def describe(self) -> str:
+        from perfwatch.domain.durations import format_duration
+
+        return format_duration(self.length)
+
+
+@dataclass(frozen=True)
+class RowChunks:
+    """Chunks of a fixed number of rows."""
+
+    size: int
+
+    def complete(self, end: datetime, rows: int, watermark: datetime | None) -> bool:
+        return rows >= self.size
+
+    def mature(
+        self, end: datetime, rows: int, watermark: datetime | None, horizon: timedelta | None
+    ) -> bool:
+        """Complete, and (with a label horizon) that much data time past its last row."""
+        return self.complete(end, rows, watermark) and (
+            horizon is None or is_complete(end + horizon, watermark)
+        )
+
+    def describe(self) -> str:
+        return f"{self.size} rows"
+
+
+Chunking = ChunkPeriod | RowChunks
+SECOND_NS = 1_000_000_000
+
+
+def row_chunk_starts(first_times_ns: list[int], previous_start_ns: int | None) -> list[int]:
+    """The starts of new row chunks, given the timestamp of each one's first row: its
+    second, and at least one second after the chunk before."""
+    starts: list[int] = []
+    previous = previous_start_ns
+    for first in first_times_ns:
+        start = first // SECOND_NS * SECOND_NS
+        if previous is not None and start <= previous:
+            start = previous + SECOND_NS
+        starts.append(start)
+        previous = start
+    return starts
 
 
 def chunk_ns(start: datetime) -> int:

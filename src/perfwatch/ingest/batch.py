@@ -95,3 +95,25 @@ def assign_chunks(rows: "pd.DataFrame", timestamp_column: str, period: ChunkPeri
     rows[CHUNK_COLUMN] = (
         moments - period.origin_ns
     ) // period.length_ns * period.length_ns + period.origin_ns
+
+
+def assign_row_chunks(
+    rows: "pd.DataFrame", timestamp_column: str, size: int, tail: tuple[int, int] | None
+) -> None:
+    """Add the chunk column for chunks of `size` rows: the rows, in timestamp order, first
+    fill the open chunk (`tail`: its start ns and rows so far), then start new ones."""
+    import numpy as np
+
+    from perfwatch.domain.chunks import row_chunk_starts
+
+    moments = rows[timestamp_column].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    order = np.argsort(moments, kind="stable")
+    start, filled = tail if tail is not None else (None, size)
+    room = max(size - filled, 0)
+    position = np.arange(len(rows))
+    group = np.where(position < room, -1, (position - room) // size)
+    firsts = moments[order][room::size].tolist()
+    starts = np.array([*row_chunk_starts(firsts, start), start or 0], dtype=np.int64)
+    chunks = np.empty(len(rows), dtype=np.int64)
+    chunks[order] = starts[group]  # group -1: the open chunk's start, the last entry
+    rows[CHUNK_COLUMN] = chunks

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
+from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking, RowChunks
 from perfwatch.errors import BatchRejected
-from perfwatch.ingest.batch import assign_chunks, read_arrow
+from perfwatch.ingest.batch import assign_chunks, assign_row_chunks, read_arrow
 from perfwatch.ingest.contract import Contract
 
 if TYPE_CHECKING:
@@ -67,7 +67,11 @@ def read_reference(path: Path, *, model: "ModelSettings") -> tuple["pd.DataFrame
             hint="encode the positive class (failure) as 1",
         )
     rows[model.target] = rows[model.target].astype("int64")
-    assign_chunks(rows, model.timestamp_column, model.chunk_period)
+    chunking = model.chunking
+    if isinstance(chunking, RowChunks):
+        assign_row_chunks(rows, model.timestamp_column, chunking.size, None)
+    else:
+        assign_chunks(rows, model.timestamp_column, chunking)
     return rows, derive_contract(rows, features=model.features, categorical=model.categorical)
 
 
@@ -225,8 +229,15 @@ class CycleRows:
     repeated: "pd.DataFrame"  # BATCH_COLUMN, CHUNK_COLUMN of rows dropped as repeated ids
 
 
-def combine(tables: list["pa.Table"], *, model: "ModelSettings", period: ChunkPeriod) -> CycleRows:
-    """Concatenate the files' rows (in file order), assign chunks, drop repeated ids."""
+def combine(
+    tables: list["pa.Table"],
+    *,
+    model: "ModelSettings",
+    chunking: Chunking,
+    tail: tuple[int, int] | None = None,
+) -> CycleRows:
+    """Concatenate the files' rows (in file order), drop repeated ids, assign chunks (row
+    chunks continue the open one, `tail`: its start ns and rows)."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -241,9 +252,19 @@ def combine(tables: list["pa.Table"], *, model: "ModelSettings", period: ChunkPe
     needs = pd.Series(True, index=rows.index)
     if model.score_column in rows.columns:
         needs = rows[model.score_column].isna()
-    assign_chunks(rows, model.timestamp_column, period)
-    dropped = rows.loc[repeated, [BATCH_COLUMN, CHUNK_COLUMN]]
     keep = ~repeated
+    if isinstance(chunking, RowChunks):  # only the kept rows take places in the chunks
+        kept = rows.loc[keep, [model.id_column, model.timestamp_column]].copy()
+        assign_row_chunks(kept, model.timestamp_column, chunking.size, tail)
+        rows[CHUNK_COLUMN] = np.int64(0)
+        rows.loc[keep, CHUNK_COLUMN] = kept[CHUNK_COLUMN]
+        if repeated.any():  # a repeat counts in the chunk of its id's first row
+            first = kept.drop_duplicates(model.id_column).set_index(model.id_column)
+            repeats = rows.loc[repeated, model.id_column]
+            rows.loc[repeated, CHUNK_COLUMN] = repeats.map(first[CHUNK_COLUMN]).to_numpy()
+    else:
+        assign_chunks(rows, model.timestamp_column, chunking)
+    dropped = rows.loc[repeated, [BATCH_COLUMN, CHUNK_COLUMN]]
     return CycleRows(
         rows=rows.loc[keep].reset_index(drop=True),
         needs_scores=needs[keep].reset_index(drop=True),

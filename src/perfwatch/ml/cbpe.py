@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
+from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking
 from perfwatch.errors import EstimationError
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class Estimate:
     rows: int
 
 
-def nannyml_chunker(period: ChunkPeriod, timestamp: str) -> Any:
+def nannyml_chunker(period: Chunking, timestamp: str) -> Any:
     with quiet_nannyml():
         from perfwatch.ml.chunking import PerfwatchChunker
 
@@ -83,7 +83,7 @@ def nannyml_chunker(period: ChunkPeriod, timestamp: str) -> Any:
 
 
 def fit(
-    reference: "pd.DataFrame", *, columns: Columns, metrics: list[str], period: ChunkPeriod
+    reference: "pd.DataFrame", *, columns: Columns, metrics: list[str], period: Chunking
 ) -> tuple[Any, list[ReferenceFigures]]:
     """Fit CBPE on the reference set (with perfwatch's chunk column); return it and its figures."""
     with quiet_nannyml() as nml:

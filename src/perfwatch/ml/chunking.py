@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 from nannyml.chunk import Chunk, Chunker
 
-from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
-from perfwatch.ingest.batch import assign_chunks
+from perfwatch.domain.chunks import CHUNK_COLUMN, SECOND_NS, Chunking, ChunkPeriod
+from perfwatch.ingest.batch import assign_chunks, assign_row_chunks
 
 
 def _moment(ns: int) -> datetime:
@@ -19,20 +19,33 @@ def _moment(ns: int) -> datetime:
 
 
 class PerfwatchChunker(Chunker):
-    def __init__(self, timestamp_column: str, period: ChunkPeriod) -> None:
+    def __init__(self, timestamp_column: str, chunking: Chunking) -> None:
         super().__init__(timestamp_column)
-        self.period = period
-        self.length_ns = period.length_ns
+        self.chunking = chunking
 
     def _split(self, data: pd.DataFrame) -> list[Any]:
         if CHUNK_COLUMN not in data.columns:
-            # nannyml's drift methods chunk a single column with its timestamps
+            # nannyml's drift methods chunk a single reference column with its timestamps
             data = data.copy()
-            assign_chunks(data, self.timestamp_column_name, self.period)
+            if isinstance(self.chunking, ChunkPeriod):
+                assign_chunks(data, self.timestamp_column_name, self.chunking)
+            else:
+                assign_row_chunks(data, self.timestamp_column_name, self.chunking.size, None)
         chunks = []
         for start_ns, rows in data.groupby(CHUNK_COLUMN, sort=True):
-            start, end = _moment(int(start_ns)), _moment(int(start_ns) + self.length_ns)
+            start = _moment(int(start_ns))
             chunks.append(
-                Chunk(key=start.isoformat(), data=rows, start_datetime=start, end_datetime=end)
+                Chunk(
+                    key=start.isoformat(),
+                    data=rows,
+                    start_datetime=start,
+                    end_datetime=self._end(int(start_ns), rows),
+                )
             )
         return chunks
+
+    def _end(self, start_ns: int, rows: pd.DataFrame) -> datetime:
+        if isinstance(self.chunking, ChunkPeriod):
+            return _moment(start_ns + self.chunking.length_ns)
+        last = int(rows[self.timestamp_column_name].max().value)  # a row chunk: its last row
+        return _moment(last // SECOND_NS * SECOND_NS + SECOND_NS)

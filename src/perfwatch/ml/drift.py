@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
+from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking
 from perfwatch.domain.drift import MULTIVARIATE
 from perfwatch.errors import EstimationError
 from perfwatch.ml.cbpe import finite, nannyml_chunker, quiet_nannyml
@@ -40,7 +40,7 @@ def fit(
     features: list[str],
     categorical: list[str],
     timestamp: str,
-    period: ChunkPeriod,
+    period: Chunking,
 ) -> DriftCalculators:
     frame = reference[[*features, timestamp, CHUNK_COLUMN]]
     with quiet_nannyml() as nml:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
+from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking
 from perfwatch.errors import EstimationError
 from perfwatch.ml.cbpe import Columns, finite, nannyml_chunker, quiet_nannyml
 
@@ -25,7 +25,7 @@ class Realized:
 
 
 def fit_calculator(
-    reference: "pd.DataFrame", *, columns: Columns, metrics: list[str], period: ChunkPeriod
+    reference: "pd.DataFrame", *, columns: Columns, metrics: list[str], period: Chunking
 ) -> Any:
     """A PerformanceCalculator fitted on the reference set, chunked as perfwatch chunks."""
     with quiet_nannyml() as nml:

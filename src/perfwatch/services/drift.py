@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import chunk_ns, is_complete
+from perfwatch.domain.chunks import chunk_ns
 from perfwatch.domain.drift import CONFIRM_OVER, RawDrift, confirmed
 from perfwatch.domain.durations import parse_duration
 from perfwatch.services.ingestion import read_stored
@@ -37,7 +37,7 @@ def measure_drift(
         due = [
             start
             for start, (end, rows) in stored.items()
-            if is_complete(end, newest) and measured.get(start) != rows
+            if model.chunking.complete(end, rows, newest) and measured.get(start) != rows
         ]
         batches = queries.batches_in_chunks(
             session=session, model_id=version.model_id, chunk_starts=due
@@ -62,7 +62,7 @@ def _fitted(model: ModelSettings, champion: Champion) -> Any:
             features=model.features,
             categorical=model.categorical,
             timestamp=model.timestamp_column,
-            period=model.chunk_period,
+            period=model.chunking,
         )
     return _calculators[key]
 

@@ -15,7 +15,7 @@ import hashlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from sqlmodel import col
 
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN
+from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking, RowChunks, chunk_ns
 from perfwatch.errors import BatchRejected, PerfwatchError
 from perfwatch.files import move_into, sha256_file
 from perfwatch.ingest.batch import SUFFIXES
@@ -197,11 +197,16 @@ def _prepare(
     """Combine, score and de-duplicate the accepted rows, count findings, start the write."""
     import pandas as pd
 
+    from perfwatch.ingest.batch import assign_row_chunks
     from perfwatch.ingest.contract import soft_findings
     from perfwatch.ingest.rows import BATCH_COLUMN, combine
     from perfwatch.ml.model import fill_scores
 
-    combined = combine([f.table for f in accepted], model=model, period=model.chunk_period)
+    chunking, tail = model.chunking, None
+    if isinstance(chunking, RowChunks):
+        with transaction(engine) as session:
+            tail = queries.open_chunk(session=session, model_id=champion.version.model_id)
+    combined = combine([f.table for f in accepted], model=model, chunking=chunking, tail=tail)
     skew = _check_skew(model, champion, combined.rows, served=~combined.needs_scores)
     fill_scores(
         lambda: champion.model,
@@ -214,6 +219,9 @@ def _prepare(
     rows, stored_again = _drop_stored_ids(
         engine, model, champion.version.model_id, combined.rows, settings.data_dir
     )
+    if isinstance(chunking, RowChunks) and len(stored_again):
+        # a row sent again takes no place in a chunk: the others close the gap
+        assign_row_chunks(rows, model.timestamp_column, chunking.size, tail)
     hashes = [f.content_hash for f in accepted]
     segment = segment_path(settings, model, hashes)
     return _Rows(
@@ -262,19 +270,36 @@ class SkewFailed:
 def _drop_stored_ids(
     engine: Engine, model: ModelSettings, model_id: int, rows: "pd.DataFrame", data_dir: Path
 ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """Drop rows whose id is already stored in the same chunk (a producer's retry)."""
+    """Drop rows whose id is already stored in the same chunk (a producer's retry); for row
+    chunks, in a chunk whose time span meets the new rows'. The dropped rows keep the
+    chunk their id is stored in."""
     from perfwatch.ingest.rows import BATCH_COLUMN
 
-    chunks = {int(ns) for ns in rows[CHUNK_COLUMN].unique()}
     with transaction(engine) as session:
-        earlier = queries.batches_in_chunks(
-            session=session, model_id=model_id, chunk_starts=[moment(ns) for ns in chunks]
-        )
+        if isinstance(model.chunking, RowChunks):
+            low, high = rows[model.timestamp_column].min(), rows[model.timestamp_column].max()
+            spans = queries.chunk_row_counts(session=session, model_id=model_id)
+            starts = [s for s, (end, _) in spans.items() if s <= high and end >= low.floor("s")]
+        else:
+            starts = [moment(int(ns)) for ns in rows[CHUNK_COLUMN].unique()]
+        earlier = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
     if not earlier:
         return rows, rows.iloc[:0][[BATCH_COLUMN, CHUNK_COLUMN]]
-    stored = read_stored(earlier, [model.id_column], chunks, data_dir)
-    seen = rows[model.id_column].isin(set(stored[model.id_column])).to_numpy()
-    return rows.loc[~seen].reset_index(drop=True), rows.loc[seen, [BATCH_COLUMN, CHUNK_COLUMN]]
+    stored = read_stored(earlier, [model.id_column], {chunk_ns(s) for s in starts}, data_dir)
+    where = stored.drop_duplicates(model.id_column).set_index(model.id_column)[CHUNK_COLUMN]
+    seen = rows[model.id_column].isin(where.index).to_numpy()
+    dropped = rows.loc[seen, [BATCH_COLUMN]].assign(
+        **{CHUNK_COLUMN: rows.loc[seen, model.id_column].map(where).to_numpy()}
+    )
+    return rows.loc[~seen].reset_index(drop=True), dropped
+
+
+def chunk_end(chunking: Chunking, start: datetime, last: Any) -> datetime:
+    """A chunk's end: its period's, or for a row chunk the second after its last row
+    (here: the last of the rows at hand; the store keeps the latest)."""
+    if isinstance(chunking, RowChunks):
+        return last.floor("s").to_pydatetime() + timedelta(seconds=1)
+    return chunking.end_of(start)
 
 
 def segment_path(settings: Settings, model: ModelSettings, content_hashes: list[str]) -> Path:
@@ -365,14 +390,14 @@ def _record_chunks_and_findings(
     """How many rows each batch has in each chunk, and its data-quality findings."""
     from perfwatch.ingest.rows import BATCH_COLUMN
 
-    period = model.chunk_period
-    sizes = prepared.rows.groupby([BATCH_COLUMN, CHUNK_COLUMN]).size()
+    grouped = prepared.rows.groupby([BATCH_COLUMN, CHUNK_COLUMN])[model.timestamp_column]
+    sizes, lasts = grouped.size(), grouped.max()
     chunks = [
         {
             "batch_id": batch_ids[int(b)],
             "model_id": model_id,
             "chunk_start": moment(ns),
-            "chunk_end": period.end_of(moment(ns)),
+            "chunk_end": chunk_end(model.chunking, moment(ns), lasts[(b, ns)]),
             "rows": int(n),
         }
         for (b, ns), n in sizes.items()

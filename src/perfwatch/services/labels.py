@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
+from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod, RowChunks, chunk_ns
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import BatchRejected
 from perfwatch.files import move_into, sha256_file
@@ -442,7 +442,9 @@ def _record_plan(
     queries.add_labeled(
         session=session,
         model_id=model_id,
-        counts=_counts(model, ((moment(int(ns)), int(n)) for ns, n in per_chunk.items())),
+        counts=_counts(
+            session, model, model_id, ((moment(int(ns)), int(n)) for ns, n in per_chunk.items())
+        ),
     )
     stored = new.groupby(FILE_COLUMN).size()
     waiting = held.groupby(FILE_COLUMN).size()
@@ -486,13 +488,20 @@ def _write_segment(
 
 
 def _counts(
-    model: ModelSettings, starts: Iterable[tuple[datetime, int]]
+    session: Any, model: ModelSettings, model_id: int, starts: Iterable[tuple[datetime, int]]
 ) -> dict[datetime, tuple[datetime, int]]:
-    """chunk start -> (chunk end, labels), summed."""
+    """chunk start -> (chunk end, labels), summed (a row chunk's end as stored now)."""
+    chunking = model.chunking
+    ends: dict[datetime, tuple[datetime, int]] = (
+        queries.chunk_row_counts(session=session, model_id=model_id)
+        if isinstance(chunking, RowChunks)
+        else {}
+    )
     counts: dict[datetime, tuple[datetime, int]] = {}
     for start, n in starts:
-        end, before = counts.get(start, (model.chunk_period.end_of(start), 0))
-        counts[start] = (end, before + n)
+        known = ends[start][0] if start in ends else None
+        end = known or (chunking.end_of(start) if isinstance(chunking, ChunkPeriod) else start)
+        counts[start] = (end, counts.get(start, (end, 0))[1] + n)
     return counts
 
 
@@ -527,7 +536,7 @@ def match_held_labels(engine: Engine, model: ModelSettings, model_id: int, rows:
             )
         ]
         queries.match_held(session=session, matches=matches)
-        counts = _counts(model, ((m["chunk_start"], 1) for m in matches))
+        counts = _counts(session, model, model_id, ((m["chunk_start"], 1) for m in matches))
         queries.add_labeled(session=session, model_id=model_id, counts=counts)
         queries.date_held(session=session, model_id=model_id, watermark=rows.watermark)
     return len(matches)

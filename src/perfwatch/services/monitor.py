@@ -20,13 +20,20 @@ from sqlalchemy import Engine
 
 from perfwatch import logs, stopping
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time, is_complete
+from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time
 from perfwatch.domain.durations import format_duration
 from perfwatch.domain.thresholds import in_force, is_alert
 from perfwatch.errors import ConfigError, EstimationError, PerfwatchError
 from perfwatch.services.alerts import AlertChanges, FilesSeen, update_alerts
 from perfwatch.services.drift import measure_drift
-from perfwatch.services.ingestion import FileOutcome, gather, moment, read_stored, record
+from perfwatch.services.ingestion import (
+    FileOutcome,
+    chunk_end,
+    gather,
+    moment,
+    read_stored,
+    record,
+)
 from perfwatch.services.labels import LabelFileOutcome, ingest_labels
 from perfwatch.services.realized import JudgeReport, judge
 from perfwatch.services.registry import (
@@ -137,20 +144,24 @@ def _monitor(
 
 
 def check_chunking(engine: Engine, model: ModelSettings) -> None:
-    """Refuse a chunking other than the one the model's history is stored in: every
-    estimate, threshold, label count and alert of the history is per such chunk."""
+    """Refuse a chunking other than the one the model's history is cut into: every
+    estimate, threshold, label count and alert of the history is per such chunk. The
+    first cycle records it (a store from before it was recorded: from its chunks)."""
+    wanted = model.chunking.describe()
     with transaction(engine) as session:
-        found = queries.find_model(session=session, name=model.name)
-        length = (
-            found and found.id and queries.stored_chunk_length(session=session, model_id=found.id)
-        )
-    if not length or length == model.chunk_period.length:
+        record = queries.get_or_create_model(session=session, name=model.name)
+        assert record.id is not None
+        stored = record.chunking
+        if stored is None:
+            length = queries.stored_chunk_length(session=session, model_id=record.id)
+            stored = format_duration(length) if length else wanted
+            record.chunking = stored
+            session.add(record)
+    if stored == wanted:
         return
-    stored = format_duration(length)
     raise ConfigError(
-        f"model {model.name!r} has history in chunks of {stored}, but its config now says"
-        f" chunk = {model.chunk!r}",
-        hint=f"set chunk back to {stored!r}; to monitor in other chunks, declare the model"
+        f"model {model.name!r} has history in chunks of {stored}, but its config now says {wanted}",
+        hint=f"set it back to chunks of {stored}; to monitor in other chunks, declare the model"
         " again under a new name (it starts from version 1 and an empty history; the old one"
         " stays readable under its name)",
     )
@@ -259,7 +270,7 @@ def plan_estimates(
         for start, (end, rows) in stored.items()
         if start not in estimated
         or estimated[start][0] != rows
-        or (estimated[start][1] and is_complete(end, newest))
+        or (estimated[start][1] and model.chunking.complete(end, rows, newest))
     ]
     if not stale:
         return EstimatePlan()
@@ -269,7 +280,8 @@ def plan_estimates(
         champion.estimator, rows, columns=cbpe_columns(model), metrics=model.metrics
     )
     for estimate in estimates:
-        provisional = not is_complete(estimate.chunk_end, newest)
+        end, rows = stored[estimate.chunk_start]
+        provisional = not model.chunking.complete(end, rows, newest)
         if estimate.value != estimate.value:  # NaN
             if not provisional:
                 plan.broken.append(f"{estimate.metric} on {estimate.chunk_start:%Y-%m-%d %H:%M}")
@@ -305,11 +317,12 @@ def _add_fresh(
     model: ModelSettings,
 ) -> datetime:
     """Count this cycle's rows into the stored chunks; return the new data-time watermark."""
-    period = model.chunk_period
-    for ns, count in fresh.groupby(CHUNK_COLUMN).size().items():
+    grouped = fresh.groupby(CHUNK_COLUMN)[model.timestamp_column]
+    for (ns, count), last in zip(grouped.size().items(), grouped.max(), strict=True):
         start = moment(int(ns))
-        end, rows = stored.get(start, (period.end_of(start), 0))
-        stored[start] = (end, rows + int(count))
+        fresh_end = chunk_end(model.chunking, start, last)
+        end, rows = stored.get(start, (fresh_end, 0))
+        stored[start] = (max(end, fresh_end), rows + int(count))
     latest = fresh[model.timestamp_column].max().floor("us").to_pydatetime()
     return latest if newest is None else max(newest, latest)
 

@@ -159,7 +159,7 @@ def _sample(
             Finding("sample", False, f"it would be quarantined: {exc.message}", exc.hint)
         )
         return
-    rows = combine([table], model=model, period=model.chunk_period).rows
+    rows = combine([table], model=model, chunking=model.chunking).rows
     findings = soft_findings(rows, contract, batch_column=BATCH_COLUMN, chunk_column=CHUNK_COLUMN)
     try:
         score(classifier, rows, inputs)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time, is_mature
+from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time
 from perfwatch.domain.concept import Judged, verdicts
 from perfwatch.domain.durations import parse_duration
 from perfwatch.services.ingestion import read_stored
@@ -55,12 +55,18 @@ def judge(
         if newest is None:
             return JudgeReport()
         closed = closing_time(newest, now or utcnow(), model.closes_after)
-        since = newest - parse_duration(model.label_window) - model.chunk_period.length
+        since = newest - parse_duration(model.label_window)
         # every chunk, however old: labels of a backfill judge old chunks too (one row a
         # chunk, and only chunks whose labels or rows changed are computed again)
         rows_now = queries.chunk_row_counts(session=session, model_id=model_id)
         labeled = queries.chunk_labels_since(session=session, model_id=model_id, since=None)
     horizon = parse_duration(model.label_horizon) if model.label_horizon else None
+
+    def mature(chunk: ChunkLabels) -> bool:
+        end, rows = rows_now.get(chunk.chunk_start, (chunk.chunk_end, 0))
+        chunk.chunk_end = end  # a row chunk's end moves while it fills
+        return model.chunking.mature(end, rows, closed, horizon)
+
     due = [
         chunk
         for chunk in labeled
@@ -68,7 +74,7 @@ def judge(
         and (
             chunk.computed_labeled != chunk.labeled
             or chunk.computed_rows != rows_now.get(chunk.chunk_start, (None, 0))[1]
-            or chunk.mature != is_mature(chunk.chunk_end, closed, horizon)
+            or chunk.mature != mature(chunk)
         )
     ]
     if not due:
@@ -82,7 +88,7 @@ def judge(
         chunk.computed_rows = rows_now.get(chunk.chunk_start, (None, 0))[1]
         chunk.computed_labeled = chunk.labeled
         chunk.coverage = labels / max(chunk.computed_rows, 1)
-        chunk.mature = is_mature(chunk.chunk_end, closed, horizon)
+        chunk.mature = mature(chunk)
         chunk.computed_at = utcnow()
         if chunk.mature and chunk.coverage >= model.min_label_coverage:
             covered.append(chunk)
@@ -135,7 +141,7 @@ def _calculator(model: ModelSettings, champion: Champion) -> Any:
             champion.reference_rows,
             columns=cbpe_columns(model),
             metrics=model.metrics,
-            period=model.chunk_period,
+            period=model.chunking,
         )
     return _calculators[key]
 
@@ -160,6 +166,10 @@ def _store_verdicts(
         session=session, model_id=model_id, chunk_starts=sorted({r.chunk_start for r in fresh})
     )
     counts = rows.groupby(CHUNK_COLUMN)[model.target].count()
+    ends = {
+        s: end
+        for s, (end, _) in queries.chunk_row_counts(session=session, model_id=model_id).items()
+    }
     for result in fresh:
         if result.value != result.value:  # NaN: e.g. one class among the labels
             log.info(
@@ -173,7 +183,7 @@ def _store_verdicts(
         row = stored.get((result.chunk_start, result.metric)) or ChunkRealized(
             model_id=model_id,
             chunk_start=result.chunk_start,
-            chunk_end=model.chunk_period.end_of(result.chunk_start),
+            chunk_end=ends.get(result.chunk_start, result.chunk_start),
             metric=result.metric,
             value=result.value,
             labeled_rows=0,

@@ -104,7 +104,7 @@ def register_version(
             )
     _, rows, contract, inputs = load_candidate(model, artifact, reference, inputs)
     estimator, figures = cbpe.fit(
-        rows, columns=cbpe_columns(model), metrics=model.metrics, period=model.chunk_period
+        rows, columns=cbpe_columns(model), metrics=model.metrics, period=model.chunking
     )
 
     with transaction(engine) as session:

@@ -337,7 +337,7 @@ def _label_free(
                 judged[name],
                 columns=cbpe_columns(model),
                 metrics=model.metrics,
-                period=model.chunk_period,
+                period=model.chunking,
             )
             estimates = cbpe.estimate(
                 estimator, rows, columns=cbpe_columns(model), metrics=model.metrics

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import case, func, or_
 from sqlmodel import Session, SQLModel, col, select
 
+from perfwatch.domain.chunks import chunk_ns
 from perfwatch.store.tables import (
     Alert,
     Batch,
@@ -144,14 +145,30 @@ def chunk_row_counts(
     *, session: Session, model_id: int, since: datetime | None = None
 ) -> dict[datetime, tuple[datetime, int]]:
     """chunk start -> (chunk end, rows stored) for every chunk with data (since a start)."""
+    # a row chunk's batches may know different ends: the latest is the chunk's
     query = (
-        select(BatchChunk.chunk_start, BatchChunk.chunk_end, func.sum(BatchChunk.rows))
+        select(BatchChunk.chunk_start, func.max(BatchChunk.chunk_end), func.sum(BatchChunk.rows))
         .where(BatchChunk.model_id == model_id)
-        .group_by(col(BatchChunk.chunk_start), col(BatchChunk.chunk_end))
+        .group_by(col(BatchChunk.chunk_start))
     )
     if since is not None:
         query = query.where(BatchChunk.chunk_start >= since)
     return {start: (end, int(rows)) for start, end, rows in session.exec(query)}
+
+
+def open_chunk(*, session: Session, model_id: int) -> tuple[int, int] | None:
+    """The newest chunk's start (ns) and its rows: where row chunks continue."""
+    newest = session.exec(
+        select(func.max(BatchChunk.chunk_start)).where(BatchChunk.model_id == model_id)
+    ).one()
+    if newest is None:
+        return None
+    rows = session.exec(
+        select(func.sum(BatchChunk.rows)).where(
+            BatchChunk.model_id == model_id, BatchChunk.chunk_start == newest
+        )
+    ).one()
+    return chunk_ns(newest), int(rows or 0)
 
 
 def stored_chunk_length(*, session: Session, model_id: int) -> Any:

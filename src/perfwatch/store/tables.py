@@ -35,6 +35,7 @@ class Model(SQLModel, table=True):
     # the version whose thresholds are the bar; None: the first version (set by `rebaseline`)
     bar_version_id: int | None = None
     bar_set_at: datetime | None = _when(nullable=True)
+    chunking: str | None = None  # "1D", "500 rows": what its history is cut into
 
 
 class ModelVersion(SQLModel, table=True):
