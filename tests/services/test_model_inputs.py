@@ -147,6 +147,36 @@ def test_a_failing_skew_check_stores_and_estimates_the_rows_and_alerts(
     assert "injected: the champion cannot score" in skew[0]["message"]
 
 
+def test_a_failing_drift_measurement_keeps_the_rows_and_estimates_and_alerts(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import perfwatch.ml.drift as ml_drift
+
+    real = ml_drift.calculate
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("injected: drift cannot be measured")
+
+    monkeypatch.setattr(ml_drift, "calculate", broken)
+    ws = sqlite_workspace
+    engine = ws.engine()
+    ws.drop_days(production(3))
+    settings = ws.settings()
+    report = run_cycle(engine, settings, settings.models[0])
+    assert report.rows == 3 * 800 and report.chunks_estimated == 3
+    assert report.status == "failed" and "injected" in (report.error or "")
+    status = model_status(engine, ["press"])[0]
+    assert status["state"] == "failing" and status["rows_ingested"] == 3 * 800
+    [alert] = [a for a in status["alerts"] if a["subject"] == "measurement"]
+    assert alert["kind"] == "feature_drift" and "injected" in alert["message"]
+
+    monkeypatch.setattr(ml_drift, "calculate", real)
+    ws.drop_days(production(1, start_day=3))
+    assert run_cycle(engine, settings, settings.models[0]).status == "ok"
+    status = model_status(engine, ["press"])[0]
+    assert not [a for a in status["alerts"] if a["subject"] == "measurement"]
+
+
 def user_model_workspace(root: Path, sqlite_url: str, frame: pd.DataFrame, model: Any) -> Workspace:
     return Workspace.create(
         root / "ws", write_artifacts(root / "artifacts", frame, model), sqlite_url

@@ -48,9 +48,17 @@ class AlertChanges:
 
 
 def update_alerts(
-    engine: Engine, model: ModelSettings, model_id: int, files: FilesSeen, skew: Any = None
+    engine: Engine,
+    model: ModelSettings,
+    model_id: int,
+    files: FilesSeen,
+    skew: Any = None,
+    drift_failure: str | None = None,
+    drift_measured: bool = False,
 ) -> AlertChanges:
-    """Open and close the model's alerts; return what changed."""
+    """Open and close the model's alerts; return what changed. `drift_failure`: why this
+    cycle could not measure feature drift (a side step: the rows are stored and
+    estimated); `drift_measured`: it did measure it."""
     with transaction(engine) as session:
         estimates = queries.recent_complete_estimates(
             session=session, model_id=model_id, chunks=CLOSE_AFTER
@@ -63,6 +71,7 @@ def update_alerts(
             _quarantine(session, model_id, files),
             _unmatched_labels(session, model, model_id),
             _skew(session, model, model_id, skew),
+            _drift_measurement(drift_failure, drift_measured),
         ]
         current = queries.open_alerts(session=session, model_id=model_id)
         to_open, to_close = changes(set(current), signals)
@@ -201,6 +210,17 @@ def _feature_drift(session: Session, model: ModelSettings, model_id: int) -> lis
         ]
         signals.append(Signal("feature_drift", feature, observations))
     return signals
+
+
+def _drift_measurement(failure: str | None, measured: bool) -> Signal:
+    """A cycle that could not measure feature drift says so; the next that can, closes it."""
+    observations = []
+    if failure is not None:
+        message = f"feature drift could not be measured: {failure}"
+        observations.append(Observation(True, message))
+    elif measured:
+        observations.append(Observation(False, "feature drift measured again"))
+    return Signal("feature_drift", "measurement", observations, close_after=1)
 
 
 def _quarantine(session: Session, model_id: int, files: FilesSeen) -> Signal:

@@ -63,6 +63,8 @@ class CycleReport:
     chunks_estimated: int = 0
     judged: JudgeReport = field(default_factory=JudgeReport)
     chunks_drift: int = 0  # complete chunks whose feature drift was measured
+    drift_failure: str | None = None  # why feature drift could not be measured
+    drift_measured: bool = False  # the drift step ran to its end
     skew: Any = None  # ml.model.SkewCheck of this cycle's served scores, or SkewFailed
     retrain: Any = None  # domain.retrain.Decision of the policy after this cycle
     alerts: AlertChanges = field(default_factory=lambda: AlertChanges([], []))
@@ -95,7 +97,13 @@ def _cycle(engine: Engine, settings: Settings, model: ModelSettings, now: dateti
     with _failures(report):  # alerts follow whatever was recorded, even after a failure
         stopping.check("alerts")
         report.alerts = update_alerts(
-            engine, model, stored_model.id, _files_seen(report), report.skew
+            engine,
+            model,
+            stored_model.id,
+            _files_seen(report),
+            report.skew,
+            drift_failure=report.drift_failure,
+            drift_measured=report.drift_measured,
         )
     with _failures(report):  # what the retrain policy makes of it (recorded when it changes)
         stopping.check("the retrain policy")
@@ -139,8 +147,9 @@ def _monitor(
         with _timed(report, "realized"):
             report.judged = judge(engine, settings, model, champion, now)
         stopping.check("feature drift")
-        with _timed(report, "drift"):
+        with _timed(report, "drift"), _side_step(report):
             report.chunks_drift = measure_drift(engine, settings, model, champion)
+            report.drift_measured = True
 
 
 def check_chunking(engine: Engine, model: ModelSettings) -> None:
@@ -165,6 +174,21 @@ def check_chunking(engine: Engine, model: ModelSettings) -> None:
         " again under a new name (it starts from version 1 and an empty history; the old one"
         " stays readable under its name)",
     )
+
+
+@contextmanager
+def _side_step(report: CycleReport) -> Iterator[None]:
+    """Feature drift is a side step: its failure is kept for the alert that says what
+    failed, and still fails the cycle (after ingestion and estimation are recorded)."""
+    try:
+        yield
+    except stopping.Stopped:
+        raise
+    except Exception as exc:
+        report.drift_failure = (
+            exc.message if isinstance(exc, PerfwatchError) else f"{type(exc).__name__}: {exc}"
+        )
+        raise
 
 
 def _chunks_of(rows: "pd.DataFrame | None") -> frozenset[datetime]:
