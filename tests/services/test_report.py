@@ -51,6 +51,8 @@ def test_the_report_charts_every_metric_coverage_and_drift(sqlite_workspace: Wor
     assert 'data-charts="5"' in html  # three metrics, label coverage, feature drift
     for title in ("Estimated roc_auc", "Estimated f1", "Label coverage", "Feature drift"):
         assert title in html
+    assert all(r["bar"] is not None for r in data.estimates)
+    assert html.count("bar (version 1's threshold)") == 3, "the bar drawn on each metric"
     assert "roc_auc under threshold" in data.headline
     assert not fetched(html), "offline: the page loads nothing"
 

@@ -112,6 +112,19 @@ def test_a_promotion_never_lowers_the_threshold_below_the_bar(
         assert latest["under_bar"] and latest["alert"] and status["state"] == "alert"
         assert latest["value"] > own[2].band_lower
 
+        # accepting the lower bar on purpose: recorded, and in force from the next cycle
+        from perfwatch.services.versions import rebaseline as accept_bar
+        from perfwatch.store.tables import Model
+
+        assert accept_bar(engine, ws.settings().models[0]) == (1, 2)
+        with transaction(engine) as session:
+            record = session.exec(select(Model)).one()
+            assert record.bar_version_id == v2.id and record.bar_set_at is not None
+        ws.drop_days(production(2, scenario="covariate_shift", shift_day=0, start_day=24))
+        cycle(ws, engine)
+        later = [r for r in history(engine, "press", "roc_auc") if r["chunk_start"] >= "2026-03-26"]
+        assert later and {r["bar"] for r in later} == {own[2].band_lower}
+
 
 def test_lineage_lists_exactly_the_appended_batches(sqlite_workspace: Workspace) -> None:
     ws = sqlite_workspace
