@@ -147,7 +147,7 @@ def _monitor(
         with _timed(report, "realized"):
             report.judged = judge(engine, settings, model, champion, now)
         stopping.check("feature drift")
-        with _timed(report, "drift"), _side_step(report):
+        with _timed(report, "drift"), _recording_drift_failure(report):
             report.chunks_drift = measure_drift(engine, settings, model, champion)
             report.drift_measured = True
 
@@ -177,7 +177,7 @@ def check_chunking(engine: Engine, model: ModelSettings) -> None:
 
 
 @contextmanager
-def _side_step(report: CycleReport) -> Iterator[None]:
+def _recording_drift_failure(report: CycleReport) -> Iterator[None]:
     """Feature drift is a side step: its failure is kept for the alert that says what
     failed, and still fails the cycle (after ingestion and estimation are recorded)."""
     try:
