@@ -350,12 +350,11 @@ def _write_report(
             hint="create the folder first, or choose another path with -o",
         )
     text = page(gather(engine, model, known, since))
-    temporary = target.with_name(f".{target.name}.tmp")
+    from perfwatch.files import write_atomically
+
     try:
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(target)
+        write_atomically(target, text.encode("utf-8"))
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise ConfigError(
             f"cannot write the report to {target}: {exc.strerror or exc}",
             hint="choose a folder you may write to, with -o",

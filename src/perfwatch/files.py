@@ -3,6 +3,8 @@
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from perfwatch.errors import IntegrityError
@@ -33,22 +35,32 @@ def verify(path: Path, expected: str, what: str) -> None:
         )
 
 
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """The one way perfwatch writes a file: to a hidden temporary name in the target's
+    folder (which inbox scans and readers skip), flushed to disk, then renamed onto the
+    target, so nobody ever reads half a file and a killed process leaves none behind
+    under the real name. Yields the temporary path to write; removes it on failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        yield temporary
+        with temporary.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:  # a full disk, a signal: no half-written file stays behind
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def write_atomically(path: Path, payload: bytes) -> None:
-    """Write to a hidden temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(payload)
 
 
 def copy_atomically(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
+    with atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
 
 
 def move_into(path: Path, folder: Path) -> Path:

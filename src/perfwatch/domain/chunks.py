@@ -13,8 +13,12 @@ last row, and is complete once it holds N rows.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from perfwatch.domain.durations import parse_duration
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday: weekly chunks start on Mondays
 # The column perfwatch adds to rows in memory and on disk: each row's chunk start, as
@@ -87,6 +91,30 @@ class RowChunks:
 
 Chunking = ChunkPeriod | RowChunks
 SECOND_NS = 1_000_000_000
+
+
+def period_chunks(moments_ns: "np.ndarray", period: ChunkPeriod) -> "np.ndarray":
+    """Each moment's chunk start (ns), for chunks of a period."""
+    origin, length = period.origin_ns, period.length_ns
+    return (moments_ns - origin) // length * length + origin
+
+
+def row_chunks(moments_ns: "np.ndarray", size: int, tail: tuple[int, int] | None) -> "np.ndarray":
+    """Each moment's chunk start (ns), for chunks of `size` rows: in timestamp order, the
+    rows first fill the open chunk (`tail`: its start ns and rows so far), then start new
+    ones."""
+    import numpy as np
+
+    order = np.argsort(moments_ns, kind="stable")
+    start, filled = tail if tail is not None else (None, size)
+    room = max(size - filled, 0)
+    position = np.arange(len(moments_ns))
+    group = np.where(position < room, -1, (position - room) // size)
+    firsts = moments_ns[order][room::size].tolist()
+    starts = np.array([*row_chunk_starts(firsts, start), start or 0], dtype=np.int64)
+    chunks = np.empty(len(moments_ns), dtype=np.int64)
+    chunks[order] = starts[group]  # group -1: the open chunk's start, the last entry
+    return chunks
 
 
 def row_chunk_starts(first_times_ns: list[int], previous_start_ns: int | None) -> list[int]:

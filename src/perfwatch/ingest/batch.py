@@ -3,10 +3,17 @@
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod
+from perfwatch.domain.chunks import (
+    CHUNK_COLUMN,
+    Chunking,
+    RowChunks,
+    period_chunks,
+    row_chunks,
+)
 from perfwatch.errors import BatchRejected
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -87,33 +94,23 @@ def _check_delimiter(path: Path, read: "ReadSettings | None") -> None:
         )
 
 
-def assign_chunks(rows: "pd.DataFrame", timestamp_column: str, period: ChunkPeriod) -> None:
-    """Add the chunk column: each row's chunk start, as int64 ns since the epoch."""
-    import numpy as np
-
-    moments = rows[timestamp_column].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    rows[CHUNK_COLUMN] = (
-        moments - period.origin_ns
-    ) // period.length_ns * period.length_ns + period.origin_ns
+def assign_chunks(rows: "pd.DataFrame", timestamp_column: str, chunking: Chunking) -> None:
+    """Add the chunk column: each row's chunk start, as int64 ns since the epoch (row
+    chunks start afresh: a reference set, or a sample)."""
+    if isinstance(chunking, RowChunks):
+        assign_row_chunks(rows, timestamp_column, chunking.size, None)
+    else:
+        rows[CHUNK_COLUMN] = period_chunks(moments_of(rows, timestamp_column), chunking)
 
 
 def assign_row_chunks(
     rows: "pd.DataFrame", timestamp_column: str, size: int, tail: tuple[int, int] | None
 ) -> None:
-    """Add the chunk column for chunks of `size` rows: the rows, in timestamp order, first
-    fill the open chunk (`tail`: its start ns and rows so far), then start new ones."""
+    """Add the chunk column for chunks of `size` rows continuing the open one (`tail`)."""
+    rows[CHUNK_COLUMN] = row_chunks(moments_of(rows, timestamp_column), size, tail)
+
+
+def moments_of(rows: "pd.DataFrame", timestamp_column: str) -> "np.ndarray":
     import numpy as np
 
-    from perfwatch.domain.chunks import row_chunk_starts
-
-    moments = rows[timestamp_column].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    order = np.argsort(moments, kind="stable")
-    start, filled = tail if tail is not None else (None, size)
-    room = max(size - filled, 0)
-    position = np.arange(len(rows))
-    group = np.where(position < room, -1, (position - room) // size)
-    firsts = moments[order][room::size].tolist()
-    starts = np.array([*row_chunk_starts(firsts, start), start or 0], dtype=np.int64)
-    chunks = np.empty(len(rows), dtype=np.int64)
-    chunks[order] = starts[group]  # group -1: the open chunk's start, the last entry
-    rows[CHUNK_COLUMN] = chunks
+    return rows[timestamp_column].to_numpy(dtype="datetime64[ns]").astype(np.int64)

@@ -67,11 +67,7 @@ def read_reference(path: Path, *, model: "ModelSettings") -> tuple["pd.DataFrame
             hint="encode the positive class (failure) as 1",
         )
     rows[model.target] = rows[model.target].astype("int64")
-    chunking = model.chunking
-    if isinstance(chunking, RowChunks):
-        assign_row_chunks(rows, model.timestamp_column, chunking.size, None)
-    else:
-        assign_chunks(rows, model.timestamp_column, chunking)
+    assign_chunks(rows, model.timestamp_column, model.chunking)
     return rows, derive_contract(rows, features=model.features, categorical=model.categorical)
 
 

@@ -10,8 +10,14 @@ from typing import Any
 import pandas as pd
 from nannyml.chunk import Chunk, Chunker
 
-from perfwatch.domain.chunks import CHUNK_COLUMN, SECOND_NS, Chunking, ChunkPeriod
-from perfwatch.ingest.batch import assign_chunks, assign_row_chunks
+from perfwatch.domain.chunks import (
+    CHUNK_COLUMN,
+    SECOND_NS,
+    Chunking,
+    ChunkPeriod,
+    period_chunks,
+    row_chunks,
+)
 
 
 def _moment(ns: int) -> datetime:
@@ -27,10 +33,13 @@ class PerfwatchChunker(Chunker):
         if CHUNK_COLUMN not in data.columns:
             # nannyml's drift methods chunk a single reference column with its timestamps
             data = data.copy()
-            if isinstance(self.chunking, ChunkPeriod):
-                assign_chunks(data, self.timestamp_column_name, self.chunking)
-            else:
-                assign_row_chunks(data, self.timestamp_column_name, self.chunking.size, None)
+            moments = data[self.timestamp_column_name].to_numpy(dtype="datetime64[ns]")
+            moments = moments.astype("int64")
+            data[CHUNK_COLUMN] = (
+                period_chunks(moments, self.chunking)
+                if isinstance(self.chunking, ChunkPeriod)
+                else row_chunks(moments, self.chunking.size, None)
+            )
         chunks = []
         for start_ns, rows in data.groupby(CHUNK_COLUMN, sort=True):
             start = _moment(int(start_ns))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from perfwatch.errors import PerfwatchError
 from perfwatch.files import verify
+from perfwatch.recent import Recent
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,17 +18,14 @@ if TYPE_CHECKING:
 
 DECISION_THRESHOLD = 0.5  # a served prediction is score >= this, like predict() of sklearn
 SKEW_SAMPLE = 500  # served rows re-scored per cycle
-_loaded: dict[tuple[str, str], Any] = {}  # (path, sha256) -> the unpickled classifier
+_loaded: Recent[Any] = Recent()  # (path, sha256) -> the unpickled classifier, the newest few
 
 
 def load_model(path: Path, sha256: str) -> Any:
     """A registered classifier, after checking it is still the registered file (unpickled
     once per process: the hash check each time is what keeps that safe)."""
     verify(path, sha256, "model artifact")
-    key = (str(path), sha256)
-    if key not in _loaded:
-        _loaded[key] = read_model(path)
-    return _loaded[key]
+    return _loaded.get((str(path), sha256), lambda: read_model(path))
 
 
 def read_model(path: Path) -> Any:

@@ -10,13 +10,15 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import chunk_ns
 from perfwatch.domain.drift import CONFIRM_OVER, RawDrift, confirmed
 from perfwatch.domain.durations import parse_duration
+from perfwatch.recent import Recent
 from perfwatch.services.ingestion import read_stored
 from perfwatch.services.registry import Champion
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import ChunkDrift, utcnow
 
-_calculators: dict[tuple[int, str], Any] = {}  # (version id, reference sha256) -> fitted
+# (version id, reference sha256) -> the fitted drift calculators, the newest few
+_calculators: Recent[Any] = Recent()
 
 
 def measure_drift(
@@ -56,15 +58,16 @@ def _fitted(model: ModelSettings, champion: Champion) -> Any:
     from perfwatch.ml import drift
 
     key = (int(champion.version.id or 0), champion.version.reference_sha256)
-    if key not in _calculators:
-        _calculators[key] = drift.fit(
+    return _calculators.get(
+        key,
+        lambda: drift.fit(
             champion.reference_rows,
             features=model.features,
             categorical=model.categorical,
             timestamp=model.timestamp_column,
             period=model.chunking,
-        )
-    return _calculators[key]
+        ),
+    )
 
 
 def _store(

@@ -26,7 +26,7 @@ from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking, RowChunks, chunk_ns
 from perfwatch.errors import BatchRejected, PerfwatchError
-from perfwatch.files import move_into, sha256_file
+from perfwatch.files import atomic_path, move_into, sha256_file, write_atomically
 from perfwatch.ingest.batch import SUFFIXES
 from perfwatch.services.registry import Champion, in_data_dir
 from perfwatch.store import queries
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
-_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-segment")
 
 
 @dataclass
@@ -233,7 +232,7 @@ def _prepare(
         stored_path=in_data_dir(settings, segment),
         # converted here, encoded on the writer thread: Parquet encoding releases the GIL,
         # so the file is written on the other core while CBPE and the inserts run
-        written=_writer.submit(_write_segment, segment, model, _segment_table(model, rows, hashes)),
+        written=_write_in_background(segment, model, _segment_table(model, rows, hashes)),
         skew=skew,
     )
 
@@ -323,21 +322,25 @@ def _segment_table(
     return table.append_column(BATCH_COLUMN, tags)
 
 
+def _write_in_background(target: Path, model: ModelSettings, table: "pa.Table") -> "Future[None]":
+    """Start writing the segment on a thread of its own, which ends with the write (no
+    pool outlives the cycle); `record` waits for it before the commit refers to the file."""
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-segment")
+    try:
+        return writer.submit(_write_segment, target, model, table)
+    finally:
+        writer.shutdown(wait=False)  # the submitted write still runs to its end
+
+
 def _write_segment(target: Path, model: ModelSettings, table: "pa.Table") -> None:
     """Write the cycle's rows as one Parquet file, atomically (hidden name, then rename)."""
     import pyarrow.parquet as pq
 
     from perfwatch.ingest.rows import BATCH_COLUMN
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
+    with atomic_path(target) as temporary:
         # dictionary encoding only pays for categories: on ids and floats it doubles write time
         pq.write_table(table, temporary, use_dictionary=[*model.categorical, BATCH_COLUMN])
-    except BaseException:  # a full disk: leave no half-written file behind
-        temporary.unlink(missing_ok=True)
-        raise
-    temporary.replace(target)
 
 
 def _record_batches(
@@ -437,7 +440,9 @@ def _settle(file: _File, model: ModelSettings, decided: Any) -> FileOutcome:
     status = file.status if decided is file else "duplicate"
     if decided.status == "quarantined":
         moved = move_into(file.path, model.inbox / "quarantine")
-        moved.with_name(moved.name + ".reason.txt").write_text(f"{decided.reason or ''}\n", "utf-8")
+        write_atomically(
+            moved.with_name(moved.name + ".reason.txt"), f"{decided.reason or ''}\n".encode()
+        )
     else:
         move_into(file.path, model.inbox / "processed")
     log_at = log.warning if status == "quarantined" else log.info

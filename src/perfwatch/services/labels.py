@@ -25,7 +25,7 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod, RowChunks, chunk_ns
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import BatchRejected
-from perfwatch.files import move_into, sha256_file
+from perfwatch.files import atomic_path, move_into, sha256_file, write_atomically
 from perfwatch.services.ingestion import inbox_files, moment, stored_table, unexpected_failure
 from perfwatch.services.registry import in_data_dir
 from perfwatch.store import queries
@@ -476,14 +476,12 @@ def _write_segment(
     after its files, so a retry after a crash overwrites it."""
     name = hashlib.sha256("".join(content_hashes).encode()).hexdigest()[:32]
     target = settings.data_dir / "labels" / model.name / f"{name}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
     columns = ["id", TARGET, CHUNK_COLUMN, *served_columns(model)[1:]]
     frame = matched[columns].assign(label_file_id=[file_ids[f] for f in matched[FILE_COLUMN]])
     if model.label_time_column in matched.columns:
         frame[model.label_time_column] = matched[model.label_time_column]
-    frame.to_parquet(temporary, index=False)
-    temporary.replace(target)
+    with atomic_path(target) as temporary:
+        frame.to_parquet(temporary, index=False)
     return target
 
 
@@ -549,7 +547,9 @@ def _settle(
     assert model.labels_inbox is not None
     if decided.status == "quarantined":
         moved = move_into(file.path, model.labels_inbox / "quarantine")
-        moved.with_name(moved.name + ".reason.txt").write_text(f"{decided.reason or ''}\n", "utf-8")
+        write_atomically(
+            moved.with_name(moved.name + ".reason.txt"), f"{decided.reason or ''}\n".encode()
+        )
     else:
         move_into(file.path, model.labels_inbox / "processed")
     if not first:

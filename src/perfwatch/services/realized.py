@@ -20,6 +20,7 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time
 from perfwatch.domain.concept import Judged, verdicts
 from perfwatch.domain.durations import parse_duration
+from perfwatch.recent import Recent
 from perfwatch.services.ingestion import read_stored
 from perfwatch.services.registry import Champion, cbpe_columns
 from perfwatch.store import queries
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-_calculators: dict[tuple[int, str], Any] = {}  # (version id, reference sha256) -> fitted
+# (version id, reference sha256) -> the fitted PerformanceCalculator, the newest few
+_calculators: Recent[Any] = Recent()
 
 
 @dataclass
@@ -136,14 +138,15 @@ def _calculator(model: ModelSettings, champion: Champion) -> Any:
     from perfwatch.ml import realized
 
     key = (int(champion.version.id or 0), champion.version.reference_sha256)
-    if key not in _calculators:
-        _calculators[key] = realized.fit_calculator(
+    return _calculators.get(
+        key,
+        lambda: realized.fit_calculator(
             champion.reference_rows,
             columns=cbpe_columns(model),
             metrics=model.metrics,
             period=model.chunking,
-        )
-    return _calculators[key]
+        ),
+    )
 
 
 def _store_verdicts(

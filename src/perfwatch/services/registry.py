@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.thresholds import ReferencePerformance, threshold_for
 from perfwatch.errors import ConfigError, PerfwatchError
-from perfwatch.files import copy_atomically, sha256_file, verify, write_atomically
+from perfwatch.files import atomic_path, copy_atomically, sha256_file, verify, write_atomically
 from perfwatch.ingest.contract import Contract
 from perfwatch.ml.inputs import ModelInputs
 from perfwatch.store import queries
@@ -113,8 +113,8 @@ def register_version(
         number = queries.next_version_number(session=session, model_id=record.id)
     folder = model_dir(settings, model.name) / f"v{number}"
     copy_atomically(artifact, folder / "model.joblib")
-    rows.to_parquet(folder / "reference.parquet.tmp")
-    (folder / "reference.parquet.tmp").replace(folder / "reference.parquet")
+    with atomic_path(folder / "reference.parquet") as temporary:
+        rows.to_parquet(temporary)
     write_atomically(folder / "cbpe.pkl", cbpe.dumps(estimator))
 
     with transaction(engine) as session:

@@ -27,7 +27,7 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import PerfwatchError
-from perfwatch.files import sha256_file, verify
+from perfwatch.files import atomic_path, sha256_file, verify
 from perfwatch.ml.inputs import ModelInputs
 from perfwatch.services import retrain as policy
 from perfwatch.services.lease import process_exists
@@ -138,6 +138,8 @@ def _train_and_judge(
     *,
     shuffle_labels: bool,
 ) -> None:
+    import joblib
+
     from perfwatch.ml.training import train_like
 
     original = _training_set(champion.version, model)
@@ -160,9 +162,12 @@ def _train_and_judge(
         categorical=model.categorical,
     )
     stopping.check("the gate")
-    artifact = _write_atomically(folder / "model.joblib", challenger)
+    artifact = folder / "model.joblib"
+    with atomic_path(artifact) as temporary:
+        joblib.dump(challenger, temporary)
     # kept whatever the gate decides: what this challenger learnt from, exactly
-    frame.to_parquet(folder / "train.parquet", index=False)
+    with atomic_path(folder / "train.parquet") as temporary:
+        frame.to_parquet(temporary, index=False)
     models = {"champion": (champion.model, champion.inputs), "challenger": (challenger, inputs)}
     judged = _scored(model, models, holdout)
     gate = _gate(model, judged)
@@ -444,7 +449,8 @@ def _register(
     """Register the challenger with its new reference, the data it learnt from as its
     training set."""
     folder = artifact.parent
-    reference.to_parquet(folder / "reference.parquet", index=False)
+    with atomic_path(folder / "reference.parquet") as temporary:
+        reference.to_parquet(temporary, index=False)
     return register_version(
         engine,
         settings,
@@ -456,16 +462,6 @@ def _register(
         champion=gate.decision == "promoted",
         inputs=inputs,
     )
-
-
-def _write_atomically(target: Path, classifier: Any) -> Path:
-    """joblib to a hidden name, then rename: a killed job never leaves a half artifact."""
-    import joblib
-
-    temporary = target.with_name(f".{target.name}.tmp")
-    joblib.dump(classifier, temporary)
-    temporary.replace(target)
-    return target
 
 
 def run_due_retrains(
