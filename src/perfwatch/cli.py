@@ -341,7 +341,7 @@ def _write_report(
     engine: Any, model: str, known: dict[str, list[str]], output: Path | None, since: Any
 ) -> Path:
     from perfwatch.report_page import page
-    from perfwatch.services.report import gather
+    from perfwatch.services.report import report_data
 
     target = (output or Path(f"perfwatch-{model}.html")).absolute()
     if not target.parent.is_dir():
@@ -349,7 +349,7 @@ def _write_report(
             f"cannot write the report to {target}: the folder {target.parent} does not exist",
             hint="create the folder first, or choose another path with -o",
         )
-    text = page(gather(engine, model, known, since))
+    text = page(report_data(engine, model, known, since))
     from perfwatch.files import write_atomically
 
     try:

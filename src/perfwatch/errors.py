@@ -22,7 +22,7 @@ class StoreError(PerfwatchError):
     """The store cannot be opened, or its schema is missing or out of date."""
 
 
-class IntegrityError(PerfwatchError):
+class ArtifactChanged(PerfwatchError):
     """A registered artifact changed on disk since it was registered (hash mismatch)."""
 
 

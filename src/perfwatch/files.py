@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from perfwatch.errors import IntegrityError
+from perfwatch.errors import ArtifactChanged
 
 
 def sha256_file(path: Path) -> str:
@@ -19,15 +19,15 @@ def sha256_file(path: Path) -> str:
 
 
 def verify(path: Path, expected: str, what: str) -> None:
-    """Raise IntegrityError unless the file exists and still has the registered sha256."""
+    """Raise ArtifactChanged unless the file exists and still has the registered sha256."""
     if not path.is_file():
-        raise IntegrityError(
+        raise ArtifactChanged(
             f"{what} {path} is missing",
             hint="restore it, or register a new version with `perfwatch register`",
         )
     found = sha256_file(path)
     if found != expected:
-        raise IntegrityError(
+        raise ArtifactChanged(
             f"{what} {path} changed since it was registered (sha256 {found[:12]}…,"
             f" registered {expected[:12]}…); refusing to load it",
             hint="restore the registered file, or register the new one as a new version with"

@@ -39,7 +39,7 @@ def shifted(ws: Workspace) -> None:
 
 def test_the_report_charts_every_metric_coverage_and_drift(sqlite_workspace: Workspace) -> None:
     shifted(sqlite_workspace)
-    data = report.gather(sqlite_workspace.engine(), "press", KNOWN, None)
+    data = report.report_data(sqlite_workspace.engine(), "press", KNOWN, None)
     assert data.metrics == ["roc_auc", "f1", "recall"], "in the config's order"
     assert data.shown == data.chunks == 12 and not data.notes
     assert {r["chunk_start"] for r in data.estimates} == {
@@ -58,7 +58,7 @@ def test_the_report_charts_every_metric_coverage_and_drift(sqlite_workspace: Wor
 
 
 def test_a_model_without_chunks_gets_a_page_that_says_so(sqlite_workspace: Workspace) -> None:
-    data = report.gather(sqlite_workspace.engine(), "press", KNOWN, None)
+    data = report.report_data(sqlite_workspace.engine(), "press", KNOWN, None)
     html = page(data)
     assert 'data-charts="0"' in html and "No chunks estimated yet" in html
     assert data.headline.startswith("No cycle has run yet")
@@ -66,7 +66,7 @@ def test_a_model_without_chunks_gets_a_page_that_says_so(sqlite_workspace: Works
 
 def test_an_unknown_model_is_named_with_the_known_ones(sqlite_workspace: Workspace) -> None:
     with pytest.raises(PerfwatchError) as error:
-        report.gather(sqlite_workspace.engine(), "presss", KNOWN, None)
+        report.report_data(sqlite_workspace.engine(), "presss", KNOWN, None)
     assert error.value.message == "no model named 'presss'"
     assert error.value.hint == "the config declares: press"
 
@@ -75,13 +75,13 @@ def test_thousands_of_chunks_are_windowed_and_the_page_says_so(sqlite_url: str) 
     engine = db.open_engine(sqlite_url)
     db.migrate(engine)
     _estimates(engine, "press", days=3000)
-    data = report.gather(engine, "press", KNOWN, None)
+    data = report.report_data(engine, "press", KNOWN, None)
     assert data.chunks == 3000 and data.shown == report.MAX_CHUNKS == 730
     starts = sorted({r["chunk_start"] for r in data.estimates})
     assert len(starts) == 730 and starts[-1] == data.status["latest_estimate"]["chunk_start"]
     html = page(data)
     assert "Showing the newest 730 of 3,000 chunks" in html
-    since = report.gather(engine, "press", KNOWN, datetime(2030, 1, 1, tzinfo=UTC))
+    since = report.report_data(engine, "press", KNOWN, datetime(2030, 1, 1, tzinfo=UTC))
     assert since.shown == len({r["chunk_start"] for r in since.estimates}) < 730
     assert min(r["chunk_start"] for r in since.estimates).startswith("2030-01-01")
 
@@ -129,7 +129,7 @@ def test_retrains_are_marked_and_their_lineage_tabled(sqlite_workspace: Workspac
     run_all(engine, settings)
     run = run_retrain(engine, settings, settings.models[0], force=True)
     assert run is not None and run.status == "finished"
-    data = report.gather(engine, "press", KNOWN, None)
+    data = report.report_data(engine, "press", KNOWN, None)
     [shown] = data.retrains
     manifest = json.loads(run.manifest)
     assert shown["parent"] == 1 and shown["trigger"] == run.trigger

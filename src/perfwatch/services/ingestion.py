@@ -1,6 +1,6 @@
 """Ingesting a model's inbox: every waiting file in one pass and one transaction.
 
-`gather` reads, checks and prepares (and starts writing the rows to disk); `record`
+`read_inbox` reads, checks and prepares (and starts writing the rows to disk); `record`
 commits and moves the files. Between the two, the cycle estimates the new chunks from
 memory while the rows are still being written.
 
@@ -70,7 +70,7 @@ def inbox_files(inbox: Path) -> list[Path]:
 
 
 @dataclass
-class Gathered:
+class PendingBatches:
     """The inbox read, checked and prepared, but not recorded yet (nothing is written to
     the store until `record`, and no file moves before that commit)."""
 
@@ -90,38 +90,38 @@ class Gathered:
         return self.prepared.rows if self.prepared is not None else None
 
 
-def gather(
+def read_inbox(
     engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
-) -> Gathered:
+) -> PendingBatches:
     """Read and check every new file in the inbox; prepare the accepted rows."""
     files = [_File(path, sha256_file(path)) for path in inbox_files(model.inbox)]
     if not files:
-        return Gathered()
+        return PendingBatches()
     with transaction(engine) as session:
         known = queries.known_batches(
             session=session,
             model_id=champion.version.model_id,
             content_hashes=[f.content_hash for f in files],
         )
-    gathered = Gathered(files=files, known=known)
+    pending = PendingBatches(files=files, known=known)
     for file in files:
-        if file.content_hash not in known and file.content_hash not in gathered.first_of:
-            gathered.first_of[file.content_hash] = file  # the others: dropped twice
+        if file.content_hash not in known and file.content_hash not in pending.first_of:
+            pending.first_of[file.content_hash] = file  # the others: dropped twice
     # Arrow decodes without the GIL: reading on two threads uses both cores
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda file: _check(file, model, champion), gathered.first_of.values()))
+        list(pool.map(lambda file: _check(file, model, champion), pending.first_of.values()))
     accepted = [f for f in files if f.status == "ingested"]
     if accepted:
-        gathered.prepared = _prepare(engine, settings, model, champion, accepted)
-    return gathered
+        pending.prepared = _prepare(engine, settings, model, champion, accepted)
+    return pending
 
 
 def record(
-    engine: Engine, model: ModelSettings, champion: Champion, gathered: Gathered
+    engine: Engine, model: ModelSettings, champion: Champion, pending: PendingBatches
 ) -> list[FileOutcome]:
     """Record every file (and the accepted rows) in one transaction, then move the files."""
     model_id = champion.version.model_id
-    accepted = [f for f in gathered.files if f.status == "ingested"]
+    accepted = [f for f in pending.files if f.status == "ingested"]
     with transaction(engine) as session:
         session.add_all(
             [
@@ -132,19 +132,19 @@ def record(
                     status="quarantined",
                     reason=f.reason,
                 )
-                for f in gathered.files
+                for f in pending.files
                 if f.status == "quarantined"
             ]
         )
-        if gathered.prepared is not None:
-            batch_ids = _record_batches(session, model, model_id, accepted, gathered.prepared)
-            _record_chunks_and_findings(session, model, model_id, batch_ids, gathered.prepared)
-            gathered.prepared.written.result()  # on disk before the commit refers to it
+        if pending.prepared is not None:
+            batch_ids = _record_batches(session, model, model_id, accepted, pending.prepared)
+            _record_chunks_and_findings(session, model, model_id, batch_ids, pending.prepared)
+            pending.prepared.written.result()  # on disk before the commit refers to it
         faults.reach("committing batches")
     faults.reach("moving batch files")
     outcomes = []
-    for file in gathered.files:
-        decided = gathered.known.get(file.content_hash) or gathered.first_of[file.content_hash]
+    for file in pending.files:
+        decided = pending.known.get(file.content_hash) or pending.first_of[file.content_hash]
         outcomes.append(_settle(file, model, decided))
     return outcomes
 

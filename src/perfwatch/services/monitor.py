@@ -29,8 +29,8 @@ from perfwatch.services.drift import measure_drift
 from perfwatch.services.ingestion import (
     FileOutcome,
     chunk_end,
-    gather,
     moment,
+    read_inbox,
     read_stored,
     record,
 )
@@ -123,14 +123,14 @@ def _monitor(
         champion = load_champion(engine, settings, model)
     stopping.check("ingestion")  # ingestion, estimation and recording go together
     with _timed(report, "ingest"):
-        gathered = gather(engine, settings, model, champion)
-        report.skew = gathered.skew
+        pending = read_inbox(engine, settings, model, champion)
+        report.skew = pending.skew
     try:  # CBPE runs while the new rows are still being written to disk
         with _timed(report, "estimate"):
-            plan = plan_estimates(engine, model, champion, gathered.rows, now)
+            plan = plan_estimates(engine, model, champion, pending.rows, now)
     finally:  # the rows are recorded whatever happens to their estimation
         with _timed(report, "record"):
-            report.files = record(engine, model, champion, gathered)
+            report.files = record(engine, model, champion, pending)
     try:  # a chunk CBPE cannot estimate must not hold up the labels
         report.chunks_estimated = store_estimates(engine, plan)
     finally:
@@ -141,7 +141,7 @@ def _monitor(
                 settings,
                 model,
                 champion.version.model_id,
-                new_chunks=_chunks_of(gathered.rows) if report.rows else frozenset(),
+                new_chunks=_chunks_of(pending.rows) if report.rows else frozenset(),
             )
         stopping.check("realized metrics")
         with _timed(report, "realized"):

@@ -165,7 +165,7 @@ def _store_verdicts(
         (r.chunk_start, r.metric): r
         for r in queries.realized_since(session=session, model_id=model_id, since=since)
     }
-    estimates = queries.latest_estimates(
+    estimates = queries.estimates_of_chunks(
         session=session, model_id=model_id, chunk_starts=sorted({r.chunk_start for r in fresh})
     )
     counts = rows.groupby(CHUNK_COLUMN)[model.target].count()

@@ -37,7 +37,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
 
 
-def gather(
+def report_data(
     engine: Engine, name: str, known: dict[str, list[str]], since: datetime | None
 ) -> ReportData:
     """`known`: the config's models and their metrics (in the config's order)."""

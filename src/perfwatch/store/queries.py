@@ -368,7 +368,7 @@ def estimated_chunks(
     }
 
 
-def latest_estimates(
+def estimates_of_chunks(
     *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
 ) -> dict[tuple[datetime, str], ChunkEstimate]:
     """(chunk start, metric) -> the estimate by the newest version that estimated it."""
@@ -457,7 +457,7 @@ def recent_complete_estimates(
         .order_by(col(ChunkEstimate.chunk_start).desc())
         .limit(chunks)
     ).all()
-    newest = latest_estimates(session=session, model_id=model_id, chunk_starts=list(starts))
+    newest = estimates_of_chunks(session=session, model_id=model_id, chunk_starts=list(starts))
     return sorted(newest.values(), key=lambda e: (e.chunk_start, e.metric))
 
 
