@@ -131,6 +131,11 @@ def row_chunk_starts(first_times_ns: list[int], previous_start_ns: int | None) -
     return starts
 
 
+def moment(ns: int) -> datetime:
+    """A chunk column value (ns since the epoch) as a UTC datetime."""
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC)
+
+
 def chunk_ns(start: datetime) -> int:
     """A chunk start as the chunk column holds it: ns since the epoch."""
     return int(start.timestamp()) * 1_000_000_000

@@ -11,10 +11,10 @@ from perfwatch.domain.chunks import chunk_ns
 from perfwatch.domain.drift import CONFIRM_OVER, RawDrift, confirmed
 from perfwatch.domain.durations import parse_duration
 from perfwatch.recent import Recent
-from perfwatch.services.ingestion import read_stored
 from perfwatch.services.registry import Champion
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
+from perfwatch.store.segments import read_stored
 from perfwatch.store.tables import ChunkDrift, utcnow
 
 # (version id, reference sha256) -> the fitted drift calculators, the newest few

@@ -11,11 +11,10 @@ after the transaction that records them has committed: a process killed at any i
 loses nothing, and since batches are keyed by content hash, duplicates nothing.
 """
 
-import hashlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +23,14 @@ from sqlmodel import col
 
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking, RowChunks, chunk_ns
+from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking, RowChunks, chunk_ns, moment
 from perfwatch.errors import BatchRejected, PerfwatchError
-from perfwatch.files import atomic_path, move_into, sha256_file, write_atomically
+from perfwatch.files import move_into, sha256_file, write_atomically
 from perfwatch.ingest.batch import SUFFIXES
 from perfwatch.services.registry import Champion, in_data_dir
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
+from perfwatch.store.segments import read_stored, segment_path, write_segment
 from perfwatch.store.tables import Batch, BatchChunk, DataQualityFinding, utcnow
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def _prepare(
         # a row sent again takes no place in a chunk: the others close the gap
         assign_row_chunks(rows, model.timestamp_column, chunking.size, tail)
     hashes = [f.content_hash for f in accepted]
-    segment = segment_path(settings, model, hashes)
+    segment = segment_path(settings.data_dir, "batches", model.name, hashes)
     return _Rows(
         rows=rows,
         dropped=pd.concat([combined.repeated, stored_again]),
@@ -301,12 +301,6 @@ def chunk_end(chunking: Chunking, start: datetime, last: Any) -> datetime:
     return chunking.end_of(start)
 
 
-def segment_path(settings: Settings, model: ModelSettings, content_hashes: list[str]) -> Path:
-    """Where a cycle's rows are stored: named after its batches, so a retry overwrites it."""
-    name = hashlib.sha256("".join(content_hashes).encode()).hexdigest()[:32]
-    return settings.data_dir / "batches" / model.name / f"{name}.parquet"
-
-
 def _segment_table(
     model: ModelSettings, rows: "pd.DataFrame", content_hashes: list[str]
 ) -> "pa.Table":
@@ -325,22 +319,13 @@ def _segment_table(
 def _write_in_background(target: Path, model: ModelSettings, table: "pa.Table") -> "Future[None]":
     """Start writing the segment on a thread of its own, which ends with the write (no
     pool outlives the cycle); `record` waits for it before the commit refers to the file."""
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-segment")
-    try:
-        return writer.submit(_write_segment, target, model, table)
-    finally:
-        writer.shutdown(wait=False)  # the submitted write still runs to its end
-
-
-def _write_segment(target: Path, model: ModelSettings, table: "pa.Table") -> None:
-    """Write the cycle's rows as one Parquet file, atomically (hidden name, then rename)."""
-    import pyarrow.parquet as pq
-
     from perfwatch.ingest.rows import BATCH_COLUMN
 
-    with atomic_path(target) as temporary:
-        # dictionary encoding only pays for categories: on ids and floats it doubles write time
-        pq.write_table(table, temporary, use_dictionary=[*model.categorical, BATCH_COLUMN])
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-segment")
+    try:
+        return writer.submit(write_segment, target, table, [*model.categorical, BATCH_COLUMN])
+    finally:
+        writer.shutdown(wait=False)  # the submitted write still runs to its end
 
 
 def _record_batches(
@@ -459,31 +444,3 @@ def _settle(file: _File, model: ModelSettings, decided: Any) -> FileOutcome:
         rows=file.rows if status == "ingested" else 0,
         reason=file.reason if status == "quarantined" else None,
     )
-
-
-def read_stored(
-    batches: Any, columns: list[str], chunks: set[int], data_dir: Path
-) -> "pd.DataFrame":
-    """The stored rows of these batches that fall into these chunks (ns starts)."""
-    return stored_table(batches, columns, chunks, data_dir).to_pandas()
-
-
-def stored_table(batches: Any, columns: list[str], chunks: set[int], data_dir: Path) -> "pa.Table":
-    """As read_stored, as one Arrow table (with the chunk column)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    paths = sorted({data_dir / b.stored_path for b in batches if b.stored_path})
-    filters = [(CHUNK_COLUMN, "in", sorted(chunks))]
-    tables = [
-        pq.read_table(path, columns=[*columns, CHUNK_COLUMN], filters=filters) for path in paths
-    ]
-    if not tables:
-        empty = {name: pa.array([], pa.string()) for name in columns}
-        return pa.table({**empty, CHUNK_COLUMN: pa.array([], pa.int64())})
-    return pa.concat_tables(tables, promote_options="permissive")
-
-
-def moment(ns: int) -> datetime:
-    """A chunk column value (ns since the epoch) as a UTC datetime."""
-    return datetime.fromtimestamp(ns // 1_000_000_000, UTC)

@@ -10,7 +10,6 @@ recorded as a conflict with both values, never applied. A file moves out of the 
 inbox only after its labels (or its rejection reason) are committed.
 """
 
-import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,14 +21,15 @@ from sqlalchemy import Engine
 
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod, RowChunks, chunk_ns
+from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod, RowChunks, chunk_ns, moment
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import BatchRejected
-from perfwatch.files import atomic_path, move_into, sha256_file, write_atomically
-from perfwatch.services.ingestion import inbox_files, moment, stored_table, unexpected_failure
+from perfwatch.files import move_into, sha256_file, write_atomically
+from perfwatch.services.ingestion import inbox_files, unexpected_failure
 from perfwatch.services.registry import in_data_dir
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
+from perfwatch.store.segments import segment_path, stored_table, write_segment
 from perfwatch.store.tables import Label, LabelChunk, LabelConflict, LabelFile
 
 if TYPE_CHECKING:
@@ -472,16 +472,15 @@ def _write_segment(
     file_ids: list[int],
     content_hashes: list[str],
 ) -> Path:
-    """The cycle's matched labels as one Parquet file (hidden name, then rename); named
-    after its files, so a retry after a crash overwrites it."""
-    name = hashlib.sha256("".join(content_hashes).encode()).hexdigest()[:32]
-    target = settings.data_dir / "labels" / model.name / f"{name}.parquet"
+    """The cycle's matched labels as one segment, named after its files."""
+    import pyarrow as pa
+
+    target = segment_path(settings.data_dir, "labels", model.name, content_hashes)
     columns = ["id", TARGET, CHUNK_COLUMN, *served_columns(model)[1:]]
     frame = matched[columns].assign(label_file_id=[file_ids[f] for f in matched[FILE_COLUMN]])
     if model.label_time_column in matched.columns:
         frame[model.label_time_column] = matched[model.label_time_column]
-    with atomic_path(target) as temporary:
-        frame.to_parquet(temporary, index=False)
+    write_segment(target, pa.Table.from_pandas(frame, preserve_index=False), dictionary=[])
     return target
 
 

@@ -21,10 +21,10 @@ from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time
 from perfwatch.domain.concept import Judged, verdicts
 from perfwatch.domain.durations import parse_duration
 from perfwatch.recent import Recent
-from perfwatch.services.ingestion import read_stored
 from perfwatch.services.registry import Champion, cbpe_columns
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
+from perfwatch.store.segments import read_stored
 from perfwatch.store.tables import ChunkLabels, ChunkRealized, utcnow
 
 if TYPE_CHECKING:

@@ -295,7 +295,8 @@ def _unlabeled_rows(
     engine: Engine, settings: Settings, model: ModelSettings, model_id: int, holdout: "pd.DataFrame"
 ) -> "pd.DataFrame":
     """The newest rows after the last labeled chunk (at most HOLDOUT_ROWS)."""
-    from perfwatch.services.ingestion import moment, read_stored
+    from perfwatch.domain.chunks import moment
+    from perfwatch.store.segments import read_stored
 
     after = moment(int(holdout[CHUNK_COLUMN].max()))
     with transaction(engine) as session:
@@ -408,7 +409,7 @@ def _manifest(
 
 
 def _span(rows: "pd.DataFrame", model: ModelSettings) -> dict[str, str | None]:
-    from perfwatch.services.ingestion import moment
+    from perfwatch.domain.chunks import moment
 
     if rows.empty:
         return {"start": None, "end": None}
