@@ -96,3 +96,21 @@ def test_realized_under_the_bar_keeps_the_policy_trying() -> None:
     assert decide(POLICY, cooling).state == "cooling_down", "the cooldown still applies"
     once = [MetricChain("roc_auc", [False, True])]
     assert decide(POLICY, situation(estimates=fine, realized_under_bar=once)).state == "healthy"
+
+
+def test_the_gate_promotes_only_a_challenger_that_wins_and_loses_nothing_much() -> None:
+    from perfwatch.domain.retrain import GateRule, gate_verdict
+
+    rule = GateRule(["roc_auc", "recall"], min_gain=0.01, max_loss=0.02, auto_promote=True)
+    champion = {"roc_auc": 0.90, "recall": 0.50}
+    assert gate_verdict(rule, champion, {"roc_auc": 0.92, "recall": 0.49}) == (
+        "promoted",
+        "roc_auc 0.920 vs the champion's 0.900",
+    )
+    assert gate_verdict(rule, champion, {"roc_auc": 0.905, "recall": 0.60})[0] == "rejected"
+    assert gate_verdict(rule, champion, {"roc_auc": 0.95, "recall": 0.40}) == (
+        "rejected",
+        "recall 0.400 vs 0.500 lost",
+    )
+    kept = GateRule(["roc_auc"], min_gain=0.0, max_loss=0.02, auto_promote=False)
+    assert gate_verdict(kept, champion, {"roc_auc": 0.90})[0] == "candidate"

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sqlmodel import select
 
+from perfwatch.ingest import inbox
 from perfwatch.services import ingestion
 from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.services.status import history, model_status
@@ -322,7 +323,7 @@ def test_killed_after_commit_before_the_move_duplicates_nothing(
         raise SystemExit("killed")  # the process ends between commit and move
 
     with monkeypatch.context() as patch:
-        patch.setattr(ingestion, "move_into", die)
+        patch.setattr(inbox, "move_into", die)
         with pytest.raises(SystemExit):
             cycle(ws)
     assert (ws.inbox / "day.parquet").exists()

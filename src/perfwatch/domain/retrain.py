@@ -111,3 +111,28 @@ def decide(policy: RetrainPolicy, situation: Situation, *, force: bool = False) 
             f" ({have:,} of {policy.min_labeled_rows:,} {where})",
         )
     return Decision("due", trigger, why)
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """How a challenger is judged against the champion on the held-out rows."""
+
+    metrics: Sequence[str]  # the first one decides; the others may not be lost
+    min_gain: float  # the challenger must beat the champion on the first by this
+    max_loss: float  # ... and lose no other by more than this
+    auto_promote: bool  # False: a passing challenger stays a candidate
+
+
+def gate_verdict(
+    rule: GateRule, champion: dict[str, float], challenger: dict[str, float]
+) -> tuple[str, str]:
+    """promoted | candidate | rejected, with the figures that decided it."""
+    primary = rule.metrics[0]
+    compared = f"{primary} {challenger[primary]:.3f} vs the champion's {champion[primary]:.3f}"
+    if not challenger[primary] >= champion[primary] + rule.min_gain:
+        return "rejected", compared
+    losses = [m for m in rule.metrics[1:] if challenger[m] < champion[m] - rule.max_loss]
+    if losses:
+        lost = ", ".join(f"{m} {challenger[m]:.3f} vs {champion[m]:.3f}" for m in losses)
+        return "rejected", f"{lost} lost"
+    return ("promoted" if rule.auto_promote else "candidate"), compared

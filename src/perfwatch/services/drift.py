@@ -2,7 +2,7 @@
 change it), confirmed over consecutive chunks (domain.drift), stored per version."""
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -16,6 +16,9 @@ from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.segments import read_stored
 from perfwatch.store.tables import ChunkDrift, utcnow
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 # (version id, reference sha256) -> the fitted drift calculators, the newest few
 _calculators: Recent[Any] = Recent()
@@ -71,7 +74,11 @@ def _fitted(model: ModelSettings, champion: Champion) -> Any:
 
 
 def _store(
-    session: Any, champion: Champion, results: list[Any], rows: dict[datetime, int], since: datetime
+    session: "Session",
+    champion: Champion,
+    results: list[Any],
+    rows: dict[datetime, int],
+    since: datetime,
 ) -> None:
     """Upsert the new figures, then re-confirm each feature's chain over the window (a late
     chunk may confirm, or un-confirm, its neighbours)."""

@@ -24,9 +24,9 @@ from sqlmodel import col
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking, RowChunks, chunk_ns, moment
-from perfwatch.errors import BatchRejected, PerfwatchError
-from perfwatch.files import move_into, sha256_file, write_atomically
-from perfwatch.ingest.batch import SUFFIXES
+from perfwatch.errors import PerfwatchError
+from perfwatch.ingest import inbox
+from perfwatch.ingest.inbox import InboxFile
 from perfwatch.services.registry import Champion, in_data_dir
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -36,6 +36,7 @@ from perfwatch.store.tables import Batch, BatchChunk, DataQualityFinding, utcnow
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 
@@ -49,34 +50,13 @@ class FileOutcome:
 
 
 @dataclass
-class _File:
-    path: Path
-    content_hash: str
-    status: str = "duplicate"
-    reason: str | None = None
-    table: Any = None
-    rows: int = 0
-
-
-def inbox_files(inbox: Path) -> list[Path]:
-    """Batch files waiting in the inbox, oldest name first; hidden (being written) ones skipped."""
-    if not inbox.is_dir():
-        return []
-    return sorted(
-        p
-        for p in inbox.iterdir()
-        if p.is_file() and p.suffix in SUFFIXES and not p.name.startswith(".")
-    )
-
-
-@dataclass
 class PendingBatches:
     """The inbox read, checked and prepared, but not recorded yet (nothing is written to
     the store until `record`, and no file moves before that commit)."""
 
-    files: list[_File] = field(default_factory=list)
+    files: list[InboxFile] = field(default_factory=list)
     known: dict[str, Batch] = field(default_factory=dict)  # content hash -> recorded batch
-    first_of: dict[str, _File] = field(default_factory=dict)  # content hash -> its file
+    first_of: dict[str, InboxFile] = field(default_factory=dict)  # content hash -> its file
     prepared: "_Rows | None" = None
 
     @property
@@ -94,7 +74,7 @@ def read_inbox(
     engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
 ) -> PendingBatches:
     """Read and check every new file in the inbox; prepare the accepted rows."""
-    files = [_File(path, sha256_file(path)) for path in inbox_files(model.inbox)]
+    files = inbox.hashed(inbox.waiting(model.inbox))
     if not files:
         return PendingBatches()
     with transaction(engine) as session:
@@ -103,13 +83,16 @@ def read_inbox(
             model_id=champion.version.model_id,
             content_hashes=[f.content_hash for f in files],
         )
-    pending = PendingBatches(files=files, known=known)
-    for file in files:
-        if file.content_hash not in known and file.content_hash not in pending.first_of:
-            pending.first_of[file.content_hash] = file  # the others: dropped twice
+    pending = PendingBatches(files=files, known=known, first_of=inbox.first_of_each(files, known))
+
+    def read(path: Path) -> Any:
+        from perfwatch.ingest.rows import read_batch
+
+        return read_batch(path, model=model)
+
     # Arrow decodes without the GIL: reading on two threads uses both cores
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda file: _check(file, model, champion), pending.first_of.values()))
+        list(pool.map(lambda file: inbox.check(file, read, model.name), pending.first_of.values()))
     accepted = [f for f in files if f.status == "ingested"]
     if accepted:
         pending.prepared = _prepare(engine, settings, model, champion, accepted)
@@ -149,31 +132,6 @@ def record(
     return outcomes
 
 
-def _check(file: _File, model: ModelSettings, champion: Champion) -> None:
-    """Read one file and apply the hard rules: accepted with its rows, or quarantined."""
-    from perfwatch.ingest.rows import read_batch
-
-    try:
-        file.table = read_batch(file.path, model=model)
-        file.status = "ingested"
-    except BatchRejected as rejection:
-        file.status = "quarantined"
-        file.reason = rejection.message + (f" (hint: {rejection.hint})" if rejection.hint else "")
-    except Exception as exc:  # one odd file must not block the inbox, cycle after cycle
-        log.exception("%s: reading %s failed unexpectedly", model.name, file.path.name)
-        file.status = "quarantined"
-        file.reason = unexpected_failure(file.path, exc)
-
-
-def unexpected_failure(path: Path, exc: Exception) -> str:
-    """The quarantine reason of a file whose check failed in a way nobody foresaw."""
-    return (
-        f"{path.name} could not be checked: {type(exc).__name__}: {exc}"
-        " (hint: fix the file and drop it again; if it looks right, report this"
-        " with the file: it may be a perfwatch bug)"
-    )
-
-
 @dataclass
 class _Rows:
     """The accepted rows of a cycle, ready to record; their segment is being written."""
@@ -191,7 +149,7 @@ def _prepare(
     settings: Settings,
     model: ModelSettings,
     champion: Champion,
-    accepted: list[_File],
+    accepted: list[InboxFile],
 ) -> _Rows:
     """Combine, score and de-duplicate the accepted rows, count findings, start the write."""
     import pandas as pd
@@ -205,7 +163,7 @@ def _prepare(
     if isinstance(chunking, RowChunks):
         with transaction(engine) as session:
             tail = queries.open_chunk(session=session, model_id=champion.version.model_id)
-    combined = combine([f.table for f in accepted], model=model, chunking=chunking, tail=tail)
+    combined = combine([f.content for f in accepted], model=model, chunking=chunking, tail=tail)
     skew = _check_skew(model, champion, combined.rows, served=~combined.needs_scores)
     fill_scores(
         lambda: champion.model,
@@ -329,10 +287,10 @@ def _write_in_background(target: Path, model: ModelSettings, table: "pa.Table") 
 
 
 def _record_batches(
-    session: Any,
+    session: "Session",
     model: ModelSettings,
     model_id: int,
-    accepted: list[_File],
+    accepted: list[InboxFile],
     prepared: _Rows,
 ) -> list[int]:
     """Insert one ingested batch per accepted file; return their ids, in file order."""
@@ -362,14 +320,14 @@ def _record_batches(
                 data_end=last.floor("us").to_pydatetime(),
             )
         records.append(record)
-        file.table, file.rows = None, int(record["rows"])  # the Arrow copy is no longer needed
+        file.content, file.rows = None, int(record["rows"])  # the Arrow copy is no longer needed
     # one round trip for all the files; ids come back in the order of the records
     inserted = insert(Batch).returning(col(Batch.id), sort_by_parameter_order=True)
     return [int(id_) for id_ in session.execute(inserted, records).scalars()]
 
 
 def _record_chunks_and_findings(
-    session: Any,
+    session: "Session",
     model: ModelSettings,
     model_id: int,
     batch_ids: list[int],
@@ -420,16 +378,10 @@ def _record_chunks_and_findings(
         session.execute(insert(DataQualityFinding), records)
 
 
-def _settle(file: _File, model: ModelSettings, decided: Any) -> FileOutcome:
+def _settle(file: InboxFile, model: ModelSettings, decided: Any) -> FileOutcome:
     """Move a file out of the inbox as its (committed) batch decided, and report it."""
     status = file.status if decided is file else "duplicate"
-    if decided.status == "quarantined":
-        moved = move_into(file.path, model.inbox / "quarantine")
-        write_atomically(
-            moved.with_name(moved.name + ".reason.txt"), f"{decided.reason or ''}\n".encode()
-        )
-    else:
-        move_into(file.path, model.inbox / "processed")
+    inbox.settle(file.path, model.inbox, decided)
     log_at = log.warning if status == "quarantined" else log.info
     log_at(
         "%s: %s %s%s",

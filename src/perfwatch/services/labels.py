@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -23,9 +23,8 @@ from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod, RowChunks, chunk_ns, moment
 from perfwatch.domain.durations import parse_duration
-from perfwatch.errors import BatchRejected
-from perfwatch.files import move_into, sha256_file, write_atomically
-from perfwatch.services.ingestion import inbox_files, unexpected_failure
+from perfwatch.ingest import inbox
+from perfwatch.ingest.inbox import InboxFile
 from perfwatch.services.registry import in_data_dir
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
+    from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 FILE_COLUMN = "__label_file"  # which file of the cycle a label came from (its position)
@@ -81,15 +81,6 @@ class RecentRows:
 
 
 @dataclass
-class _File:
-    path: Path
-    content_hash: str
-    status: str = "duplicate"
-    reason: str | None = None
-    labels: Any = None  # DataFrame: id, target (, label time)
-
-
-@dataclass
 class _Plan:
     """A cycle's accepted labels, sorted out but not recorded yet."""
 
@@ -110,7 +101,7 @@ def ingest_labels(
     `new_chunks`: the chunks that received rows this cycle, where held labels may have
     found their rows (searched whatever their age).
     """
-    paths = inbox_files(model.labels_inbox) if model.labels_inbox is not None else []
+    paths = inbox.waiting(model.labels_inbox)
     if not paths:
         if not new_chunks:
             return []
@@ -226,30 +217,14 @@ def _ingest_files(
 ) -> list[LabelFileOutcome]:
     from perfwatch.ingest.labels import read_labels
 
-    files = [_File(path, sha256_file(path)) for path in paths]
+    files = inbox.hashed(paths)
     with transaction(engine) as session:
         known = queries.known_label_files(
             session=session, model_id=model_id, content_hashes=[f.content_hash for f in files]
         )
-    first_of: dict[str, _File] = {}
-    for file in files:
-        if file.content_hash not in known and file.content_hash not in first_of:
-            first_of[file.content_hash] = file  # the others: dropped twice
+    first_of = inbox.first_of_each(files, known)
     for file in first_of.values():
-        try:
-            file.labels = read_labels(file.path, model=model)
-            file.status = "ingested"
-        except BatchRejected as rejection:
-            file.status = "quarantined"
-            file.reason = rejection.message + (
-                f" (hint: {rejection.hint})" if rejection.hint else ""
-            )
-        except Exception as exc:  # one odd file must not block the labels, cycle after cycle
-            log.exception(
-                "%s: reading label file %s failed unexpectedly", model.name, file.path.name
-            )
-            file.status = "quarantined"
-            file.reason = unexpected_failure(file.path, exc)
+        inbox.check(file, lambda path: read_labels(path, model=model), model.name)
     accepted = [f for f in first_of.values() if f.status == "ingested"]
     plan = _plan(engine, settings, model, model_id, accepted, rows) if accepted else None
     records = _record(engine, settings, model, model_id, list(first_of.values()), plan, rows)
@@ -269,7 +244,7 @@ def _plan(
     settings: Settings,
     model: ModelSettings,
     model_id: int,
-    accepted: list[_File],
+    accepted: list[InboxFile],
     rows: RecentRows,
 ) -> _Plan:
     """Sort the cycle's labels into new ones (matched or held), repeats and conflicts."""
@@ -281,8 +256,8 @@ def _plan(
 
     combined = pa.concat_tables(
         [
-            f.labels.rename_columns({model.id_column: "id", model.target: TARGET}).append_column(
-                FILE_COLUMN, pa.array(np.full(f.labels.num_rows, index, np.int32))
+            f.content.rename_columns({model.id_column: "id", model.target: TARGET}).append_column(
+                FILE_COLUMN, pa.array(np.full(f.content.num_rows, index, np.int32))
             )
             for index, f in enumerate(accepted)
         ],
@@ -367,7 +342,7 @@ def _record(
     settings: Settings,
     model: ModelSettings,
     model_id: int,
-    decided: list[_File],
+    decided: list[InboxFile],
     plan: _Plan | None,
     rows: RecentRows,
 ) -> dict[str, LabelFile]:
@@ -379,7 +354,7 @@ def _record(
             content_hash=f.content_hash,
             status=f.status,
             reason=f.reason,
-            rows=len(f.labels) if f.labels is not None else 0,
+            rows=len(f.content) if f.content is not None else 0,
         )
         for f in decided
     }
@@ -394,7 +369,7 @@ def _record(
 
 
 def _record_plan(
-    session: Any,
+    session: "Session",
     settings: Settings,
     model: ModelSettings,
     model_id: int,
@@ -485,7 +460,7 @@ def _write_segment(
 
 
 def _counts(
-    session: Any, model: ModelSettings, model_id: int, starts: Iterable[tuple[datetime, int]]
+    session: "Session", model: ModelSettings, model_id: int, starts: Iterable[tuple[datetime, int]]
 ) -> dict[datetime, tuple[datetime, int]]:
     """chunk start -> (chunk end, labels), summed (a row chunk's end as stored now)."""
     chunking = model.chunking
@@ -540,17 +515,11 @@ def match_held_labels(engine: Engine, model: ModelSettings, model_id: int, rows:
 
 
 def _settle(
-    file: _File, model: ModelSettings, decided: LabelFile, *, first: bool
+    file: InboxFile, model: ModelSettings, decided: LabelFile, *, first: bool
 ) -> LabelFileOutcome:
     """Move a label file out of the inbox as its committed record decided."""
     assert model.labels_inbox is not None
-    if decided.status == "quarantined":
-        moved = move_into(file.path, model.labels_inbox / "quarantine")
-        write_atomically(
-            moved.with_name(moved.name + ".reason.txt"), f"{decided.reason or ''}\n".encode()
-        )
-    else:
-        move_into(file.path, model.labels_inbox / "processed")
+    inbox.settle(file.path, model.labels_inbox, decided)
     if not first:
         log.info("%s: duplicate label file %s", model.name, file.path.name)
         return LabelFileOutcome(file.path.name, "duplicate")

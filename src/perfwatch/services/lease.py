@@ -12,8 +12,9 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Engine, update
+from sqlalchemy import CursorResult, Engine, update
 from sqlalchemy.exc import IntegrityError
 
 from perfwatch.domain.daemon import STALE, daemon_state
@@ -47,10 +48,14 @@ def acquire(engine: Engine) -> Lease:
                 return mine
             if holder_alive(held, now):
                 raise _refusal(held)
-            taken = session.execute(
-                update(DaemonLease)
-                .where(DaemonLease.name == NAME, DaemonLease.token == held.token)  # type: ignore[arg-type]
-                .values(**_values(mine, now))
+            # an UPDATE's result is a cursor result: it counts the rows it changed
+            taken = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(DaemonLease)
+                    .where(DaemonLease.name == NAME, DaemonLease.token == held.token)  # type: ignore[arg-type]
+                    .values(**_values(mine, now))
+                ),
             )
             if taken.rowcount != 1:
                 raise _refusal(held)  # another daemon took it over a moment before us
@@ -74,10 +79,13 @@ def ensure_free(engine: Engine) -> None:
 def beat(engine: Engine, lease: Lease) -> bool:
     """Renew the heartbeat; False when the lease was lost (taken over after a long stall)."""
     with transaction(engine) as session:
-        renewed = session.execute(
-            update(DaemonLease)
-            .where(DaemonLease.name == NAME, DaemonLease.token == lease.token)  # type: ignore[arg-type]
-            .values(heartbeat_at=utcnow())
+        renewed = cast(
+            "CursorResult[Any]",
+            session.execute(
+                update(DaemonLease)
+                .where(DaemonLease.name == NAME, DaemonLease.token == lease.token)  # type: ignore[arg-type]
+                .values(heartbeat_at=utcnow())
+            ),
         )
         return bool(renewed.rowcount == 1)
 

@@ -21,6 +21,7 @@ from perfwatch import logs, stopping
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, moment
 from perfwatch.domain.durations import format_duration
+from perfwatch.domain.retrain import Decision
 from perfwatch.errors import ConfigError, PerfwatchError
 from perfwatch.services.alerts import AlertChanges, FilesSeen, update_alerts
 from perfwatch.services.drift import measure_drift
@@ -60,7 +61,7 @@ class CycleReport:
     drift_failure: str | None = None  # why feature drift could not be measured
     drift_measured: bool = False  # the drift step ran to its end
     skew: Any = None  # ml.model.SkewCheck of this cycle's served scores, or SkewFailed
-    retrain: Any = None  # domain.retrain.Decision of the policy after this cycle
+    retrain: Decision | None = None  # the retrain policy after this cycle
     alerts: AlertChanges = field(default_factory=lambda: AlertChanges([], []))
     timings: dict[str, float] = field(default_factory=dict)
 

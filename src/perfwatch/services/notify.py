@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -28,6 +28,9 @@ from perfwatch.domain.durations import parse_duration
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import Alert, Notification, RetrainRun, utcnow
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 LOOKBACK = timedelta(days=7)  # events are derived again this far back (dedup by key)
@@ -95,7 +98,7 @@ def enqueue(engine: Engine, targets: list[Target]) -> int:
     return added
 
 
-def _events(session: Any, since: datetime) -> list[tuple[str, datetime, str, dict[str, Any]]]:
+def _events(session: "Session", since: datetime) -> list[tuple[str, datetime, str, dict[str, Any]]]:
     """(event key, when, model, message) of every event since then, oldest first."""
     events = []
     for alert, model in queries.alerts_changed_since(session=session, since=since):

@@ -29,6 +29,7 @@ from perfwatch.store.tables import ChunkLabels, ChunkRealized, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 # (version id, reference sha256) -> the fitted PerformanceCalculator, the newest few
@@ -150,7 +151,7 @@ def _calculator(model: ModelSettings, champion: Champion) -> Any:
 
 
 def _store_verdicts(
-    session: Any,
+    session: "Session",
     settings: Settings,
     model: ModelSettings,
     champion: Champion,
@@ -226,7 +227,7 @@ def _store_verdicts(
 
 
 def _add_impacts(
-    session: Any,
+    session: "Session",
     settings: Settings,
     model: ModelSettings,
     champion: Champion,
@@ -267,7 +268,11 @@ def _add_impacts(
 
 
 def _features(
-    session: Any, settings: Settings, model: ModelSettings, model_id: int, starts: list[datetime]
+    session: "Session",
+    settings: Settings,
+    model: ModelSettings,
+    model_id: int,
+    starts: list[datetime],
 ) -> "pd.DataFrame":
     """The features of these chunks' stored rows, keyed by id and chunk."""
     batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)

@@ -26,16 +26,17 @@ from perfwatch import logs, stopping
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.durations import parse_duration
+from perfwatch.domain.retrain import Decision, GateRule, gate_verdict
 from perfwatch.errors import PerfwatchError
 from perfwatch.files import atomic_path, sha256_file, verify
 from perfwatch.ml.inputs import ModelInputs
 from perfwatch.services import retrain as policy
 from perfwatch.services.lease import process_exists
-from perfwatch.services.registry import load_champion, model_dir, register_version
+from perfwatch.services.registry import Champion, load_champion, model_dir, register_version
 from perfwatch.services.retrain import evaluate, is_sliding, not_learnt, split_holdout
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import RetrainRun, utcnow
+from perfwatch.store.tables import ModelVersion, RetrainRun, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,7 +91,9 @@ def _retrain(
     return run
 
 
-def _start(engine: Engine, model: ModelSettings, champion: Any, decision: Any) -> RetrainRun:
+def _start(
+    engine: Engine, model: ModelSettings, champion: Champion, decision: Decision
+) -> RetrainRun:
     with transaction(engine) as session:
         model_id = champion.version.model_id
         if queries.running_retrain(session=session, model_id=model_id) is not None:
@@ -105,6 +108,7 @@ def _start(engine: Engine, model: ModelSettings, champion: Any, decision: Any) -
         ]
         now = queries.watermark(session=session, model_id=model_id)
         assert now is not None  # the policy found data
+        assert champion.version.id is not None  # a loaded champion is a stored version
         run = RetrainRun(
             model_id=model_id,
             parent_version_id=champion.version.id,
@@ -133,7 +137,7 @@ def _train_and_judge(
     engine: Engine,
     settings: Settings,
     model: ModelSettings,
-    champion: Any,
+    champion: Champion,
     run: RetrainRun,
     *,
     shuffle_labels: bool,
@@ -190,11 +194,11 @@ def _train_and_judge(
     _finish(engine, run, status="finished", decision=gate.decision, version_id=version.id)
 
 
-def _training_set(version: Any, model: ModelSettings) -> "pd.DataFrame":
+def _training_set(version: ModelVersion, model: ModelSettings) -> "pd.DataFrame":
     """The version's training data, refused if the file changed since registration."""
     import pandas as pd
 
-    if not version.training_path:
+    if not version.training_path or not version.training_sha256:
         raise PerfwatchError(
             f"version {version.version} was registered without training data",
             hint="register it again with --training-data, or set training_data in the config",
@@ -363,18 +367,10 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _verdict(model: ModelSettings, old: dict[str, float], new: dict[str, float]) -> Gate:
-    primary, rules = model.metrics[0], model.retrain
-    losses = [m for m in model.metrics[1:] if new[m] < old[m] - rules.max_loss]
-    if not new[primary] >= old[primary] + rules.min_gain:
-        decision = "rejected"
-        reason = f"{primary} {new[primary]:.3f} vs the champion's {old[primary]:.3f}"
-    elif losses:
-        decision = "rejected"
-        reason = ", ".join(f"{m} {new[m]:.3f} vs {old[m]:.3f}" for m in losses) + " lost"
-    else:
-        decision = "promoted" if rules.auto_promote else "candidate"
-        reason = f"{primary} {new[primary]:.3f} vs the champion's {old[primary]:.3f}"
-    return Gate(primary, old, new, decision, reason)
+    rules = model.retrain
+    rule = GateRule(model.metrics, rules.min_gain, rules.max_loss, rules.auto_promote)
+    decision, reason = gate_verdict(rule, old, new)
+    return Gate(model.metrics[0], old, new, decision, reason)
 
 
 def _newest(rows: "pd.DataFrame", model: ModelSettings, limit: int) -> "pd.DataFrame":
@@ -386,7 +382,7 @@ def _newest(rows: "pd.DataFrame", model: ModelSettings, limit: int) -> "pd.DataF
 
 def _manifest(
     model: ModelSettings,
-    version: Any,
+    version: ModelVersion,
     original: "pd.DataFrame",
     learn: "pd.DataFrame",
     holdout: "pd.DataFrame",
@@ -420,7 +416,7 @@ def _span(rows: "pd.DataFrame", model: ModelSettings) -> dict[str, str | None]:
 
 
 def _reference(
-    model: ModelSettings, champion: Any, judged: "pd.DataFrame", sliding: bool
+    model: ModelSettings, champion: Champion, judged: "pd.DataFrame", sliding: bool
 ) -> "pd.DataFrame":
     """The new reference: the rows the gate judged (scored by the challenger), topped up
     to HOLDOUT_ROWS with the old reference's newest rows unless the concept changed (the

@@ -40,16 +40,7 @@ def model_status(
 
 def waiting_files(inbox: Path, labels_inbox: Path | None) -> dict[str, Any]:
     """Files waiting in a model's inboxes (the next cycle takes them), and since when."""
-    from perfwatch.ingest.batch import SUFFIXES
-
-    def waiting(folder: Path | None) -> list[Path]:
-        if folder is None or not folder.is_dir():
-            return []
-        return [
-            p
-            for p in folder.iterdir()
-            if p.suffix in SUFFIXES and not p.name.startswith(".") and p.is_file()
-        ]
+    from perfwatch.ingest.inbox import waiting
 
     batches, labels = waiting(inbox), waiting(labels_inbox)
     times = [p.stat().st_mtime for p in batches + labels]

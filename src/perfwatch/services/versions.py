@@ -7,7 +7,7 @@ atomically.
 """
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlmodel import col, select
@@ -19,6 +19,9 @@ from perfwatch.services.registry import model_dir
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import ModelVersion, RetrainRun
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 
 def list_versions(engine: Engine, settings: Settings, model: ModelSettings) -> dict[str, Any]:
@@ -136,7 +139,7 @@ def rebaseline(engine: Engine, model: ModelSettings) -> tuple[int, int]:
         return (old.version if old else champion.version), champion.version
 
 
-def _model_id(session: Any, model: ModelSettings) -> int:
+def _model_id(session: "Session", model: ModelSettings) -> int:
     record = queries.find_model(session=session, name=model.name)
     if record is None or record.id is None:
         raise PerfwatchError(
@@ -146,13 +149,13 @@ def _model_id(session: Any, model: ModelSettings) -> int:
     return record.id
 
 
-def _runs_by_version(session: Any, model_id: int) -> dict[int, RetrainRun]:
+def _runs_by_version(session: "Session", model_id: int) -> dict[int, RetrainRun]:
     runs = session.exec(
         select(RetrainRun).where(
             RetrainRun.model_id == model_id, col(RetrainRun.version_id).is_not(None)
         )
     ).all()
-    return {run.version_id: run for run in runs}
+    return {run.version_id: run for run in runs if run.version_id is not None}
 
 
 def _describe(

@@ -5,13 +5,16 @@ from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from perfwatch.errors import StoreError
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 # The newest migration in migrations/versions; a test checks it against Alembic's head,
 # so `status` can check the schema without importing Alembic.
@@ -140,7 +143,7 @@ def alembic_config() -> Any:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Any]:
+def transaction(engine: Engine) -> Iterator["Session"]:
     """One unit of work (an ORM session): commits when the block ends, rolls back if it raises.
 
     SQLModel is imported here, not at the top: the read path (`status`) never needs it.
