@@ -105,7 +105,9 @@ def judge(
             model_id=model_id,
             chunk_starts=sorted({c.chunk_start for c in due} - {c.chunk_start for c in covered}),
         )
-        report.drifted = _store_verdicts(session, settings, model, champion, realized, rows, since)
+        report.drifted = _store_verdicts(
+            session, settings, model, champion, realized, rows, since, rows_now
+        )
     return report
 
 
@@ -158,9 +160,11 @@ def _store_verdicts(
     fresh: list[Any],
     rows: "pd.DataFrame",
     since: datetime,
+    chunks: dict[datetime, tuple[datetime, int]],
 ) -> int:
     """Upsert the new realized values and recompute every metric's verdicts over the
-    judged chunks of the label window; compute the concept impact of new drifts."""
+    judged chunks of the label window; compute the concept impact of new drifts. `chunks`:
+    each stored chunk's (end, rows), as the caller read them."""
     model_id = champion.version.model_id
     stored = {
         (r.chunk_start, r.metric): r
@@ -170,10 +174,6 @@ def _store_verdicts(
         session=session, model_id=model_id, chunk_starts=sorted({r.chunk_start for r in fresh})
     )
     counts = rows.groupby(CHUNK_COLUMN)[model.target].count()
-    ends = {
-        s: end
-        for s, (end, _) in queries.chunk_row_counts(session=session, model_id=model_id).items()
-    }
     for result in fresh:
         if result.value != result.value:  # NaN: e.g. one class among the labels
             log.info(
@@ -187,7 +187,7 @@ def _store_verdicts(
         row = stored.get((result.chunk_start, result.metric)) or ChunkRealized(
             model_id=model_id,
             chunk_start=result.chunk_start,
-            chunk_end=ends.get(result.chunk_start, result.chunk_start),
+            chunk_end=chunks.get(result.chunk_start, (result.chunk_start, 0))[0],
             metric=result.metric,
             value=result.value,
             labeled_rows=0,

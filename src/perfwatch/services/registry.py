@@ -43,11 +43,7 @@ class Champion:
 
     def threshold(self, model: ModelSettings, metric: str) -> float | None:
         """The version's own threshold for the metric (from its reference)."""
-        reference = self.reference[metric]
-        return threshold_for(
-            model.threshold_rule(metric),
-            ReferencePerformance(reference.value, reference.band_lower),
-        )
+        return threshold_of(model, metric, self.reference)
 
     @cached_property
     def model(self) -> Any:
@@ -274,15 +270,19 @@ def load_champion(engine: Engine, settings: Settings, model: ModelSettings) -> C
 def bars(model: ModelSettings, reference: dict[str, ReferenceMetric]) -> dict[str, float | None]:
     """Per metric, the threshold in force at the bar version (None for a metric it was
     not measured on)."""
-    return {
-        metric: threshold_for(
-            model.threshold_rule(metric),
-            ReferencePerformance(reference[metric].value, reference[metric].band_lower),
-        )
-        if metric in reference
-        else None
-        for metric in model.metrics
-    }
+    return {metric: threshold_of(model, metric, reference) for metric in model.metrics}
+
+
+def threshold_of(
+    model: ModelSettings, metric: str, reference: dict[str, ReferenceMetric]
+) -> float | None:
+    """A metric's threshold by the config's rule on a version's reference figures."""
+    found = reference.get(metric)
+    if found is None:
+        return None
+    return threshold_for(
+        model.threshold_rule(metric), ReferencePerformance(found.value, found.band_lower)
+    )
 
 
 def cbpe_columns(model: ModelSettings) -> Any:
