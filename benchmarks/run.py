@@ -636,7 +636,7 @@ def _retrain_vs_lightgbm(engine: Any, settings: Any, model: Any) -> dict[str, fl
     from lightgbm import LGBMClassifier
 
     from perfwatch.ml.training import LGBM_PARAMS, train
-    from perfwatch.services.retraining import run_retrain
+    from perfwatch.services.retrain_job import run_retrain
     from perfwatch.simulate.fleet import CATEGORICAL, FEATURES, TARGET
 
     warm_up = pd.read_parquet(settings.data_dir.parent / "data" / "train.parquet").head(2_000)

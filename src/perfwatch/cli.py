@@ -10,7 +10,7 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,15 @@ from perfwatch import logs, stopping
 from perfwatch.config import Settings, config_path, load_settings
 from perfwatch.errors import ConfigError, PerfwatchError
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy import Engine
+
+    from perfwatch.services.ingestion import FileOutcome
+    from perfwatch.services.labels import LabelFileOutcome
+    from perfwatch.services.monitor import CycleReport
+
 app = typer.Typer(
     help="perfwatch keeps production ML models honest without waiting for labels.",
     no_args_is_help=True,
@@ -26,6 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False)
+ModelName = Annotated[str, typer.Argument(help="The model (as named in the config).")]
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 _state: dict[str, Any] = {"config": None, "log_format": "text"}
 
@@ -64,7 +74,7 @@ def _settings() -> Settings:
     return load_settings(config_path(_state["config"]))
 
 
-def _engine(settings: Settings, *, migrate: bool = False) -> Any:
+def _engine(settings: Settings, *, migrate: bool = False) -> "Engine":
     from perfwatch.store import db
 
     engine = db.open_engine(settings.store)
@@ -117,7 +127,7 @@ def init(
 
 @app.command()
 def check(
-    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    model: ModelName,
     sample: Annotated[
         Path | None,
         typer.Option("--sample", help="A production batch file to check against the contract."),
@@ -183,7 +193,7 @@ def run(
             _print_cycle(report)
         runs = []
         if not no_retrain:
-            from perfwatch.services.retraining import run_due_retrains
+            from perfwatch.services.retrain_job import run_due_retrains
 
             runs = run_due_retrains(engine, settings, names)
             for name, retrain_run in runs:
@@ -213,9 +223,10 @@ def run(
     )
 
 
-def _print_cycle(report: Any) -> None:
+def _print_cycle(report: "CycleReport") -> None:
     ingested = sum(1 for f in report.files if f.status == "ingested")
-    quarantined = [f for f in [*report.files, *report.label_files] if f.status == "quarantined"]
+    outcomes: list[FileOutcome | LabelFileOutcome] = [*report.files, *report.label_files]
+    quarantined = [f for f in outcomes if f.status == "quarantined"]
     labels = sum(f.stored for f in report.label_files)
     line = (
         f"{report.model}: {report.status} · {ingested} batch(es), {report.rows:,} rows ·"
@@ -324,7 +335,7 @@ def report(
     out.print(f"report: {target}")
 
 
-def _day_option(text: str | None) -> Any:
+def _day_option(text: str | None) -> "datetime | None":
     from datetime import UTC, datetime
 
     if text is None:
@@ -338,7 +349,11 @@ def _day_option(text: str | None) -> Any:
 
 
 def _write_report(
-    engine: Any, model: str, known: dict[str, list[str]], output: Path | None, since: Any
+    engine: "Engine",
+    model: str,
+    known: dict[str, list[str]],
+    output: Path | None,
+    since: "datetime | None",
 ) -> Path:
     from perfwatch.report_page import page
     from perfwatch.services.report import report_data
@@ -364,7 +379,7 @@ def _write_report(
 
 @app.command()
 def register(
-    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    model: ModelName,
     artifact: Annotated[
         Path,
         typer.Option("--model", help="joblib/pickle file of the classifier (with predict_proba)."),
@@ -401,7 +416,7 @@ def register(
 
 @app.command()
 def retrain(
-    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    model: ModelName,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the decision and the data a retrain would use.")
     ] = False,
@@ -415,7 +430,7 @@ def retrain(
     engine = _engine(settings, migrate=True)
     config = settings.model(model)
     if dry_run:
-        from perfwatch.services.retrain import retrain_manifest
+        from perfwatch.services.training_rows import retrain_manifest
 
         manifest = retrain_manifest(engine, settings, config, force=force)
         if as_json:
@@ -427,7 +442,7 @@ def retrain(
         return
     import signal
 
-    from perfwatch.services.retraining import run_retrain
+    from perfwatch.services.retrain_job import run_retrain
 
     # a warm stop (the daemon forwards its SIGTERM): end after the current step, recorded
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.request())
@@ -466,11 +481,11 @@ def _retrain_outcome(engine: Any, model: str, run: Any) -> dict[str, Any]:
 
 @app.command()
 def models(
-    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    model: ModelName,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """A model's versions with their gate results, and the champion's hand-off file."""
-    from perfwatch.services.versions import list_versions
+    from perfwatch.services.promotion import list_versions
 
     settings = _settings()
     listed = list_versions(_engine(settings), settings, settings.model(model))
@@ -484,12 +499,12 @@ def models(
 
 @app.command()
 def lineage(
-    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    model: ModelName,
     version: Annotated[int | None, typer.Argument(help="Default: the champion.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """A version's chain back to the first: parent, trigger, training data, gate."""
-    from perfwatch.services.versions import lineage as load_lineage
+    from perfwatch.services.promotion import lineage as load_lineage
 
     settings = _settings()
     chain = load_lineage(_engine(settings), settings.model(model), version)
@@ -503,11 +518,11 @@ def lineage(
 
 @app.command()
 def promote(
-    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    model: ModelName,
     version: Annotated[int, typer.Argument(help="The version to make champion.")],
 ) -> None:
     """Make a version (a candidate, or an earlier champion) the champion."""
-    from perfwatch.services.versions import promote as promote_version
+    from perfwatch.services.promotion import promote as promote_version
 
     settings = _settings()
     previous = promote_version(_engine(settings), settings, settings.model(model), version)
@@ -516,10 +531,10 @@ def promote(
 
 @app.command()
 def rollback(
-    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    model: ModelName,
 ) -> None:
     """Make the champion's parent (or the newest retired version) the champion again."""
-    from perfwatch.services.versions import rollback as roll_back
+    from perfwatch.services.promotion import rollback as roll_back
 
     settings = _settings()
     old, new = roll_back(_engine(settings), settings, settings.model(model))
@@ -528,10 +543,10 @@ def rollback(
 
 @app.command()
 def rebaseline(
-    model: Annotated[str, typer.Argument(help="The model (as named in the config).")],
+    model: ModelName,
 ) -> None:
     """Make the champion's thresholds the bar (by default the bar stays at version 1's)."""
-    from perfwatch.services.versions import rebaseline as set_bar
+    from perfwatch.services.promotion import rebaseline as set_bar
 
     settings = _settings()
     old, new = set_bar(_engine(settings), settings.model(model))

@@ -119,6 +119,11 @@ class ModelSettings(_Strict):
     )
 
     @property
+    def served_columns(self) -> list[str]:
+        """What a label carries of its row: the row's id, time and served figures."""
+        return [self.id_column, self.timestamp_column, self.score_column, self.prediction_column]
+
+    @property
     def closes_after(self) -> timedelta | None:
         return parse_duration(self.complete_after) if self.complete_after else None
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -34,6 +34,11 @@ from perfwatch.domain.daemon import HEARTBEAT
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import PerfwatchError
 from perfwatch.services import lease
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
 MISFIRE_GRACE = 60  # seconds a late job may still start (after a long cycle or a pause)
@@ -70,7 +75,7 @@ class Daemon:
 
     def retrain(self, name: str) -> None:
         """`perfwatch retrain NAME` in a child process, when the policy says it is due."""
-        from perfwatch.services.retraining import needs_worker
+        from perfwatch.services.retrain_job import needs_worker
 
         if stopping.requested() or not needs_worker(self.engine, name):
             return
@@ -158,7 +163,7 @@ def serve(
     log.info("perfwatch daemon stopped")
 
 
-def _exporter(engine: Engine, settings: Settings, names: list[str]) -> Any:
+def _exporter(engine: Engine, settings: Settings, names: list[str]) -> "WSGIServer | None":
     """The Prometheus endpoint, when `metrics_port` is set."""
     if settings.metrics_port is None:
         return None
@@ -176,7 +181,7 @@ def _exporter(engine: Engine, settings: Settings, names: list[str]) -> Any:
     return server
 
 
-def _scheduler(daemon: Daemon) -> Any:
+def _scheduler(daemon: Daemon) -> "BackgroundScheduler":
     from apscheduler.schedulers.background import BackgroundScheduler
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger

@@ -73,3 +73,8 @@ def move_into(path: Path, folder: Path) -> Path:
         counter += 1
     os.replace(path, target)
     return target
+
+
+def in_data_dir(data_dir: Path, path: Path) -> str:
+    """How the store records a file under data_dir: relative to it, so the folder can move."""
+    return path.relative_to(data_dir).as_posix()

@@ -59,6 +59,18 @@ def page(data: ReportData) -> str:
     )
 
 
+def _lines(name: str, line: dict[str, Any], mode: str = "lines") -> dict[str, Any]:
+    return {"mode": mode, "name": name, "line": line}
+
+
+def _markers(name: str, color: str, size: int, symbol: str) -> dict[str, Any]:
+    return {
+        "mode": "markers",
+        "name": name,
+        "marker": {"color": color, "size": size, "symbol": symbol},
+    }
+
+
 def _metric_chart(go: Any, data: ReportData, metric: str) -> Any:
     rows = [r for r in data.estimates if r["metric"] == metric]
     judged = [r for r in rows if r["realized"] is not None]
@@ -68,67 +80,30 @@ def _metric_chart(go: Any, data: ReportData, metric: str) -> Any:
             x=[r["chunk_start"] for r in chosen], y=[r[value] for r in chosen], **style
         )
 
-    figure = go.Figure()
     band = {"mode": "lines", "line": {"width": 0}, "hoverinfo": "skip"}
-    figure.add_trace(line(rows, "upper", showlegend=False, **band))
-    figure.add_trace(
-        line(
-            rows,
-            "lower",
-            fill="tonexty",
-            fillcolor="rgba(33,150,243,0.15)",
-            name="confidence band",
-            **band,
-        )
-    )
-    figure.add_trace(
-        line(rows, "estimated", mode="lines", name="estimated (CBPE)", line={"color": "#1565c0"})
-    )
-    figure.add_trace(
-        line(
-            rows,
-            "threshold",
-            mode="lines",
-            name="threshold",
-            line={"color": "#c62828", "dash": "dash"},
-        )
-    )
-    figure.add_trace(
-        line(
+    shaded = {"fill": "tonexty", "fillcolor": "rgba(33,150,243,0.15)"}
+    bar = {"color": "#212121", "dash": "dot", "width": 1}
+    traces: list[tuple[list[dict[str, Any]], str, dict[str, Any]]] = [  # rows, column, style
+        (rows, "upper", {**band, "showlegend": False}),
+        (rows, "lower", {**band, **shaded, "name": "confidence band"}),
+        (rows, "estimated", _lines("estimated (CBPE)", {"color": "#1565c0"})),
+        (rows, "threshold", _lines("threshold", {"color": "#c62828", "dash": "dash"})),
+        (
             [r for r in rows if r.get("bar") is not None],
             "bar",
-            mode="lines",
-            name="bar (version 1's threshold)",
-            line={"color": "#212121", "dash": "dot", "width": 1},
-        )
-    )
-    figure.add_trace(
-        line(
-            judged,
-            "realized",
-            mode="lines+markers",
-            name="realized (labels)",
-            line={"color": "#2e7d32"},
-        )
-    )
-    figure.add_trace(
-        line(
-            [r for r in rows if r["alert"]],
-            "estimated",
-            mode="markers",
-            name="alert",
-            marker={"color": "#c62828", "size": 9, "symbol": "x"},
-        )
-    )
-    figure.add_trace(
-        line(
+            _lines("bar (version 1's threshold)", bar),
+        ),
+        (judged, "realized", _lines("realized (labels)", {"color": "#2e7d32"}, "lines+markers")),
+        ([r for r in rows if r["alert"]], "estimated", _markers("alert", "#c62828", 9, "x")),
+        (
             [r for r in judged if r["concept_drift"]],
             "realized",
-            mode="markers",
-            name="concept drift",
-            marker={"color": "#6a1b9a", "size": 11, "symbol": "diamond"},
-        )
-    )
+            _markers("concept drift", "#6a1b9a", 11, "diamond"),
+        ),
+    ]
+    figure = go.Figure()
+    for chosen, value, style in traces:
+        figure.add_trace(line(chosen, value, **style))
     for run in data.retrains:
         when = run["data_time"].isoformat()
         label = f"retrain {run['decision'] or run['status']}" + (

@@ -105,7 +105,7 @@ def test_the_daemon_retrains_in_a_worker_process_while_cycles_go_on(
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=120) == 0
     model = status(ws)["models"][0]
-    assert model["retrain"]["last"]["decision"] == "promoted"  # as test_retraining's gate
+    assert model["retrain"]["last"]["decision"] == "promoted"  # as test_retrain_job's gate
     with create_engine(sqlite_url).connect() as connection:
         worker = connection.execute(text("SELECT pid FROM retrain_run")).scalar_one()
         cycles = connection.execute(text("SELECT count(*) FROM cycle")).scalar_one()

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from perfwatch.domain.chunks import ChunkPeriod, is_complete
+from perfwatch.domain.chunks import ChunkPeriod, RowChunks, chunk_end, is_complete
 from perfwatch.domain.durations import parse_duration
 
 
@@ -79,3 +79,11 @@ def test_row_chunk_starts_are_the_first_rows_second_and_strictly_increasing() ->
     firsts = [10 * second + 5, 10 * second + 9, 12 * second, 11 * second]
     assert row_chunk_starts(firsts, None) == [10 * second, 11 * second, 12 * second, 13 * second]
     assert row_chunk_starts([3 * second], 3 * second) == [4 * second]
+
+
+def test_a_chunk_ends_with_its_period_or_a_second_after_its_last_row() -> None:
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    last = start + timedelta(hours=5, seconds=7, microseconds=900)
+    last_ns = int(last.timestamp()) * 1_000_000_000 + 900_000
+    assert chunk_end(ChunkPeriod.parse("1D"), start, last_ns) == start + timedelta(days=1)
+    assert chunk_end(RowChunks(100), start, last_ns) == start + timedelta(hours=5, seconds=8)

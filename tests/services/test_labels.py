@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from sqlmodel import select
 
-from perfwatch.services.labels import TARGET as LABEL
-from perfwatch.services.labels import stored_labels
 from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import FEATURES, TARGET
 from perfwatch.store.db import transaction
+from perfwatch.store.segments import TARGET as LABEL
+from perfwatch.store.segments import stored_labels
 from perfwatch.store.tables import Alert, ChunkLabels, Label, LabelConflict, LabelFile
 from tests.workspace import Workspace, production
 
@@ -228,7 +228,8 @@ def test_duplicate_ids_equal_values_are_skipped_different_ones_recorded(
     coverage = {c.chunk_start: c.labeled for c in table(engine, ChunkLabels)}
     assert sum(coverage.values()) == 10, "each id counted once"
     settings = workspace.settings()
-    in_force = stored_labels(engine, settings, settings.models[0], 1, sorted(coverage))
+    model = settings.models[0]
+    in_force = stored_labels(engine, settings.data_dir, 1, sorted(coverage), model.served_columns)
     assert dict(zip(in_force["id"], in_force[LABEL], strict=True)) == dict(
         zip(first["id"], first[TARGET].astype(int), strict=True)
     ), "the first label of each id, and only it"

@@ -19,7 +19,7 @@ from perfwatch.services.status import model_status
 from perfwatch.simulate.fleet import FEATURES, TARGET, simulate_days
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import Batch, Cycle, ModelVersion
-from tests.services.test_retraining import cycle, retrain, versions
+from tests.services.test_retrain_job import cycle, retrain, versions
 from tests.workspace import PRODUCTION_START, Workspace, production
 
 SMALL = {"n_estimators": 60, "verbose": -1, "random_state": 0}

@@ -159,7 +159,7 @@ def test_a_webhook_that_was_down_gets_every_message_once_when_it_returns(
 def test_a_retrain_decision_is_announced(
     tmp_path: Path, artifacts: Path, sqlite_url: str, hook: Hook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from perfwatch.services.retraining import run_retrain
+    from perfwatch.services.retrain_job import run_retrain
 
     monkeypatch.setenv("HOOK_TOKEN", "t")
     ws = webhook_workspace(tmp_path, artifacts, hook.url, sqlite_url, max_per_minute=100)

@@ -120,7 +120,7 @@ def _estimates(engine: Any, name: str, *, days: int) -> None:
 def test_retrains_are_marked_and_their_lineage_tabled(sqlite_workspace: Workspace) -> None:
     import json
 
-    from perfwatch.services.retraining import run_retrain
+    from perfwatch.services.retrain_job import run_retrain
 
     fleet = production(16, scenario="covariate_shift", shift_day=4)
     sqlite_workspace.drop_days(fleet)

@@ -136,6 +136,14 @@ def moment(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC)
 
 
+def chunk_end(chunking: Chunking, start: datetime, last_ns: int) -> datetime:
+    """A chunk's end: its period's, or for a row chunk the second after its last row
+    (`last_ns`: the last of the rows at hand; the store keeps the latest)."""
+    if isinstance(chunking, RowChunks):
+        return moment(last_ns) + timedelta(seconds=1)
+    return chunking.end_of(start)
+
+
 def chunk_ns(start: datetime) -> int:
     """A chunk start as the chunk column holds it: ns since the epoch."""
     return int(start.timestamp()) * 1_000_000_000

@@ -117,30 +117,35 @@ def _typed(
     return pa.table(columns)  # extra columns are accepted and ignored
 
 
+def _cast(values: "pa.ChunkedArray", to: "pa.DataType") -> "pa.ChunkedArray | None":
+    """The values as `to`, or None where Arrow cannot cast them."""
+    import pyarrow as pa
+
+    try:
+        return values if values.type == to else values.cast(to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
 def as_text(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     import pyarrow as pa
 
-    if values.type == pa.string():
-        return values
-    try:
-        return values.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    text = _cast(values, pa.string())
+    if text is None:
         raise BatchRejected(
             f"column {name!r} holds {values.type} values, not text or numbers",
             hint=f"write {name!r} as a plain column of labels (strings)",
-        ) from None
+        )
+    return text
 
 
 def as_numbers(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     """float64; text that does not parse as a number rejects the batch."""
     import pyarrow as pa
 
-    if values.type == pa.float64():
-        return values
-    try:
-        return values.cast(pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+    numbers = _cast(values, pa.float64())
+    if numbers is not None:
+        return numbers
     import pandas as pd
 
     raw = values.to_pandas()

@@ -82,20 +82,26 @@ def nannyml_chunker(period: Chunking, timestamp: str) -> Any:
         return PerfwatchChunker(timestamp, period)
 
 
+def performance_options(columns: Columns, metrics: list[str], period: Chunking) -> dict[str, Any]:
+    """What nannyml's CBPE and PerformanceCalculator are told: the columns, the metrics,
+    and perfwatch's chunks."""
+    return {
+        "problem_type": "classification_binary",
+        "y_pred_proba": columns.score,
+        "y_pred": columns.prediction,
+        "y_true": columns.target,
+        "timestamp_column_name": columns.timestamp,
+        "metrics": metrics,
+        "chunker": nannyml_chunker(period, columns.timestamp),
+    }
+
+
 def fit(
     reference: "pd.DataFrame", *, columns: Columns, metrics: list[str], period: Chunking
 ) -> tuple[Any, list[ReferenceFigures]]:
     """Fit CBPE on the reference set (with perfwatch's chunk column); return it and its figures."""
     with quiet_nannyml() as nml:
-        estimator = nml.CBPE(
-            problem_type="classification_binary",
-            y_pred_proba=columns.score,
-            y_pred=columns.prediction,
-            y_true=columns.target,
-            timestamp_column_name=columns.timestamp,
-            metrics=metrics,
-            chunker=nannyml_chunker(period, columns.timestamp),
-        )
+        estimator = nml.CBPE(**performance_options(columns, metrics, period))
         frame = reference[
             [columns.score, columns.prediction, columns.target, columns.timestamp, CHUNK_COLUMN]
         ].copy()

@@ -8,18 +8,21 @@ performance, is the change due to the concept alone (the inputs are held fixed).
 
 from typing import TYPE_CHECKING, Any
 
+from perfwatch.ml.training import LGBM_PARAMS
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-# small trees: one chunk holds a few thousand rows and a few hundred failures
-CONCEPT_PARAMS: dict[str, Any] = {
+# the shipped pipeline's settings, with fewer and smaller trees and no bagging (LightGBM's
+# defaults): one chunk holds a few thousand rows and a few hundred failures
+CONCEPT_PARAMS: dict[str, Any] = LGBM_PARAMS | {
     "n_estimators": 100,
-    "learning_rate": 0.05,
     "num_leaves": 15,
     "min_child_samples": 40,
-    "verbose": -1,
-    "n_jobs": 2,
+    "subsample": 1.0,
+    "subsample_freq": 0,
+    "colsample_bytree": 1.0,
 }
 
 

@@ -124,6 +124,16 @@ class SkewCheck:
     largest: float
 
 
+@dataclass(frozen=True)
+class SkewFailed:
+    """The champion could not re-score the served rows: the check, not the rows, failed."""
+
+    error: str
+
+
+Skew = SkewCheck | SkewFailed  # what a cycle learnt of training-serving skew
+
+
 def check_skew(
     model: Callable[[], Any],
     rows: "pd.DataFrame",

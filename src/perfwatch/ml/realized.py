@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking
 from perfwatch.errors import EstimationError
-from perfwatch.ml.cbpe import Columns, finite, nannyml_chunker, quiet_nannyml
+from perfwatch.ml.cbpe import Columns, finite, performance_options, quiet_nannyml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,15 +29,7 @@ def fit_calculator(
 ) -> Any:
     """A PerformanceCalculator fitted on the reference set, chunked as perfwatch chunks."""
     with quiet_nannyml() as nml:
-        calculator = nml.PerformanceCalculator(
-            problem_type="classification_binary",
-            y_pred_proba=columns.score,
-            y_pred=columns.prediction,
-            y_true=columns.target,
-            timestamp_column_name=columns.timestamp,
-            metrics=metrics,
-            chunker=nannyml_chunker(period, columns.timestamp),
-        )
+        calculator = nml.PerformanceCalculator(**performance_options(columns, metrics, period))
         try:
             calculator.fit(reference[_needed(columns)])
         except Exception as exc:  # nannyml raises many types; all mean "cannot fit"

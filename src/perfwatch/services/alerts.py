@@ -8,7 +8,6 @@ judged chunks' verdicts, chunks' data-quality findings, cycles' files, held labe
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -17,6 +16,7 @@ from perfwatch.config import ModelSettings
 from perfwatch.domain.alerts import CLOSE_AFTER, Observation, Signal, changes
 from perfwatch.domain.drift import CONFIRM_OVER, MULTIVARIATE
 from perfwatch.domain.durations import parse_duration
+from perfwatch.ml.model import Skew, SkewFailed
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import Alert, ChunkEstimate, utcnow
@@ -52,7 +52,7 @@ def update_alerts(
     model: ModelSettings,
     model_id: int,
     files: FilesSeen,
-    skew: Any = None,
+    skew: "Skew | None" = None,
     drift_failure: str | None = None,
     drift_measured: bool = False,
 ) -> AlertChanges:
@@ -247,18 +247,17 @@ def _files(batches: int, labels: int) -> str:
     return " and ".join(parts)
 
 
-def _skew(session: Session, model: ModelSettings, model_id: int, skew: Any) -> Signal:
+def _skew(session: Session, model: ModelSettings, model_id: int, skew: "Skew | None") -> Signal:
     """Served scores against the champion's on the same inputs, cycle by cycle (a check
     that failed fires too: a skew nobody can measure is not a skew that is absent)."""
     earlier = queries.recent_skew_cycles(session=session, model_id=model_id, cycles=CLOSE_AFTER)
     seen = [
         (c.skew_checked, c.skew_mismatched, c.skew_largest or 0.0, c.skew_error) for c in earlier
     ]
-    if skew is not None:
-        error = getattr(skew, "error", None)
-        seen.append(
-            (0, 0, 0.0, error) if error else (skew.checked, skew.mismatched, skew.largest, None)
-        )
+    if isinstance(skew, SkewFailed):
+        seen.append((0, 0, 0.0, skew.error))
+    elif skew is not None:
+        seen.append((skew.checked, skew.mismatched, skew.largest, None))
     observations = [
         _skew_observation(model, checked, mismatched, largest, error)
         for checked, mismatched, largest, error in seen[-CLOSE_AFTER:]

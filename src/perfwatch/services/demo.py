@@ -13,11 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
 
 from perfwatch.config import load_settings
-from perfwatch.services.monitor import run_cycle
+from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.store import db, reads
+from perfwatch.store.tables import RetrainRun
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MODEL = "press-failure"
 RUNS_PER_DAY = 2_000
@@ -68,8 +74,8 @@ class DemoResult:
     workspace: Path
     config: Path
     model: str
-    engine: Any
-    production: Any  # the simulated rows (with their truth), as a DataFrame
+    engine: Engine
+    production: "pd.DataFrame"  # the simulated rows, with their truth
 
 
 def prepare_workspace(workspace: Path, *, seed: int) -> Path:
@@ -110,7 +116,7 @@ def run_demo(
     on_day: Callable[[DemoDay], None],
     shift_day: int | None = None,
 ) -> DemoResult:
-    from perfwatch.services.retraining import run_retrain
+    from perfwatch.services.retrain_job import run_retrain
     from perfwatch.simulate.files import drop_day, drop_labels
     from perfwatch.simulate.fleet import simulate_days
 
@@ -151,7 +157,7 @@ def run_demo(
     )
 
 
-def after_retrain(engine: Any, metric: str = "roc_auc") -> str:
+def after_retrain(engine: Engine, metric: str = "roc_auc") -> str:
     """What the loop paid off: the realized metric on the chunks after the last promotion
     (scored by the promoted version), against the bar, or why it cannot be said yet."""
     from perfwatch.services.status import history
@@ -190,7 +196,7 @@ def _num(value: float | None) -> str:
     return "none" if value is None else f"{value:.3f}"
 
 
-def _retrained(run: Any) -> str | None:
+def _retrained(run: RetrainRun | None) -> str | None:
     import json
 
     if run is None:
@@ -200,7 +206,7 @@ def _retrained(run: Any) -> str | None:
     return f"retrained, challenger {run.decision}: {json.loads(run.gate)['reason']}"
 
 
-def _summary(engine: Any, day: date, report: Any) -> DemoDay:
+def _summary(engine: Engine, day: date, report: CycleReport) -> DemoDay:
     """The day's line: rows dropped, and the estimate of the newest complete chunk."""
     summary = DemoDay(
         day=day,

@@ -20,6 +20,8 @@ from perfwatch.store.tables import ChunkDrift, utcnow
 if TYPE_CHECKING:
     from sqlmodel import Session
 
+    from perfwatch.ml.drift import DriftCalculators, FeatureDrift
+
 # (version id, reference sha256) -> the fitted drift calculators, the newest few
 _calculators: Recent[Any] = Recent()
 
@@ -57,7 +59,7 @@ def measure_drift(
     return len(due)
 
 
-def _fitted(model: ModelSettings, champion: Champion) -> Any:
+def _fitted(model: ModelSettings, champion: Champion) -> "DriftCalculators":
     from perfwatch.ml import drift
 
     key = (int(champion.version.id or 0), champion.version.reference_sha256)
@@ -76,7 +78,7 @@ def _fitted(model: ModelSettings, champion: Champion) -> Any:
 def _store(
     session: "Session",
     champion: Champion,
-    results: list[Any],
+    results: list["FeatureDrift"],
     rows: dict[datetime, int],
     since: datetime,
 ) -> None:

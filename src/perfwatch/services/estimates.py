@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from perfwatch.config import ModelSettings
-from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time, moment
+from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_end, chunk_ns, closing_time, moment
 from perfwatch.domain.thresholds import in_force, is_alert
 from perfwatch.errors import EstimationError
-from perfwatch.services.ingestion import chunk_end
 from perfwatch.services.registry import Champion, cbpe_columns
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -23,6 +22,8 @@ from perfwatch.store.tables import ChunkEstimate, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from perfwatch.ml.cbpe import Estimate
 
 
 @dataclass
@@ -113,7 +114,7 @@ def _add_fresh(
     grouped = fresh.groupby(CHUNK_COLUMN)[model.timestamp_column]
     for (ns, count), last in zip(grouped.size().items(), grouped.max(), strict=True):
         start = moment(int(ns))
-        fresh_end = chunk_end(model.chunking, start, last)
+        fresh_end = chunk_end(model.chunking, start, last.value)
         end, rows = stored.get(start, (fresh_end, 0))
         stored[start] = (max(end, fresh_end), rows + int(count))
     latest = fresh[model.timestamp_column].max().floor("us").to_pydatetime()
@@ -142,7 +143,7 @@ def _chunk_rows(
 
 
 def _estimate_row(
-    model: ModelSettings, champion: Champion, estimate: Any, provisional: bool
+    model: ModelSettings, champion: Champion, estimate: "Estimate", provisional: bool
 ) -> dict[str, Any]:
     bar = champion.bars.get(estimate.metric)
     threshold = in_force(champion.threshold(model, estimate.metric), bar)

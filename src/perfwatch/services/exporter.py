@@ -6,11 +6,16 @@ between scrapes.
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from perfwatch.config import Settings
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client.core import GaugeMetricFamily, Metric
 from perfwatch.services.status import model_status, service_status
 
 
@@ -18,10 +23,10 @@ class StoreCollector:
     def __init__(self, engine: Engine, names: list[str]) -> None:
         self.engine, self.names = engine, names
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator["Metric"]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        def gauge(name: str, text: str, labels: tuple[str, ...] = ("model",)) -> Any:
+        def gauge(name: str, text: str, labels: tuple[str, ...] = ("model",)) -> GaugeMetricFamily:
             return GaugeMetricFamily(f"perfwatch_{name}", text, labels=list(labels))
 
         per_metric = ("model", "metric")
@@ -77,12 +82,12 @@ class StoreCollector:
         yield from (finished, champion, rows, quarantined, up, pending)
 
 
-def _add(family: Any, labels: list[str], value: float | None) -> None:
+def _add(family: "GaugeMetricFamily", labels: list[str], value: float | None) -> None:
     if value is not None:
         family.add_metric(labels, value)
 
 
-def serve_metrics(engine: Engine, settings: Settings, names: list[str]) -> Any:
+def serve_metrics(engine: Engine, settings: Settings, names: list[str]) -> "WSGIServer":
     """Start the endpoint on a background thread; return the server (to shut down)."""
     from prometheus_client import CollectorRegistry, start_http_server
 

@@ -14,7 +14,6 @@ loses nothing, and since batches are keyed by content hash, duplicates nothing.
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +22,12 @@ from sqlmodel import col
 
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking, RowChunks, chunk_ns, moment
+from perfwatch.domain.chunks import CHUNK_COLUMN, RowChunks, chunk_end, chunk_ns, moment
 from perfwatch.errors import PerfwatchError
+from perfwatch.files import in_data_dir
 from perfwatch.ingest import inbox
 from perfwatch.ingest.inbox import InboxFile
-from perfwatch.services.registry import Champion, in_data_dir
+from perfwatch.services.registry import Champion
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.segments import read_stored, segment_path, write_segment
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     from sqlmodel import Session
+
+    from perfwatch.ingest.contract import Finding
+    from perfwatch.ml.model import Skew
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class PendingBatches:
     prepared: "_Rows | None" = None
 
     @property
-    def skew(self) -> Any:
+    def skew(self) -> "Skew | None":
         """The served scores re-scored by the champion (ml.model.SkewCheck), if any came."""
         return self.prepared.skew if self.prepared is not None else None
 
@@ -78,14 +81,15 @@ def read_inbox(
     if not files:
         return PendingBatches()
     with transaction(engine) as session:
-        known = queries.known_batches(
+        known = queries.known_files(
             session=session,
+            kind=Batch,
             model_id=champion.version.model_id,
             content_hashes=[f.content_hash for f in files],
         )
     pending = PendingBatches(files=files, known=known, first_of=inbox.first_of_each(files, known))
 
-    def read(path: Path) -> Any:
+    def read(path: Path) -> "pa.Table":
         from perfwatch.ingest.rows import read_batch
 
         return read_batch(path, model=model)
@@ -138,10 +142,10 @@ class _Rows:
 
     rows: "pd.DataFrame"
     dropped: "pd.DataFrame"  # BATCH_COLUMN, CHUNK_COLUMN of rows dropped as repeated ids
-    findings: list[Any]
+    findings: list["Finding"]
     stored_path: str  # the segment, as the store records it (relative to data_dir)
     written: "Future[None]"
-    skew: Any = None  # ml.model.SkewCheck of the served scores, if any came
+    skew: "Skew | None" = None  # of the served scores, if any came
 
 
 def _prepare(
@@ -187,7 +191,7 @@ def _prepare(
         findings=soft_findings(
             rows, champion.contract, batch_column=BATCH_COLUMN, chunk_column=CHUNK_COLUMN
         ),
-        stored_path=in_data_dir(settings, segment),
+        stored_path=in_data_dir(settings.data_dir, segment),
         # converted here, encoded on the writer thread: Parquet encoding releases the GIL,
         # so the file is written on the other core while CBPE and the inserts run
         written=_write_in_background(segment, model, _segment_table(model, rows, hashes)),
@@ -197,10 +201,10 @@ def _prepare(
 
 def _check_skew(
     model: ModelSettings, champion: Champion, rows: "pd.DataFrame", *, served: "pd.Series"
-) -> Any:
-    """The skew check (ml.model.SkewCheck, None when no row came scored), or SkewFailed: a
-    side step never holds up storing and estimating the rows."""
-    from perfwatch.ml.model import check_skew
+) -> "Skew | None":
+    """The skew check (None when no row came scored), or SkewFailed: a side step never
+    holds up storing and estimating the rows."""
+    from perfwatch.ml.model import SkewFailed, check_skew
 
     try:
         return check_skew(
@@ -215,13 +219,6 @@ def _check_skew(
         log.exception("%s: the skew check failed", model.name)
         message = exc.message if isinstance(exc, PerfwatchError) else f"{type(exc).__name__}: {exc}"
         return SkewFailed(message)
-
-
-@dataclass(frozen=True)
-class SkewFailed:
-    """The champion could not re-score the served rows: the check, not the rows, failed."""
-
-    error: str
 
 
 def _drop_stored_ids(
@@ -249,14 +246,6 @@ def _drop_stored_ids(
         **{CHUNK_COLUMN: rows.loc[seen, model.id_column].map(where).to_numpy()}
     )
     return rows.loc[~seen].reset_index(drop=True), dropped
-
-
-def chunk_end(chunking: Chunking, start: datetime, last: Any) -> datetime:
-    """A chunk's end: its period's, or for a row chunk the second after its last row
-    (here: the last of the rows at hand; the store keeps the latest)."""
-    if isinstance(chunking, RowChunks):
-        return last.floor("s").to_pydatetime() + timedelta(seconds=1)
-    return chunking.end_of(start)
 
 
 def _segment_table(
@@ -343,7 +332,7 @@ def _record_chunks_and_findings(
             "batch_id": batch_ids[int(b)],
             "model_id": model_id,
             "chunk_start": moment(ns),
-            "chunk_end": chunk_end(model.chunking, moment(ns), lasts[(b, ns)]),
+            "chunk_end": chunk_end(model.chunking, moment(ns), lasts[(b, ns)].value),
             "rows": int(n),
         }
         for (b, ns), n in sizes.items()
@@ -378,8 +367,9 @@ def _record_chunks_and_findings(
         session.execute(insert(DataQualityFinding), records)
 
 
-def _settle(file: InboxFile, model: ModelSettings, decided: Any) -> FileOutcome:
-    """Move a file out of the inbox as its (committed) batch decided, and report it."""
+def _settle(file: InboxFile, model: ModelSettings, decided: inbox.Decided) -> FileOutcome:
+    """Move a file out of the inbox as its committed batch decided (itself, when it was
+    recorded this cycle), and report it."""
     status = file.status if decided is file else "duplicate"
     inbox.settle(file.path, model.inbox, decided)
     log_at = log.warning if status == "quarantined" else log.info

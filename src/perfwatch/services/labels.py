@@ -15,35 +15,48 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy import Engine
 
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod, RowChunks, chunk_ns, moment
+from perfwatch.domain.chunks import CHUNK_COLUMN, ChunkPeriod, RowChunks, moment
 from perfwatch.domain.durations import parse_duration
+from perfwatch.files import in_data_dir
 from perfwatch.ingest import inbox
 from perfwatch.ingest.inbox import InboxFile
-from perfwatch.services.registry import in_data_dir
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.segments import segment_path, stored_table, write_segment
+from perfwatch.store.segments import (
+    TARGET,
+    RecentRows,
+    recent_rows,
+    segment_path,
+    stored_labels,
+    write_segment,
+)
 from perfwatch.store.tables import Label, LabelChunk, LabelConflict, LabelFile
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    import pyarrow as pa
     from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 FILE_COLUMN = "__label_file"  # which file of the cycle a label came from (its position)
-TARGET = "__target"  # the label's 0/1 in segments, whatever the model calls its target
 
 
 @dataclass
 class LabelFileOutcome:
+    COUNTS: ClassVar[tuple[str, ...]] = (
+        "rows",
+        "stored",
+        "repeated",
+        "conflicts",
+        "held",
+    )  # as recorded
+
     file_name: str
     status: str  # ingested | quarantined | duplicate
     rows: int = 0
@@ -52,32 +65,6 @@ class LabelFileOutcome:
     conflicts: int = 0
     held: int = 0
     reason: str | None = None
-
-
-@dataclass
-class RecentRows:
-    """The rows stored within `label_window`: id, chunk and served figures, oldest chunk
-    first (an id stored in two chunks, a producer's retry days later, is labeled in its
-    first)."""
-
-    table: "pa.Table | None"
-    watermark: datetime | None
-
-    def locate(self, ids: "pa.Array | pa.ChunkedArray") -> "np.ndarray":
-        """Each id's row position in `table`, -1 where the row is not there."""
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        if self.table is None or not len(ids):
-            return np.full(len(ids), -1, dtype="int64")
-        found = pc.index_in(ids.cast(pa.large_string()), value_set=self.table["id"])
-        return np.asarray(found.fill_null(-1).to_numpy(), dtype="int64")
-
-    def figures(self, positions: "np.ndarray") -> "pd.DataFrame":
-        """The chunk and served figures of the rows at these (valid) positions."""
-        assert self.table is not None
-        return self.table.drop_columns(["id"]).take(positions).to_pandas()
 
 
 @dataclass
@@ -108,103 +95,15 @@ def ingest_labels(
         with transaction(engine) as session:  # the window's ids are read only if needed
             if not queries.held_labels(session=session, model_id=model_id):
                 return []
-    rows = recent_rows(engine, settings, model, model_id, also=new_chunks)
+    window = parse_duration(model.label_window)  # bounds the usual case's cost, not matching
+    rows = recent_rows(
+        engine, settings.data_dir, model_id, model.served_columns, window=window, also=new_chunks
+    )
     outcomes = _ingest_files(engine, settings, model, model_id, paths, rows) if paths else []
     matched = match_held_labels(engine, model, model_id, rows)
     if matched:
         log.info("%s: %d held labels found their rows", model.name, matched)
     return outcomes
-
-
-def recent_rows(
-    engine: Engine,
-    settings: Settings,
-    model: ModelSettings,
-    model_id: int,
-    *,
-    everything: bool = False,
-    also: frozenset[datetime] = frozenset(),
-) -> RecentRows:
-    """Read the rows stored within `label_window` of the newest data, and in the chunks
-    `also` names (those that received rows this cycle, however old: a backfill); every
-    stored row with `everything`. The window bounds the cost of the usual case, never
-    correctness."""
-    import pyarrow as pa
-
-    with transaction(engine) as session:
-        newest = queries.watermark(session=session, model_id=model_id)
-        if newest is None:
-            return RecentRows(None, None)
-        since = None if everything else newest - parse_duration(model.label_window)
-        starts = list(queries.chunk_row_counts(session=session, model_id=model_id, since=since))
-        starts += sorted(also - set(starts))
-        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
-    table = stored_table(
-        batches, served_columns(model), {chunk_ns(s) for s in starts}, settings.data_dir
-    ).sort_by(CHUNK_COLUMN)
-    ids = table[model.id_column].cast(pa.large_string())
-    return RecentRows(table.drop_columns([model.id_column]).append_column("id", ids), newest)
-
-
-def served_columns(model: ModelSettings) -> list[str]:
-    """What a label carries of its row: the row's id, time and served figures."""
-    return [model.id_column, model.timestamp_column, model.score_column, model.prediction_column]
-
-
-def stored_labels(
-    engine: Engine, settings: Settings, model: ModelSettings, model_id: int, starts: list[datetime]
-) -> "pd.DataFrame":
-    """The labels of these chunks: `id`, TARGET, the chunk and the row's served figures."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    with transaction(engine) as session:
-        files = queries.label_files_in_chunks(
-            session=session, model_id=model_id, chunk_starts=starts
-        )
-        matched_later = queries.matched_labels(
-            session=session, model_id=model_id, chunk_starts=starts
-        )
-    columns = ["id", TARGET, CHUNK_COLUMN, *served_columns(model)[1:]]
-    filters = [(CHUNK_COLUMN, "in", sorted(chunk_ns(s) for s in starts))]
-    paths = sorted({settings.data_dir / f.stored_path for f in files if f.stored_path})
-    parts = [pq.read_table(path, columns=columns, filters=filters).to_pandas() for path in paths]
-    if matched_later:
-        later = pd.DataFrame(
-            [
-                (m.row_id, m.target, chunk_ns(m.chunk_start), m.row_time, m.score, m.prediction)
-                for m in matched_later
-                if m.chunk_start is not None
-            ],
-            columns=columns,
-        )
-        parts.append(later.astype({model.timestamp_column: "datetime64[ns, UTC]"}))
-    if not parts:
-        return pd.DataFrame({c: [] for c in columns})
-    return pd.concat(parts, ignore_index=True)
-
-
-def labeled_stored_rows(
-    engine: Engine,
-    settings: Settings,
-    model: ModelSettings,
-    model_id: int,
-    starts: list[datetime],
-    columns: list[str],
-) -> "pd.DataFrame":
-    """The stored rows of these chunks that have a label: the id, `columns` and the chunk
-    of each row, with its label under the model's target name."""
-    with transaction(engine) as session:
-        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
-    labels = stored_labels(engine, settings, model, model_id, starts)
-    rows = stored_table(
-        batches, [model.id_column, *columns], {chunk_ns(s) for s in starts}, settings.data_dir
-    ).to_pandas()
-    named = {"id": model.id_column, TARGET: model.target}
-    return rows.merge(
-        labels[["id", TARGET, CHUNK_COLUMN]].rename(columns=named),
-        on=[model.id_column, CHUNK_COLUMN],
-    )
 
 
 def _ingest_files(
@@ -219,8 +118,11 @@ def _ingest_files(
 
     files = inbox.hashed(paths)
     with transaction(engine) as session:
-        known = queries.known_label_files(
-            session=session, model_id=model_id, content_hashes=[f.content_hash for f in files]
+        known = queries.known_files(
+            session=session,
+            kind=LabelFile,
+            model_id=model_id,
+            content_hashes=[f.content_hash for f in files],
         )
     first_of = inbox.first_of_each(files, known)
     for file in first_of.values():
@@ -267,7 +169,7 @@ def _plan(
     unique_ids = combined["id"].filter(pa.array(first))
     positions = rows.locate(unique_ids)
     if (positions < 0).any():  # rows older than the window (a backfill), or not stored yet
-        rows = recent_rows(engine, settings, model, model_id, everything=True)
+        rows = recent_rows(engine, settings.data_dir, model_id, model.served_columns, window=None)
         positions = rows.locate(unique_ids)
     found = positions >= 0
     unique = pd.concat(
@@ -316,7 +218,7 @@ def _figures(
     import pandas as pd
 
     if not found.any():
-        columns = [CHUNK_COLUMN, *served_columns(model)[1:]]
+        columns = [CHUNK_COLUMN, *model.served_columns[1:]]
         return pd.DataFrame({c: [float("nan")] * len(positions) for c in columns})
     located = rows.figures(positions[found])
     located.index = found.nonzero()[0]
@@ -329,7 +231,7 @@ def _labels_in_force(
     """row id -> target of the labels already stored in these chunks, or held."""
     import pandas as pd
 
-    stored = stored_labels(engine, settings, model, model_id, chunks)
+    stored = stored_labels(engine, settings.data_dir, model_id, chunks, model.served_columns)
     with transaction(engine) as session:
         held = queries.held_targets(session=session, model_id=model_id)
     return pd.concat([stored.set_index("id")[TARGET], pd.Series(held, dtype="int64")]).astype(
@@ -388,7 +290,7 @@ def _record_plan(
     if len(matched):
         segment = _write_segment(settings, model, matched, ids, [f.content_hash for f in accepted])
         for record in accepted:
-            record.stored_path = in_data_dir(settings, segment)
+            record.stored_path = in_data_dir(settings.data_dir, segment)
     per_file_chunk = matched.groupby([FILE_COLUMN, CHUNK_COLUMN]).size()
     session.add_all(
         LabelChunk(label_file_id=ids[f], model_id=model_id, chunk_start=moment(ns), rows=int(n))
@@ -451,7 +353,7 @@ def _write_segment(
     import pyarrow as pa
 
     target = segment_path(settings.data_dir, "labels", model.name, content_hashes)
-    columns = ["id", TARGET, CHUNK_COLUMN, *served_columns(model)[1:]]
+    columns = ["id", TARGET, CHUNK_COLUMN, *model.served_columns[1:]]
     frame = matched[columns].assign(label_file_id=[file_ids[f] for f in matched[FILE_COLUMN]])
     if model.label_time_column in matched.columns:
         frame[model.label_time_column] = matched[model.label_time_column]
@@ -527,13 +429,5 @@ def _settle(
         log.warning("%s: quarantined label file %s: %s", model.name, file.path.name, decided.reason)
     else:
         log.info("%s: ingested label file %s", model.name, file.path.name)
-    return LabelFileOutcome(
-        file.path.name,
-        decided.status,
-        rows=decided.rows,
-        stored=decided.stored,
-        repeated=decided.repeated,
-        conflicts=decided.conflicts,
-        held=decided.held,
-        reason=decided.reason,
-    )
+    counts = {name: getattr(decided, name) for name in LabelFileOutcome.COUNTS}
+    return LabelFileOutcome(file.path.name, decided.status, reason=decided.reason, **counts)

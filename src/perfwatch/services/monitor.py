@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -23,6 +23,7 @@ from perfwatch.domain.chunks import CHUNK_COLUMN, moment
 from perfwatch.domain.durations import format_duration
 from perfwatch.domain.retrain import Decision
 from perfwatch.errors import ConfigError, PerfwatchError
+from perfwatch.ml.model import Skew, SkewFailed
 from perfwatch.services.alerts import AlertChanges, FilesSeen, update_alerts
 from perfwatch.services.drift import measure_drift
 from perfwatch.services.estimates import plan_estimates, store_estimates
@@ -37,7 +38,7 @@ from perfwatch.services.registry import (
     ensure_initial_version,
     load_champion,
 )
-from perfwatch.services.retrain import evaluate
+from perfwatch.services.retrain_policy import evaluate
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import Cycle, utcnow
@@ -60,7 +61,7 @@ class CycleReport:
     chunks_drift: int = 0  # complete chunks whose feature drift was measured
     drift_failure: str | None = None  # why feature drift could not be measured
     drift_measured: bool = False  # the drift step ran to its end
-    skew: Any = None  # ml.model.SkewCheck of this cycle's served scores, or SkewFailed
+    skew: "Skew | None" = None  # of this cycle's served scores
     retrain: Decision | None = None  # the retrain policy after this cycle
     alerts: AlertChanges = field(default_factory=lambda: AlertChanges([], []))
     timings: dict[str, float] = field(default_factory=dict)
@@ -238,7 +239,7 @@ def _finish(engine: Engine, cycle: Cycle, report: CycleReport) -> None:
         cycle.quarantined = sum(1 for f in report.files if f.status == "quarantined")
         cycle.rows, cycle.chunks_estimated = report.rows, report.chunks_estimated
         cycle.labels = sum(f.stored for f in report.label_files)
-        if getattr(report.skew, "error", None):
+        if isinstance(report.skew, SkewFailed):
             cycle.skew_error = report.skew.error
         elif report.skew is not None:
             cycle.skew_checked, cycle.skew_mismatched = report.skew.checked, report.skew.mismatched

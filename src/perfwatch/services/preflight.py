@@ -10,10 +10,14 @@ problem comes with its fix; nothing is written.
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfwatch.config import ModelSettings
 from perfwatch.errors import BatchRejected, PerfwatchError
+
+if TYPE_CHECKING:
+    from perfwatch.ingest.contract import Contract
+    from perfwatch.ml.inputs import ModelInputs
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ def preflight(model: ModelSettings, sample: Path | None = None) -> Preflight:
         classifier, contract, inputs = _model_and_reference(model, result)
         if model.training_data is not None and model.training_data.is_file():
             _training_data(model, result)
-        if sample is not None and classifier is not None:
+        if sample is not None and contract is not None and inputs is not None:
             _sample(model, sample, classifier, contract, inputs, result)
     return result
 
@@ -89,7 +93,9 @@ def _files(model: ModelSettings, result: Preflight) -> bool:
     )
 
 
-def _model_and_reference(model: ModelSettings, result: Preflight) -> tuple[Any, Any, Any]:
+def _model_and_reference(
+    model: ModelSettings, result: Preflight
+) -> tuple[Any, "Contract | None", "ModelInputs | None"]:
     from perfwatch.services.registry import load_candidate
 
     assert model.initial_model is not None and model.reference is not None
@@ -139,8 +145,8 @@ def _sample(
     model: ModelSettings,
     sample: Path,
     classifier: Any,
-    contract: Any,
-    inputs: Any,
+    contract: "Contract",
+    inputs: "ModelInputs",
     result: Preflight,
 ) -> None:
     """A production file as the inbox would take it: hard rules, soft findings, scoring."""

@@ -116,9 +116,9 @@ def _labeled_rows(
 ) -> "pd.DataFrame":
     """The labels of these chunks, each with its row's time and served figures (label
     segments carry them: no join with the stored rows is needed)."""
-    from perfwatch.services.labels import TARGET, stored_labels
+    from perfwatch.store.segments import TARGET, stored_labels
 
-    labels = stored_labels(engine, settings, model, model_id, starts)
+    labels = stored_labels(engine, settings.data_dir, model_id, starts, model.served_columns)
     labels = labels.rename(columns={"id": model.id_column, TARGET: model.target})
     return labels.astype({model.target: "float64", CHUNK_COLUMN: "int64"})
 
@@ -232,7 +232,7 @@ def _add_impacts(
     model: ModelSettings,
     champion: Champion,
     rows: "pd.DataFrame",
-    stored: dict[Any, ChunkRealized],
+    stored: dict[tuple[datetime, str], ChunkRealized],
 ) -> None:
     """The concept change's own impact, for out-of-band chunks whose labels are at hand."""
     from perfwatch.ml.concept import concept_impact

@@ -16,7 +16,14 @@ from sqlalchemy import Engine
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.thresholds import ReferencePerformance, threshold_for
 from perfwatch.errors import ConfigError, PerfwatchError
-from perfwatch.files import atomic_path, copy_atomically, sha256_file, verify, write_atomically
+from perfwatch.files import (
+    atomic_path,
+    copy_atomically,
+    in_data_dir,
+    sha256_file,
+    verify,
+    write_atomically,
+)
 from perfwatch.ingest.contract import Contract
 from perfwatch.ml.inputs import ModelInputs
 from perfwatch.store import queries
@@ -25,6 +32,8 @@ from perfwatch.store.tables import ModelVersion, ReferenceMetric
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from perfwatch.ml.cbpe import Columns
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +73,6 @@ class Champion:
 
 def model_dir(settings: Settings, name: str) -> Path:
     return settings.data_dir / "models" / name
-
-
-def in_data_dir(settings: Settings, path: Path) -> str:
-    """How the store records a file under data_dir: relative to it, so the folder can move."""
-    return path.relative_to(settings.data_dir).as_posix()
 
 
 def register_version(
@@ -122,13 +126,13 @@ def register_version(
             version=number,
             status="champion" if champion else "candidate",
             source=source,
-            artifact_path=in_data_dir(settings, folder / "model.joblib"),
+            artifact_path=in_data_dir(settings.data_dir, folder / "model.joblib"),
             artifact_sha256=sha256_file(folder / "model.joblib"),
-            reference_path=in_data_dir(settings, folder / "reference.parquet"),
+            reference_path=in_data_dir(settings.data_dir, folder / "reference.parquet"),
             reference_sha256=sha256_file(folder / "reference.parquet"),
             training_path=str(training_data) if training_data else None,
             training_sha256=sha256_file(training_data) if training_data else None,
-            estimator_path=in_data_dir(settings, folder / "cbpe.pkl"),
+            estimator_path=in_data_dir(settings.data_dir, folder / "cbpe.pkl"),
             estimator_sha256=sha256_file(folder / "cbpe.pkl"),
             contract=contract.to_json(),
             inputs=inputs.to_json(),
@@ -285,7 +289,7 @@ def threshold_of(
     )
 
 
-def cbpe_columns(model: ModelSettings) -> Any:
+def cbpe_columns(model: ModelSettings) -> "Columns":
     from perfwatch.ml.cbpe import Columns
 
     return Columns(

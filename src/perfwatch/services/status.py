@@ -205,32 +205,30 @@ def _trend(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float | None]
     }
 
 
-def _realized(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not rows:
-        return None
-    first = rows[0]
+def _chunk(
+    per_metric: list[dict[str, Any]], figures: tuple[str, ...], **about: Any
+) -> dict[str, Any]:
+    """A chunk's span, what else is said `about` it and, per metric, these figures of it
+    (and whether it is under the bar), from its rows (one per metric)."""
+    first = per_metric[0]
     return {
         "chunk_start": iso(first["chunk_start"]),
         "chunk_end": iso(first["chunk_end"]),
-        "label_coverage": first["coverage"],
-        "labeled_rows": first["labeled_rows"],
+        **about,
         "metrics": {
-            r["metric"]: {
-                key: r[key]
-                for key in (
-                    "value",
-                    "estimated",
-                    "out_of_band",
-                    "concept_drift",
-                    "magnitude",
-                    "impact",
-                    "bar",
-                )
-            }
+            r["metric"]: {key: r[key] for key in figures}
             | {"under_bar": under_bar(r["value"], r["bar"])}
-            for r in rows
+            for r in per_metric
         },
     }
+
+
+def _realized(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not rows:
+        return None
+    figures = ("value", "estimated", "out_of_band", "concept_drift", "magnitude", "impact", "bar")
+    coverage, labeled = rows[0]["coverage"], rows[0]["labeled_rows"]
+    return _chunk(rows, figures, label_coverage=coverage, labeled_rows=labeled)
 
 
 def _drift(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -261,18 +259,14 @@ def _estimate(rows: list[dict[str, Any]], numbers: dict[int, int]) -> dict[str, 
     if not rows:
         return None
     first = rows[0]
-    return {
-        "chunk_start": iso(first["chunk_start"]),
-        "chunk_end": iso(first["chunk_end"]),
-        "provisional": first["provisional"],
-        "rows": first["rows"],
-        "model_version": numbers.get(first["version_id"]),
-        "metrics": {
-            r["metric"]: {key: r[key] for key in ("value", "lower", "upper", "threshold", "alert")}
-            | {"bar": r["bar"], "under_bar": under_bar(r["value"], r["bar"])}
-            for r in rows
-        },
-    }
+    figures = ("value", "lower", "upper", "threshold", "alert", "bar")
+    return _chunk(
+        rows,
+        figures,
+        provisional=first["provisional"],
+        rows=first["rows"],
+        model_version=numbers.get(first["version_id"]),
+    )
 
 
 def history(engine: Engine, name: str, metric: str | None = None) -> list[dict[str, Any]]:

@@ -5,9 +5,9 @@ Kept free of pandas and nannyml so `perfwatch status` stays fast.
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import case, func, or_
+from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, SQLModel, col, select
 
 from perfwatch.domain.chunks import chunk_ns
@@ -34,6 +34,9 @@ from perfwatch.store.tables import (
     WebhookTarget,
     utcnow,
 )
+
+Recorded = TypeVar("Recorded", Batch, LabelFile)  # a file from an inbox, as recorded
+Measured = TypeVar("Measured", ChunkDrift, ChunkRealized)  # a figure of a chunk
 
 
 def _dialect_insert(session: Session) -> Any:
@@ -117,28 +120,38 @@ def bar_version(*, session: Session, model_id: int) -> ModelVersion | None:
 # -- batches ------------------------------------------------------------------------------
 
 
-def known_batches(
-    *, session: Session, model_id: int, content_hashes: Sequence[str]
-) -> dict[str, Batch]:
-    """content hash -> batch, for the hashes already recorded (ingested or quarantined)."""
+def known_files(
+    *, session: Session, kind: type[Recorded], model_id: int, content_hashes: Sequence[str]
+) -> dict[str, Recorded]:
+    """content hash -> the batch or label file (`kind`), for the hashes already recorded
+    (ingested or quarantined)."""
     rows = session.exec(
-        select(Batch).where(Batch.model_id == model_id, col(Batch.content_hash).in_(content_hashes))
+        select(kind).where(kind.model_id == model_id, col(kind.content_hash).in_(content_hashes))
     )
-    return {batch.content_hash: batch for batch in rows}
+    return {record.content_hash: record for record in rows}
 
 
 def batches_in_chunks(
     *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
 ) -> Sequence[Batch]:
     """The ingested batches holding rows of any of these chunks."""
+    return _files_in_chunks(session, Batch, BatchChunk.batch_id, model_id, chunk_starts)
+
+
+def _files_in_chunks(
+    session: Session,
+    kind: type[Recorded],
+    link: Any,
+    model_id: int,
+    chunk_starts: Sequence[datetime],
+) -> Sequence[Recorded]:
+    """The batches or label files (`kind`) that `link` (the file's column of its chunk
+    map) ties to any of these chunks, in the order they were recorded."""
     if not chunk_starts:
         return []
-    batch_ids = select(BatchChunk.batch_id).where(
-        BatchChunk.model_id == model_id, col(BatchChunk.chunk_start).in_(chunk_starts)
-    )
-    return session.exec(
-        select(Batch).where(col(Batch.id).in_(batch_ids)).order_by(col(Batch.id))
-    ).all()
+    chunks = link.class_
+    ids = select(link).where(chunks.model_id == model_id, col(chunks.chunk_start).in_(chunk_starts))
+    return session.exec(select(kind).where(col(kind.id).in_(ids)).order_by(col(kind.id))).all()
 
 
 def chunk_row_counts(
@@ -194,28 +207,11 @@ def watermark(*, session: Session, model_id: int) -> datetime | None:
 # -- labels -------------------------------------------------------------------------------
 
 
-def known_label_files(
-    *, session: Session, model_id: int, content_hashes: Sequence[str]
-) -> dict[str, LabelFile]:
-    """content hash -> label file, for the hashes already recorded."""
-    rows = session.exec(
-        select(LabelFile).where(
-            LabelFile.model_id == model_id, col(LabelFile.content_hash).in_(content_hashes)
-        )
-    )
-    return {f.content_hash: f for f in rows}
-
-
 def label_files_in_chunks(
     *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
 ) -> Sequence[LabelFile]:
     """The ingested label files whose segments hold labels of any of these chunks."""
-    if not chunk_starts:
-        return []
-    file_ids = select(LabelChunk.label_file_id).where(
-        LabelChunk.model_id == model_id, col(LabelChunk.chunk_start).in_(chunk_starts)
-    )
-    return session.exec(select(LabelFile).where(col(LabelFile.id).in_(file_ids))).all()
+    return _files_in_chunks(session, LabelFile, LabelChunk.label_file_id, model_id, chunk_starts)
 
 
 def held_targets(*, session: Session, model_id: int) -> dict[str, int]:
@@ -405,21 +401,37 @@ def drift_since(*, session: Session, version_id: int, since: datetime) -> list[C
     return list(session.exec(query))
 
 
-def recent_drift(*, session: Session, version_id: int, chunks: int) -> list[ChunkDrift]:
-    """The drift figures of the newest `chunks` measured chunks, oldest first."""
-    starts = session.exec(
-        select(ChunkDrift.chunk_start)
-        .where(ChunkDrift.version_id == version_id)
-        .group_by(col(ChunkDrift.chunk_start))
-        .order_by(col(ChunkDrift.chunk_start).desc())
-        .limit(chunks)
+def _newest_starts(
+    session: Session,
+    table: type[ChunkDrift] | type[ChunkRealized] | type[ChunkEstimate],
+    where: Any,
+    chunks: int,
+) -> Sequence[datetime]:
+    """The newest `chunks` chunk starts among a table's rows that match `where`."""
+    start = col(table.chunk_start)
+    return session.exec(
+        select(start).where(where).group_by(start).order_by(start.desc()).limit(chunks)
     ).all()
+
+
+def _in_newest_chunks(
+    session: Session, table: type[Measured], where: Any, chunks: int, then: Any
+) -> list[Measured]:
+    """A table's rows that match `where` in its newest `chunks` chunks, by chunk, then by
+    `then` (a column)."""
+    starts = _newest_starts(session, table, where, chunks)
     query = (
-        select(ChunkDrift)
-        .where(ChunkDrift.version_id == version_id, col(ChunkDrift.chunk_start).in_(starts))
-        .order_by(col(ChunkDrift.chunk_start), col(ChunkDrift.feature))
+        select(table)
+        .where(where, col(table.chunk_start).in_(starts))
+        .order_by(col(table.chunk_start), col(then))
     )
     return list(session.exec(query))
+
+
+def recent_drift(*, session: Session, version_id: int, chunks: int) -> list[ChunkDrift]:
+    """The drift figures of the newest `chunks` measured chunks, oldest first."""
+    of_version = col(ChunkDrift.version_id) == version_id
+    return _in_newest_chunks(session, ChunkDrift, of_version, chunks, ChunkDrift.feature)
 
 
 # -- cycles -------------------------------------------------------------------------------
@@ -450,32 +462,18 @@ def recent_complete_estimates(
 ) -> list[ChunkEstimate]:
     """The estimates of the newest `chunks` complete chunks, by the newest version of each,
     oldest chunk first."""
-    starts = session.exec(
-        select(ChunkEstimate.chunk_start)
-        .where(ChunkEstimate.model_id == model_id, col(ChunkEstimate.provisional).is_(False))
-        .group_by(col(ChunkEstimate.chunk_start))
-        .order_by(col(ChunkEstimate.chunk_start).desc())
-        .limit(chunks)
-    ).all()
+    complete = and_(
+        col(ChunkEstimate.model_id) == model_id, col(ChunkEstimate.provisional).is_(False)
+    )
+    starts = _newest_starts(session, ChunkEstimate, complete, chunks)
     newest = estimates_of_chunks(session=session, model_id=model_id, chunk_starts=list(starts))
     return sorted(newest.values(), key=lambda e: (e.chunk_start, e.metric))
 
 
 def recent_realized(*, session: Session, model_id: int, chunks: int) -> list[ChunkRealized]:
     """The realized rows of the newest `chunks` judged chunks, oldest first."""
-    starts = session.exec(
-        select(ChunkRealized.chunk_start)
-        .where(ChunkRealized.model_id == model_id)
-        .group_by(col(ChunkRealized.chunk_start))
-        .order_by(col(ChunkRealized.chunk_start).desc())
-        .limit(chunks)
-    ).all()
-    query = (
-        select(ChunkRealized)
-        .where(ChunkRealized.model_id == model_id, col(ChunkRealized.chunk_start).in_(starts))
-        .order_by(col(ChunkRealized.chunk_start), col(ChunkRealized.metric))
-    )
-    return list(session.exec(query))
+    of_model = col(ChunkRealized.model_id) == model_id
+    return _in_newest_chunks(session, ChunkRealized, of_model, chunks, ChunkRealized.metric)
 
 
 def findings_per_column(

@@ -453,12 +453,14 @@ def latest_drift(connection: Connection, model_id: int) -> list[Row]:
 
 
 def latest_retrain_decision(connection: Connection, model_id: int) -> Row | None:
+    return _newest(connection, retrain_decision, model_id)
+
+
+def _newest(connection: Connection, table: Any, model_id: int) -> Row | None:
+    """The model's newest row of a table (the highest id)."""
     row = (
         connection.execute(
-            select(retrain_decision)
-            .where(retrain_decision.c.model_id == model_id)
-            .order_by(retrain_decision.c.id.desc())
-            .limit(1)
+            select(table).where(table.c.model_id == model_id).order_by(table.c.id.desc()).limit(1)
         )
         .mappings()
         .first()
@@ -471,17 +473,7 @@ def retrain_runs(connection: Connection, model_id: int) -> tuple[int, Row | None
     count = connection.execute(
         select(func.count()).where(retrain_run.c.model_id == model_id)
     ).scalar_one()
-    newest = (
-        connection.execute(
-            select(retrain_run)
-            .where(retrain_run.c.model_id == model_id)
-            .order_by(retrain_run.c.id.desc())
-            .limit(1)
-        )
-        .mappings()
-        .first()
-    )
-    return int(count), dict(newest) if newest else None
+    return int(count), _newest(connection, retrain_run, model_id)
 
 
 def daemon(connection: Connection) -> Row | None:

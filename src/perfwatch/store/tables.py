@@ -25,6 +25,25 @@ def _stamp() -> Any:
     return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+def _keys(index: str, *unique: str) -> tuple[UniqueConstraint, Index]:
+    """A chunk row's unique key, and the index by model and chunk that reads of a model's
+    chunks use."""
+    return UniqueConstraint(*unique), Index(index, "model_id", "chunk_start")
+
+
+class _OfModel(SQLModel):
+    """A row of a model's history: its own id, and its model's."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="model.id")
+
+
+class _OfChunk(_OfModel):
+    """A row of a model's history about one chunk (known by its start)."""
+
+    chunk_start: datetime = _when()
+
+
 class Model(SQLModel, table=True):
     """One monitored use case, declared in the config."""
 
@@ -75,53 +94,49 @@ class ReferenceMetric(SQLModel, table=True):
     band_upper: float | None = None
 
 
-class Batch(SQLModel, table=True):
-    """One production file: ingested (rows stored under data_dir) or quarantined."""
+class _InboxFile(SQLModel):
+    """A file from an inbox, recorded once (by content): ingested or quarantined, and why;
+    a file is moved out of its inbox only once this record is committed."""
 
-    __tablename__ = "batch"
-    __table_args__ = (UniqueConstraint("model_id", "content_hash"),)
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="model.id", index=True)
     file_name: str
     content_hash: str
     status: str  # ingested | quarantined
-    reason: str | None = Field(default=None, sa_column=Column(Text))
+    reason: str | None = Field(default=None, sa_type=Text)
     rows: int = 0
-    rows_dropped: int = 0  # duplicated ids, not stored
-    data_start: datetime | None = _when(nullable=True)
-    data_end: datetime | None = _when(nullable=True)
-    stored_path: str | None = None
+    stored_path: str | None = None  # the Parquet segment holding what it brought
     ingested_at: datetime = _stamp()
 
 
-class BatchChunk(SQLModel, table=True):
+class Batch(_InboxFile, table=True):
+    """One production file: ingested (rows stored under data_dir) or quarantined."""
+
+    __tablename__ = "batch"
+    __table_args__ = (UniqueConstraint("model_id", "content_hash"),)
+    rows_dropped: int = 0  # duplicated ids, not stored
+    data_start: datetime | None = _when(nullable=True)
+    data_end: datetime | None = _when(nullable=True)
+
+
+class BatchChunk(_OfChunk, table=True):
     """How many of a batch's rows fall into a chunk: the map from chunks to stored files."""
 
     __tablename__ = "batch_chunk"
-    __table_args__ = (
-        UniqueConstraint("batch_id", "chunk_start"),
-        Index("ix_batch_chunk_model_chunk", "model_id", "chunk_start"),
-    )
-    id: int | None = Field(default=None, primary_key=True)
+    __table_args__ = _keys("ix_batch_chunk_model_chunk", "batch_id", "chunk_start")
     batch_id: int = Field(foreign_key="batch.id")
-    model_id: int = Field(foreign_key="model.id")
-    chunk_start: datetime = _when()
     chunk_end: datetime = _when()
     rows: int
 
 
-class ChunkEstimate(SQLModel, table=True):
+class ChunkEstimate(_OfChunk, table=True):
     """CBPE's estimate of one metric on one chunk, by one version."""
 
     __tablename__ = "chunk_estimate"
-    __table_args__ = (
-        UniqueConstraint("model_id", "version_id", "chunk_start", "metric"),
-        Index("ix_chunk_estimate_model_chunk", "model_id", "chunk_start"),
+    __table_args__ = _keys(
+        "ix_chunk_estimate_model_chunk", "model_id", "version_id", "chunk_start", "metric"
     )
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
     version_id: int = Field(foreign_key="model_version.id")
-    chunk_start: datetime = _when()
     chunk_end: datetime = _when()
     metric: str
     value: float
@@ -136,31 +151,23 @@ class ChunkEstimate(SQLModel, table=True):
     estimated_at: datetime = _stamp()
 
 
-class DataQualityFinding(SQLModel, table=True):
+class DataQualityFinding(_OfChunk, table=True):
     """A soft problem in a batch, counted per chunk and column (nulls, ranges, categories)."""
 
     __tablename__ = "data_quality_finding"
-    __table_args__ = (
-        UniqueConstraint("batch_id", "chunk_start", "column", "kind"),
-        Index("ix_finding_model_chunk", "model_id", "chunk_start"),
-    )
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
+    __table_args__ = _keys("ix_finding_model_chunk", "batch_id", "chunk_start", "column", "kind")
     batch_id: int = Field(foreign_key="batch.id")
-    chunk_start: datetime = _when()
     column: str
     kind: str  # null | out_of_range | unseen_category | duplicate_id
     count: int
     detail: str = ""
 
 
-class Cycle(SQLModel, table=True):
+class Cycle(_OfModel, table=True):
     """One monitoring cycle of one model: when, how much, and how it ended."""
 
     __tablename__ = "cycle"
     __table_args__ = (Index("ix_cycle_model_started", "model_id", "started_at"),)
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
     started_at: datetime = _stamp()
     finished_at: datetime | None = _when(nullable=True)
     status: str = "running"  # running | ok | failed | stopped (warm stop) | interrupted (killed)
@@ -178,54 +185,34 @@ class Cycle(SQLModel, table=True):
     timings: str | None = Field(default=None, sa_column=Column(Text))  # JSON: step -> seconds
 
 
-class LabelFile(SQLModel, table=True):
+class LabelFile(_InboxFile, table=True):
     """One delayed-label file: ingested (labels stored) or quarantined."""
 
     __tablename__ = "label_file"
     __table_args__ = (UniqueConstraint("model_id", "content_hash"),)
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id", index=True)
-    file_name: str
-    content_hash: str
-    status: str  # ingested | quarantined
-    reason: str | None = Field(default=None, sa_column=Column(Text))
-    rows: int = 0  # labels in the file
     stored: int = 0  # new labels stored
     repeated: int = 0  # the same label again (in the file or already stored): skipped
     conflicts: int = 0  # a different label for an id already labeled: recorded, not applied
     held: int = 0  # ids not seen yet when the file arrived
-    stored_path: str | None = None  # the Parquet segment holding its matched labels
-    ingested_at: datetime = _stamp()
 
 
-class LabelChunk(SQLModel, table=True):
+class LabelChunk(_OfChunk, table=True):
     """How many of a label file's labels fall into a chunk: the map from chunks to the
     label segments, as batch_chunk is for rows."""
 
     __tablename__ = "label_chunk"
-    __table_args__ = (
-        UniqueConstraint("label_file_id", "chunk_start"),
-        Index("ix_label_chunk_model_chunk", "model_id", "chunk_start"),
-    )
-    id: int | None = Field(default=None, primary_key=True)
+    __table_args__ = _keys("ix_label_chunk_model_chunk", "label_file_id", "chunk_start")
     label_file_id: int = Field(foreign_key="label_file.id")
-    model_id: int = Field(foreign_key="model.id")
-    chunk_start: datetime = _when()
     rows: int
 
 
-class Label(SQLModel, table=True):
+class Label(_OfModel, table=True):
     """A label whose row had not arrived with its file: held (no chunk) until the batch
     comes, then matched here. Labels matched on arrival live in their file's Parquet
     segment instead (a million SQL rows per cycle would cost more than the analysis)."""
 
     __tablename__ = "label"
-    __table_args__ = (
-        UniqueConstraint("model_id", "row_id"),
-        Index("ix_label_model_chunk", "model_id", "chunk_start"),
-    )
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
+    __table_args__ = _keys("ix_label_model_chunk", "model_id", "row_id")
     label_file_id: int = Field(foreign_key="label_file.id")
     row_id: str
     target: int
@@ -251,16 +238,13 @@ class LabelConflict(SQLModel, table=True):
     new_target: int
 
 
-class ChunkLabels(SQLModel, table=True):
+class ChunkLabels(_OfChunk, table=True):
     """A chunk's label coverage: `labeled` grows with every matched label in the same
     transaction; the other figures are those of the last realized computation, so a
     chunk whose figures differ from the live counts is due again (even after a crash)."""
 
     __tablename__ = "chunk_labels"
     __table_args__ = (UniqueConstraint("model_id", "chunk_start"),)
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
-    chunk_start: datetime = _when()
     chunk_end: datetime = _when()
     labeled: int = 0
     computed_labeled: int | None = None
@@ -270,15 +254,12 @@ class ChunkLabels(SQLModel, table=True):
     computed_at: datetime | None = _when(nullable=True)
 
 
-class ChunkRealized(SQLModel, table=True):
+class ChunkRealized(_OfChunk, table=True):
     """Realized performance of one metric on one mature, covered chunk, beside the estimate
     it is judged against, and the concept-drift verdict."""
 
     __tablename__ = "chunk_realized"
     __table_args__ = (UniqueConstraint("model_id", "chunk_start", "metric"),)
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
-    chunk_start: datetime = _when()
     chunk_end: datetime = _when()
     metric: str
     value: float
@@ -296,7 +277,7 @@ class ChunkRealized(SQLModel, table=True):
     computed_at: datetime = _stamp()
 
 
-class Alert(SQLModel, table=True):
+class Alert(_OfModel, table=True):
     """Something that needs a person: opened and closed by the cycle, never duplicated
     (at most one open alert per model, kind and subject)."""
 
@@ -313,8 +294,6 @@ class Alert(SQLModel, table=True):
         ),
         Index("ix_alert_model_opened", "model_id", "opened_at"),
     )
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
     kind: str  # performance | concept_drift | feature_drift | data_quality | skew
     subject: str  # the metric, feature or column it is about
     chunk_start: datetime | None = _when(nullable=True)  # the chunk that opened it
@@ -325,18 +304,14 @@ class Alert(SQLModel, table=True):
     closed_reason: str | None = None
 
 
-class ChunkDrift(SQLModel, table=True):
+class ChunkDrift(_OfChunk, table=True):
     """Drift of one feature (or of all, by PCA reconstruction) on one complete chunk."""
 
     __tablename__ = "chunk_drift"
-    __table_args__ = (
-        UniqueConstraint("model_id", "version_id", "chunk_start", "feature"),
-        Index("ix_chunk_drift_model_chunk", "model_id", "chunk_start"),
+    __table_args__ = _keys(
+        "ix_chunk_drift_model_chunk", "model_id", "version_id", "chunk_start", "feature"
     )
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
     version_id: int = Field(foreign_key="model_version.id")
-    chunk_start: datetime = _when()
     feature: str
     method: str  # jensen_shannon | reconstruction_error
     value: float
@@ -347,14 +322,12 @@ class ChunkDrift(SQLModel, table=True):
     computed_at: datetime = _stamp()
 
 
-class RetrainDecision(SQLModel, table=True):
+class RetrainDecision(_OfModel, table=True):
     """One evaluation of the retrain policy that mattered: a trigger, a skip and its
     reason, or the return to healthy (unchanged evaluations are not repeated)."""
 
     __tablename__ = "retrain_decision"
     __table_args__ = (Index("ix_retrain_decision_model", "model_id", "decided_at"),)
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
     version_id: int = Field(foreign_key="model_version.id")  # the champion it was about
     decided_at: datetime = _stamp()
     data_time: datetime = _when()  # the newest data when it was decided
@@ -364,13 +337,11 @@ class RetrainDecision(SQLModel, table=True):
     labeled_rows: int = 0  # labeled production rows in the window at the time
 
 
-class RetrainRun(SQLModel, table=True):
+class RetrainRun(_OfModel, table=True):
     """One retrain: why, on what exactly, how the gate judged it, and what came of it."""
 
     __tablename__ = "retrain_run"
     __table_args__ = (Index("ix_retrain_run_model", "model_id", "started_at"),)
-    id: int | None = Field(default=None, primary_key=True)
-    model_id: int = Field(foreign_key="model.id")
     parent_version_id: int = Field(foreign_key="model_version.id")
     version_id: int | None = Field(default=None, foreign_key="model_version.id")  # registered
     status: str = "running"  # running | finished | failed

@@ -6,8 +6,8 @@ import pandas as pd
 from sqlmodel import select
 
 from perfwatch.services.monitor import CycleReport, run_cycle
-from perfwatch.services.retrain import retrain_manifest
 from perfwatch.services.status import model_status
+from perfwatch.services.training_rows import retrain_manifest
 from perfwatch.simulate.fleet import TARGET
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import Batch, RetrainDecision

@@ -13,9 +13,9 @@ import pytest
 from sqlmodel import select
 
 from perfwatch.services.monitor import CycleReport, run_cycle
-from perfwatch.services.retrain import retrain_manifest
-from perfwatch.services.retraining import run_retrain
+from perfwatch.services.retrain_job import run_retrain
 from perfwatch.services.status import history, model_status
+from perfwatch.services.training_rows import retrain_manifest
 from perfwatch.simulate.fleet import TARGET
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -113,7 +113,7 @@ def test_a_promotion_never_lowers_the_threshold_below_the_bar(
         assert latest["value"] > own[2].band_lower
 
         # accepting the lower bar on purpose: recorded, and in force from the next cycle
-        from perfwatch.services.versions import rebaseline as accept_bar
+        from perfwatch.services.promotion import rebaseline as accept_bar
         from perfwatch.store.tables import Model
 
         assert accept_bar(engine, ws.settings().models[0]) == (1, 2)
@@ -183,7 +183,7 @@ def test_the_new_reference_is_the_newest_holdout_topped_up_to_a_bound(
 ) -> None:
     """Bounded, so CBPE's fit does not grow with every promotion: the newest held-out
     rows first, then the old reference's newest rows while there is room."""
-    import perfwatch.services.retrain as policy
+    import perfwatch.services.training_rows as policy
 
     ws = sqlite_workspace
     engine = ws.engine()

@@ -1,15 +1,13 @@
 """The retrain job: learn a challenger, judge it against the champion, promote or not.
 
-Training data = the champion's training set (refused if it changed on disk since
-registration) + the labeled production rows of the window, appended; when concept drift
-triggered it and `on_concept_drift = "sliding"`, the recent rows alone (the old concept
-would teach the old answers). The newest labeled chunks (`holdout` of the labeled rows,
-at most about HOLDOUT_ROWS) are held out: never trained on, they are what the gate judges
-both models on. A promotion registers the challenger with the rows the gate judged it on
-as its reference (topped up with the old reference's newest rows unless the concept changed),
-so CBPE, the validation contract and the thresholds are re-fitted: every later estimate
-is the new version's. Every run leaves a `retrain_run` row: trigger, policy, the exact
-batches and rows, the gate's figures.
+It learns from the rows services.training_rows selects (the champion's training set and
+the window's labeled production rows, the newest held out): never trained on, the
+held-out rows are what the gate judges both models on. A promotion registers the
+challenger with the rows the gate judged it on as its reference (topped up with the old
+reference's newest rows unless the concept changed), so CBPE, the validation contract
+and the thresholds are re-fitted: every later estimate is the new version's. Every run
+leaves a `retrain_run` row: trigger, policy, the exact batches and rows, the gate's
+figures.
 """
 
 import json
@@ -25,15 +23,15 @@ from sqlalchemy import Engine
 from perfwatch import logs, stopping
 from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
-from perfwatch.domain.durations import parse_duration
 from perfwatch.domain.retrain import Decision, GateRule, gate_verdict
 from perfwatch.errors import PerfwatchError
-from perfwatch.files import atomic_path, sha256_file, verify
+from perfwatch.files import atomic_path, sha256_file
 from perfwatch.ml.inputs import ModelInputs
-from perfwatch.services import retrain as policy
+from perfwatch.services import training_rows
 from perfwatch.services.lease import process_exists
 from perfwatch.services.registry import Champion, load_champion, model_dir, register_version
-from perfwatch.services.retrain import evaluate, is_sliding, not_learnt, split_holdout
+from perfwatch.services.retrain_policy import evaluate
+from perfwatch.services.training_rows import BATCH, TrainingRows, is_sliding, select_training_rows
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import ModelVersion, RetrainRun, utcnow
@@ -42,7 +40,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-BATCH = "__batch"  # the batch content hash of an appended row
 
 
 @dataclass(frozen=True)
@@ -146,13 +143,18 @@ def _train_and_judge(
 
     from perfwatch.ml.training import train_like
 
-    original = _training_set(champion.version, model)
-    production = _labeled_production(engine, settings, model, champion.version.model_id)
-    learn, holdout = split_holdout(model, production)
-    sliding = is_sliding(model, run.trigger)
-    if not sliding:
-        learn = not_learnt(model, original, learn)
-    frame = _training_frame(model, champion.inputs, [learn] if sliding else [original, learn])
+    rows = select_training_rows(
+        engine,
+        settings,
+        model,
+        champion.version,
+        sliding=is_sliding(model, run.trigger),
+        columns=[model.timestamp_column, *model.features],
+    )
+    if rows.problem is not None:
+        raise rows.problem
+    parts = [rows.learn] if rows.sliding else [rows.original, rows.learn]
+    frame = _training_frame(model, champion.inputs, parts)
     if shuffle_labels:
         frame[model.target] = frame[model.target].sample(frac=1.0, random_state=1).to_numpy()
     folder = model_dir(settings, model.name) / "retrains" / f"run-{run.id}"
@@ -173,12 +175,12 @@ def _train_and_judge(
     with atomic_path(folder / "train.parquet") as temporary:
         frame.to_parquet(temporary, index=False)
     models = {"champion": (champion.model, champion.inputs), "challenger": (challenger, inputs)}
-    judged = _scored(model, models, holdout)
+    judged = _scored(model, models, rows.holdout)
     gate = _gate(model, judged)
     if gate.champion:  # both scored: how would each do where no label has arrived yet?
-        unlabeled = _unlabeled_rows(engine, settings, model, champion.version.model_id, holdout)
+        unlabeled = _unlabeled_rows(engine, settings, model, champion.version, rows.holdout)
         gate = replace(gate, label_free=_label_free(model, models, judged, unlabeled))
-    manifest = _manifest(model, champion.version, original, learn, holdout, sliding)
+    manifest = _manifest(champion.version, rows)
     with transaction(engine) as session:
         run.manifest, run.gate = json.dumps(manifest, default=str), json.dumps(asdict(gate))
         run.artifact_path = str(artifact)
@@ -189,25 +191,9 @@ def _train_and_judge(
         _finish(engine, run, status="finished", decision="rejected")
         log.warning("%s: challenger rejected: %s", model.name, gate.reason)
         return
-    reference = _reference(model, champion, judged["challenger"], sliding)
+    reference = _reference(model, champion, judged["challenger"], rows.sliding)
     version = _register(settings, engine, model, artifact, reference, gate, inputs)
     _finish(engine, run, status="finished", decision=gate.decision, version_id=version.id)
-
-
-def _training_set(version: ModelVersion, model: ModelSettings) -> "pd.DataFrame":
-    """The version's training data, refused if the file changed since registration."""
-    import pandas as pd
-
-    if not version.training_path or not version.training_sha256:
-        raise PerfwatchError(
-            f"version {version.version} was registered without training data",
-            hint="register it again with --training-data, or set training_data in the config",
-        )
-    path = Path(version.training_path)
-    verify(path, version.training_sha256, "training data")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep=model.read.delimiter, decimal=model.read.decimal)
 
 
 def _training_frame(
@@ -235,36 +221,13 @@ def _training_frame(
     return frame
 
 
-def _labeled_production(
-    engine: Engine, settings: Settings, model: ModelSettings, model_id: int
-) -> "pd.DataFrame":
-    """The window's labeled production rows: features, target, chunk, batch hash."""
-    from perfwatch.ingest.rows import BATCH_COLUMN
-    from perfwatch.services.labels import labeled_stored_rows
-
-    with transaction(engine) as session:
-        now = queries.watermark(session=session, model_id=model_id)
-        assert now is not None
-        since = now - parse_duration(model.retrain.window)
-        starts = list(queries.chunk_row_counts(session=session, model_id=model_id, since=since))
-    columns = [model.timestamp_column, BATCH_COLUMN, *model.features]
-    labeled = labeled_stored_rows(engine, settings, model, model_id, starts, columns)
-    if labeled.empty:
-        raise PerfwatchError(
-            "no labeled production rows in the retrain window",
-            hint="labels have to arrive (labels_inbox) before a retrain can learn anything new",
-        )
-    labeled = labeled.rename(columns={BATCH_COLUMN: BATCH})
-    return labeled.astype({BATCH: "string", model.target: "int64"})
-
-
 def _scored(
     model: ModelSettings, models: dict[str, tuple[Any, ModelInputs]], holdout: "pd.DataFrame"
 ) -> dict[str, "pd.DataFrame"]:
     """The newest HOLDOUT_ROWS held-out rows, scored by each model (score and prediction)."""
     from perfwatch.ml.model import predict, score
 
-    rows = _newest(holdout, model, policy.HOLDOUT_ROWS)
+    rows = _newest(holdout, model, training_rows.HOLDOUT_ROWS)
     scored = {}
     for name, (classifier, inputs) in models.items():
         scores = score(classifier, rows, inputs)
@@ -296,7 +259,11 @@ def _gate(model: ModelSettings, judged: dict[str, "pd.DataFrame"]) -> Gate:
 
 
 def _unlabeled_rows(
-    engine: Engine, settings: Settings, model: ModelSettings, model_id: int, holdout: "pd.DataFrame"
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    version: ModelVersion,
+    holdout: "pd.DataFrame",
 ) -> "pd.DataFrame":
     """The newest rows after the last labeled chunk (at most HOLDOUT_ROWS)."""
     from perfwatch.domain.chunks import moment
@@ -306,15 +273,19 @@ def _unlabeled_rows(
     with transaction(engine) as session:
         starts = [
             s
-            for s in queries.chunk_row_counts(session=session, model_id=model_id, since=after)
+            for s in queries.chunk_row_counts(
+                session=session, model_id=version.model_id, since=after
+            )
             if s > after
         ]
-        batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
+        batches = queries.batches_in_chunks(
+            session=session, model_id=version.model_id, chunk_starts=starts
+        )
     if not starts:
         return holdout.iloc[:0]
     columns = [model.timestamp_column, *model.features]
     rows = read_stored(batches, columns, {chunk_ns(s) for s in starts}, settings.data_dir)
-    return _newest(rows, model, policy.HOLDOUT_ROWS)
+    return _newest(rows, model, training_rows.HOLDOUT_ROWS)
 
 
 def _label_free(
@@ -380,31 +351,27 @@ def _newest(rows: "pd.DataFrame", model: ModelSettings, limit: int) -> "pd.DataF
     return rows.nlargest(limit, model.timestamp_column)
 
 
-def _manifest(
-    model: ModelSettings,
-    version: ModelVersion,
-    original: "pd.DataFrame",
-    learn: "pd.DataFrame",
-    holdout: "pd.DataFrame",
-    sliding: bool,
-) -> dict[str, Any]:
+def _manifest(version: ModelVersion, rows: TrainingRows) -> dict[str, Any]:
     """Exactly what the challenger learnt from, and what judged it."""
-    appended = learn.groupby(BATCH).size()
+    appended = rows.learn.groupby(BATCH).size()
     return {
         "original": {
             "path": version.training_path,
             "sha256": version.training_sha256,
-            "rows": 0 if sliding else len(original),
+            "rows": 0 if rows.sliding else len(rows.original),
         },
-        "appended_rows": len(learn),
+        "appended_rows": len(rows.learn),
         "batches": [{"content_hash": h, "rows": int(n)} for h, n in sorted(appended.items())],
-        "window": _span(learn, model),
-        "holdout": {"rows": len(holdout), "chunks": int(holdout[CHUNK_COLUMN].nunique())},
-        "sliding": sliding,
+        "window": _span(rows.learn),
+        "holdout": {
+            "rows": len(rows.holdout),
+            "chunks": int(rows.holdout[CHUNK_COLUMN].nunique()),
+        },
+        "sliding": rows.sliding,
     }
 
 
-def _span(rows: "pd.DataFrame", model: ModelSettings) -> dict[str, str | None]:
+def _span(rows: "pd.DataFrame") -> dict[str, str | None]:
     from perfwatch.domain.chunks import moment
 
     if rows.empty:
@@ -427,7 +394,7 @@ def _reference(
     columns = [model.timestamp_column, *model.features, model.target]
     scored = [*columns, model.score_column, model.prediction_column]
     reference = judged[scored]
-    room = policy.HOLDOUT_ROWS - len(reference)
+    room = training_rows.HOLDOUT_ROWS - len(reference)
     if sliding or room <= 0:
         return reference
     earlier = _newest(champion.reference_rows[columns], model, room)
@@ -442,7 +409,7 @@ def _register(
     reference: "pd.DataFrame",
     gate: Gate,
     inputs: ModelInputs,
-) -> Any:
+) -> ModelVersion:
     """Register the challenger with its new reference, the data it learnt from as its
     training set."""
     folder = artifact.parent

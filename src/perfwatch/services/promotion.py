@@ -1,4 +1,6 @@
-"""A model's versions: the list with gate results, the lineage chain, promote and rollback.
+"""Which version serves and which sets the bar, chosen by hand: promote, rollback,
+rebaseline; and the versions listed with their gate results and lineage (registering
+and loading versions is services.registry's).
 
 Promoting swaps the champion: the version already carries its own reference set, CBPE
 estimator and contract (fitted when it was registered), so estimates from the next

@@ -1,0 +1,85 @@
+"""An inbox on its own: what waits, the first of each content, the check that accepts
+or quarantines, and the move out once recorded."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from perfwatch.errors import BatchRejected
+from perfwatch.ingest import inbox
+
+
+@dataclass
+class Record:
+    status: str
+    reason: str | None = None
+
+
+def drop(folder: Path, name: str, text: str = "id,x\n1,2\n") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_waiting_files_are_the_visible_batches_oldest_name_first(tmp_path: Path) -> None:
+    for name in ["b.csv", "a.parquet", ".c.csv", "notes.txt"]:
+        drop(tmp_path, name)
+    (tmp_path / "processed").mkdir()
+    assert [p.name for p in inbox.waiting(tmp_path)] == ["a.parquet", "b.csv"]
+    assert inbox.waiting(tmp_path / "absent") == inbox.waiting(None) == []
+
+
+def test_the_first_unrecorded_file_of_each_content_is_read(tmp_path: Path) -> None:
+    files = inbox.hashed(
+        [
+            drop(tmp_path, "1.csv"),
+            drop(tmp_path, "2.csv"),  # the same bytes again
+            drop(tmp_path, "3.csv", "id,x\n9,9\n"),
+            drop(tmp_path, "4.csv", "id,x\n5,5\n"),
+        ]
+    )
+    first = inbox.first_of_each(files, known=[files[3].content_hash])  # 4.csv seen before
+    assert [f.path.name for f in first.values()] == ["1.csv", "3.csv"]
+
+
+def test_a_check_accepts_or_quarantines_with_a_reason(tmp_path: Path) -> None:
+    def read(path: Path) -> str:
+        if "bad" in path.name:
+            raise BatchRejected("column 'x' holds text", hint="fix the producer")
+        if "odd" in path.name:
+            raise KeyError("surprise")
+        return "content"
+
+    good, bad, odd = inbox.hashed(drop(tmp_path, f"{n}.csv") for n in ["good", "bad", "odd"])
+    for file in (good, bad, odd):
+        inbox.check(file, read, "press")
+    assert (good.status, good.content) == ("ingested", "content")
+    assert (bad.status, bad.reason) == (
+        "quarantined",
+        "column 'x' holds text (hint: fix the producer)",
+    )
+    assert odd.status == "quarantined" and odd.reason is not None
+    assert "KeyError" in odd.reason and "odd.csv could not be checked" in odd.reason
+
+
+def test_settling_moves_the_file_and_keeps_the_reason_beside_it(tmp_path: Path) -> None:
+    moved = inbox.settle(drop(tmp_path, "ok.csv"), tmp_path, Record("ingested"))
+    assert moved == tmp_path / "processed" / "ok.csv" and moved.is_file()
+    quarantined = inbox.settle(drop(tmp_path, "bad.csv"), tmp_path, Record("quarantined", "why"))
+    assert quarantined.parent == tmp_path / "quarantine"
+    assert quarantined.with_name("bad.csv.reason.txt").read_text() == "why\n"
+    assert inbox.waiting(tmp_path) == []
+
+
+def test_a_file_settled_twice_under_one_name_keeps_both(tmp_path: Path) -> None:
+    first = inbox.settle(drop(tmp_path, "day.csv"), tmp_path, Record("ingested"))
+    second = inbox.settle(drop(tmp_path, "day.csv", "id,x\n3,3\n"), tmp_path, Record("ingested"))
+    assert first != second and first.read_text() != second.read_text()
+
+
+@pytest.mark.parametrize("status", ["ingested", "duplicate"])
+def test_anything_not_quarantined_goes_to_processed(tmp_path: Path, status: str) -> None:
+    moved = inbox.settle(drop(tmp_path, "f.csv"), tmp_path, Record(status))
+    assert moved.parent.name == "processed"
