@@ -12,10 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
 from tests.workspace import Workspace, build_artifacts
+
+# property tests: a quick look for people (`./dev test --fast`), a long one in CI
+hypothesis_settings.register_profile("dev", max_examples=25)
+hypothesis_settings.register_profile("ci", max_examples=300)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 POSTGRES = os.environ.get("PERFWATCH_TEST_POSTGRES")
 NO_POSTGRES = (

@@ -6,10 +6,12 @@ and `history --json`.
     ./dev story 90113c3 --days 20 --scenario concept_drift
 
 Each side runs the real CLI in a subprocess, the earlier one from a `git worktree` of
-that revision (its `src/` first on the path; migrations and the example config come from
-this checkout, so the script refuses a revision where they differ). What differs between
-two honest runs is masked: the workspace folder, wall-clock times (the store stamps
-when a cycle ran), and durations. Exit 0 when both stories are identical.
+that revision (its `src/` first on the path, its own migrations and example config).
+What differs between two honest runs is masked: the workspace folder, wall-clock times
+(the store stamps when a cycle ran), and durations. Numbers in the JSON documents are
+compared to `--tolerance` (default 0: to the last digit), so a change that computes the
+same figures another way (issue 14's arithmetic) can show it computes them to 1e-9.
+Exit 0 when both stories are the same.
 """
 
 import argparse
@@ -40,20 +42,20 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--scenario", default="heat_wave")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tolerance", type=float, default=0.0)
     args = parser.parse_args()
-    unchanged = ["migrations", "config/perfwatch.example.toml"]
-    if _git("diff", "--quiet", args.revision, "--", *unchanged, check=False).returncode:
-        print(f"{args.revision} has other migrations or example config: compare by hand")
-        return 2
     with tempfile.TemporaryDirectory(prefix="perfwatch-story-") as tmp:
         earlier = Path(tmp) / "earlier"
         _git("worktree", "add", "--detach", str(earlier), args.revision)
+        # the installed package maps these two to this checkout; the earlier revision's own
+        for package, folder in (("migrations", "migrations"), ("examples", "config")):
+            (earlier / "src" / "perfwatch" / package).symlink_to(earlier / folder)
         try:
             before = _story(earlier / "src", Path(tmp) / "before", args)
         finally:
             _git("worktree", "remove", "--force", str(earlier))
         after = _story(ROOT / "src", Path(tmp) / "after", args)
-    different = [name for name in before if before[name] != after[name]]
+    different = [name for name in before if not _same(before[name], after[name], args.tolerance)]
     for name in different:
         sys.stdout.writelines(
             difflib.unified_diff(
@@ -64,7 +66,8 @@ def main() -> int:
             )
         )
     summary = ", ".join(f"{name} ({len(text.splitlines())} lines)" for name, text in after.items())
-    print(f"{'DIFFERENT' if different else 'identical'}: {summary}")
+    same = f"the same (numbers to {args.tolerance:g})" if args.tolerance else "identical"
+    print(f"{'DIFFERENT' if different else same}: {summary}")
     return 1 if different else 0
 
 
@@ -91,6 +94,25 @@ def _story(src: Path, workspace: Path, args: argparse.Namespace) -> dict[str, st
         "status --json": _masked(_dumped(status), workspace),
         "history --json": _masked(_dumped(history), workspace),
     }
+
+
+def _same(before: str, after: str, tolerance: float) -> bool:
+    """Equal texts, or (with a tolerance) JSON documents equal but for numbers that differ
+    by at most `tolerance`."""
+    if before == after or not tolerance or not before.startswith(("{", "[")):
+        return before == after
+    return _close(json.loads(before), json.loads(after), tolerance)
+
+
+def _close(a: Any, b: Any, tolerance: float) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tolerance) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b, strict=True))
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
+        return abs(a - b) <= tolerance
+    return bool(a == b)
 
 
 def _perfwatch(src: Path, *arguments: str) -> str:

@@ -356,15 +356,31 @@ def test_killed_before_commit_loses_nothing(
 
 
 def test_the_estimator_is_fitted_once_and_refused_when_changed(sqlite_workspace: Workspace) -> None:
+    """Fitted at registration, its figures stored with the version and reused; the pickled
+    nannyml estimator behind them is refused, when it is needed again, if it changed."""
+    from perfwatch.store import queries
+    from perfwatch.store.db import transaction
+
     ws = sqlite_workspace
     ws.drop(one_day(0), "monday.parquet")
     assert cycle(ws).status == "ok"
+    engine = ws.engine()
+
+    def stored() -> str | None:
+        with transaction(engine) as session:
+            return queries.champion(session=session, model_id=1).fitted
+
     estimator = ws.root / "var" / "models" / "press" / "v1" / "cbpe.pkl"
-    fitted = (estimator.stat().st_mtime_ns, estimator.read_bytes())
+    fitted = (estimator.stat().st_mtime_ns, estimator.read_bytes(), stored())
     ws.drop(one_day(1, seed=6), "tuesday.parquet")
     assert cycle(ws).status == "ok"
-    assert (estimator.stat().st_mtime_ns, estimator.read_bytes()) == fitted, "reused, not refit"
+    now = (estimator.stat().st_mtime_ns, estimator.read_bytes(), stored())
+    assert now == fitted, "reused, not refit"
     estimator.write_bytes(fitted[1] + b"x")
+    with transaction(engine) as session:  # a version from before the figures were stored
+        version = queries.champion(session=session, model_id=1)
+        version.fitted = None
+        session.add(version)
     ws.drop(one_day(2, seed=7), "wednesday.parquet")
     report = cycle(ws)
     assert report.status == "failed" and "CBPE estimator" in report.error

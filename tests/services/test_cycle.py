@@ -6,6 +6,7 @@ from pathlib import Path
 import joblib
 import pandas as pd
 import pytest
+from sqlmodel import delete
 
 from perfwatch.files import sha256_file
 from perfwatch.services.monitor import run_cycle
@@ -13,6 +14,7 @@ from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import FEATURES, TARGET
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
+from perfwatch.store.tables import ChunkEstimate
 from tests.workspace import Workspace, production
 
 METRICS = ["roc_auc", "f1", "recall"]
@@ -223,3 +225,33 @@ def test_the_clock_closes_a_quiet_line_s_last_chunk_only_when_asked(
     assert later.chunks_estimated == (0 if complete_after is None else 1)
     judged = newest["realized"] is not None  # its labels are in: judged once it is closed
     assert judged is (complete_after is not None)
+
+
+def test_a_version_registered_before_its_figures_were_stored_gets_them_once(
+    sqlite_workspace: Workspace,
+) -> None:
+    """Stores migrated from before 0010 hold no fitted figures: the first cycle derives
+    them from the version's pickled nannyml estimator, keeps them, and estimates alike."""
+    from perfwatch.ml.chunk_metrics import Fitted
+
+    ws = sqlite_workspace
+    ws.drop_days(production(3))
+    engine = ws.engine()
+    cycle(ws, engine)
+    before = history(engine, "press")
+    with transaction(engine) as session:
+        version = queries.champion(session=session, model_id=1)
+        stored = version.fitted
+        version.fitted = None  # as 0010 leaves an older version
+        session.add(version)
+        session.exec(delete(ChunkEstimate))
+    ws.drop_days(production(1, start_day=3))
+    cycle(ws, engine)
+    with transaction(engine) as session:
+        again = queries.champion(session=session, model_id=1).fitted
+    assert again is not None and Fitted.from_json(again) == Fitted.from_json(stored)
+    after = {(r["chunk_start"], r["metric"]): r["estimated"] for r in history(engine, "press")}
+    for row in before:
+        assert after[(row["chunk_start"], row["metric"])] == pytest.approx(
+            row["estimated"], abs=1e-12
+        )

@@ -76,6 +76,7 @@ training_data = "train.parquet"
 """
 
 
+@pytest.mark.slow  # an oracle comparison on nannyml's bundled data (CI runs it)
 def test_a_bare_lightgbm_on_census_categories_matches_nannyml(
     tmp_path: Path, sqlite_url: str, census: dict[str, Any]
 ) -> None:

@@ -48,7 +48,7 @@ def plan_estimates(
     follows the new data, never the length of history. Chunks are found stale by
     comparing row counts, so a cycle that died midway is caught up by the next one.
     """
-    from perfwatch.ml import cbpe
+    from perfwatch.ml import chunk_metrics
 
     version = champion.version
     assert version.id is not None
@@ -70,8 +70,12 @@ def plan_estimates(
         return EstimatePlan()
     rows = _chunk_rows(engine, model, version.model_id, stale, fresh, champion.data_dir)
     plan = EstimatePlan()
-    estimates = cbpe.estimate(
-        champion.estimator, rows, columns=cbpe_columns(model), metrics=model.metrics
+    estimates = chunk_metrics.estimate(
+        champion.fitted,
+        rows,
+        columns=cbpe_columns(model),
+        metrics=model.metrics,
+        chunking=model.chunking,
     )
     for estimate in estimates:
         end, rows = stored[estimate.chunk_start]
@@ -96,7 +100,7 @@ def store_estimates(engine: Engine, plan: EstimatePlan) -> int:
         )
     if plan.broken:
         raise EstimationError(
-            f"nannyml returned NaN for {len(plan.broken)} complete chunk metric(s): "
+            f"CBPE gives NaN for {len(plan.broken)} complete chunk metric(s): "
             + ", ".join(plan.broken[:5]),
             hint="such chunks usually hold too few rows or a single predicted class; a longer"
             " chunk period helps",

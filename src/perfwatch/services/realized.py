@@ -20,7 +20,6 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time
 from perfwatch.domain.concept import Judged, verdicts
 from perfwatch.domain.durations import parse_duration
-from perfwatch.recent import Recent
 from perfwatch.services.registry import Champion, cbpe_columns
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
 log = logging.getLogger(__name__)
-# (version id, reference sha256) -> the fitted PerformanceCalculator, the newest few
-_calculators: Recent[Any] = Recent()
 
 
 @dataclass
@@ -126,29 +123,14 @@ def _labeled_rows(
 def _realized(
     model: ModelSettings, champion: Champion, rows: "pd.DataFrame", covered: list[ChunkLabels]
 ) -> list[Any]:
-    from perfwatch.ml import realized
+    from perfwatch.ml import chunk_metrics
 
     if not covered:
         return []
     starts = {chunk_ns(c.chunk_start) for c in covered}
     labeled = rows[rows[CHUNK_COLUMN].isin(starts) & rows[model.target].notna()]
-    return realized.calculate(
-        _calculator(model, champion), labeled, columns=cbpe_columns(model), metrics=model.metrics
-    )
-
-
-def _calculator(model: ModelSettings, champion: Champion) -> Any:
-    from perfwatch.ml import realized
-
-    key = (int(champion.version.id or 0), champion.version.reference_sha256)
-    return _calculators.get(
-        key,
-        lambda: realized.fit_calculator(
-            champion.reference_rows,
-            columns=cbpe_columns(model),
-            metrics=model.metrics,
-            period=model.chunking,
-        ),
+    return chunk_metrics.realize(
+        champion.fitted, labeled, columns=cbpe_columns(model), metrics=model.metrics
     )
 
 

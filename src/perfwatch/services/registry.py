@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from perfwatch.ml.cbpe import Columns
+    from perfwatch.ml.chunk_metrics import Fitted
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Champion:
     """What a cycle needs of the serving version, loaded and verified."""
 
     version: ModelVersion
-    estimator: Any
+    fitted: "Fitted"  # CBPE as fitted at registration, applied without nannyml
     contract: Contract
     inputs: ModelInputs  # what the classifier takes: dtypes, categories, column order
     reference: dict[str, ReferenceMetric]
@@ -55,6 +56,11 @@ class Champion:
         return threshold_of(model, metric, self.reference)
 
     @cached_property
+    def estimator(self) -> Any:
+        """nannyml's fitted CBPE (hash checked), loaded only to verify the fast path."""
+        return _estimator(self.data_dir, self.version)
+
+    @cached_property
     def model(self) -> Any:
         """The classifier, loaded (hash checked) only when a row needs scoring."""
         from perfwatch.ml.model import load_model
@@ -64,11 +70,7 @@ class Champion:
     @cached_property
     def reference_rows(self) -> "pd.DataFrame":
         """The reference set as registered: scored, with its chunk column (hash checked)."""
-        import pandas as pd
-
-        path = self.data_dir / self.version.reference_path
-        verify(path, self.version.reference_sha256, "reference set")
-        return pd.read_parquet(path)
+        return _reference_rows(self.data_dir, self.version)
 
 
 def model_dir(settings: Settings, name: str) -> Path:
@@ -91,6 +93,7 @@ def register_version(
     (or keep it as a candidate). `inputs`: what the model takes, when known (a challenger
     takes its champion's); else learnt from the artifact and the reference file."""
     from perfwatch.ml import cbpe
+    from perfwatch.ml.chunk_metrics import Fitted
 
     for path, what in (
         (artifact, "model file"),
@@ -136,6 +139,7 @@ def register_version(
             estimator_sha256=sha256_file(folder / "cbpe.pkl"),
             contract=contract.to_json(),
             inputs=inputs.to_json(),
+            fitted=Fitted.of(estimator, _calculator(model, rows)).to_json(),
         )
         session.add(version)
         session.flush()
@@ -237,8 +241,8 @@ def ensure_initial_version(engine: Engine, settings: Settings, model: ModelSetti
 
 
 def load_champion(engine: Engine, settings: Settings, model: ModelSettings) -> Champion:
-    """The champion's artifact and estimator, each loaded only if its hash still matches."""
-    from perfwatch.ml import cbpe
+    """The champion's fitted figures, its artifact checked (loaded only when a row needs
+    scoring: a cycle of scored rows imports neither nannyml nor the model's library)."""
 
     with transaction(engine) as session:
         record = queries.find_model(session=session, name=model.name)
@@ -256,19 +260,64 @@ def load_champion(engine: Engine, settings: Settings, model: ModelSettings) -> C
         bar_version = queries.bar_version(session=session, model_id=version.model_id)
         if not model.rebaseline and bar_version is not None and bar_version.id is not None:
             bar_reference = queries.reference_metrics(session=session, version_id=bar_version.id)
-    estimator_path = settings.data_dir / version.estimator_path
-    verify(estimator_path, version.estimator_sha256, "CBPE estimator")
     # checked now, even when every row arrives scored and the model is never unpickled
     verify(settings.data_dir / version.artifact_path, version.artifact_sha256, "model artifact")
     return Champion(
         version=version,
-        estimator=cbpe.loads(estimator_path.read_bytes()),
+        fitted=_fitted(engine, model, settings.data_dir, version),
         contract=Contract.from_json(version.contract),
         inputs=ModelInputs.from_json(version.inputs, model.features, model.categorical),
         reference=reference,
         data_dir=settings.data_dir,
         bars=bars(model, bar_reference),
     )
+
+
+def _fitted(
+    engine: Engine, model: ModelSettings, data_dir: Path, version: ModelVersion
+) -> "Fitted":
+    """What nannyml fitted for the version, as numbers; a version registered before they
+    were stored gets them once (from its pickled estimator, and a PerformanceCalculator
+    fitted on its reference: this imports nannyml), and keeps them."""
+    from perfwatch.ml.chunk_metrics import Fitted
+
+    if version.fitted:
+        fitted = Fitted.from_json(version.fitted)
+        if fitted.realized:
+            return fitted
+    reference = _reference_rows(data_dir, version)
+    fitted = Fitted.of(_estimator(data_dir, version), _calculator(model, reference))
+    with transaction(engine) as session:
+        version.fitted = fitted.to_json()
+        session.add(version)
+    return fitted
+
+
+def _calculator(model: ModelSettings, reference: "pd.DataFrame") -> Any:
+    """nannyml's PerformanceCalculator fitted on a version's reference (for the sampling
+    errors of realized metrics)."""
+    from perfwatch.ml import realized
+
+    return realized.fit_calculator(
+        reference, columns=cbpe_columns(model), metrics=model.metrics, period=model.chunking
+    )
+
+
+def _reference_rows(data_dir: Path, version: ModelVersion) -> "pd.DataFrame":
+    """The reference set as registered: scored, with its chunk column (hash checked)."""
+    import pandas as pd
+
+    path = data_dir / version.reference_path
+    verify(path, version.reference_sha256, "reference set")
+    return pd.read_parquet(path)
+
+
+def _estimator(data_dir: Path, version: ModelVersion) -> Any:
+    from perfwatch.ml import cbpe
+
+    path = data_dir / version.estimator_path
+    verify(path, version.estimator_sha256, "CBPE estimator")
+    return cbpe.loads(path.read_bytes())
 
 
 def bars(model: ModelSettings, reference: dict[str, ReferenceMetric]) -> dict[str, float | None]:

@@ -78,6 +78,9 @@ class ModelVersion(SQLModel, table=True):
     contract: str = Field(sa_column=Column(Text, nullable=False))  # JSON, see ingest.contract
     # JSON, see ml.inputs: the dtypes (and categories) the model takes; None before 0009
     inputs: str | None = Field(default=None, sa_column=Column(Text))
+    # JSON, see ml.chunk_metrics: the fitted CBPE as plain numbers; None before 0010
+    # (derived from the pickled estimator on first use, then kept)
+    fitted: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = _stamp()
 
 
