@@ -7,6 +7,7 @@ commands that need them: `status` and `history` must answer in well under a seco
 import csv
 import json
 import logging
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -168,6 +169,14 @@ def run(
         list[str] | None,
         typer.Option("--model", "-m", help="Only this model (repeatable).", show_default=False),
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Recompute every estimate and realized metric with nannyml too and fail the"
+            " cycle on a difference above 1e-9 (slower; also PERFWATCH_VERIFY=1).",
+        ),
+    ] = False,
 ) -> None:
     """Run the monitoring daemon (or one tick with --once). Exit 1 if a cycle or a retrain
     failed.
@@ -178,6 +187,8 @@ def run(
     names = model or [m.name for m in settings.models]
     for name in names:
         settings.model(name)
+    if verify:  # read by the cycles, and by the retrain workers the daemon starts
+        os.environ["PERFWATCH_VERIFY"] = "1"
     engine = _engine(settings, migrate=True)
     if settings.webhooks:
         from perfwatch.services.notify import deliver, watch

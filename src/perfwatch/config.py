@@ -219,6 +219,12 @@ class Settings(_Strict):
         raise ConfigError(f"no model named {name!r} in the config", hint=f"known models: {known}")
 
 
+def verifying(environ: Mapping[str, str] = os.environ) -> bool:
+    """`perfwatch run --verify` (or PERFWATCH_VERIFY=1): every per-chunk figure perfwatch
+    computes is recomputed by nannyml too, and a difference fails the cycle."""
+    return environ.get("PERFWATCH_VERIFY", "") not in ("", "0")
+
+
 def config_path(explicit: Path | None) -> Path:
     """--config, else $PERFWATCH_CONFIG, else config/perfwatch.toml."""
     if explicit is not None:

@@ -255,3 +255,32 @@ def test_a_version_registered_before_its_figures_were_stored_gets_them_once(
         assert after[(row["chunk_start"], row["metric"])] == pytest.approx(
             row["estimated"], abs=1e-12
         )
+
+
+def test_verify_recomputes_with_nannyml_and_names_a_figure_that_differs(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`perfwatch run --verify` (PERFWATCH_VERIFY=1): nannyml recomputes every estimate
+    and realized metric beside perfwatch's arithmetic; equal, the cycle goes on; a figure
+    off by more than 1e-9 fails it, named."""
+    import json
+
+    ws = sqlite_workspace
+    monkeypatch.setenv("PERFWATCH_VERIFY", "1")
+    days = production(10)
+    ws.drop_days(days[days.timestamp < days.timestamp.min() + pd.Timedelta(days=9)])
+    ws.drop_labels(days[["id", TARGET]], "labels.parquet")
+    engine = ws.engine()
+    report = cycle(ws, engine)  # estimates and realized metrics, both verified
+    assert report.judged.judged > 0
+    with transaction(engine) as session:
+        version = queries.champion(session=session, model_id=1)
+        fitted = json.loads(version.fitted)
+        fitted["metrics"][0]["std"] *= 1.001  # roc_auc's sampling error, a little off
+        version.fitted = json.dumps(fitted)
+        session.add(version)
+    ws.drop_days(days[days.timestamp >= days.timestamp.min() + pd.Timedelta(days=9)])
+    failed = run_cycle(engine, ws.settings(), ws.settings().models[0])
+    assert failed.status == "failed"
+    assert "--verify: roc_auc sampling_error of chunk" in failed.error
+    assert "perfwatch" in failed.error and "nannyml" in failed.error

@@ -13,6 +13,8 @@ own data.
 """
 
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from perfwatch.ml.cbpe import Columns, Estimate
     from perfwatch.ml.realized import Realized
 
+TOLERANCE = 1e-9  # how far a figure may be from nannyml's (`perfwatch run --verify`)
 SAMPLING_ERROR_RANGE = 3  # nannyml's band: the estimate ± 3 sampling errors
 RANKED = ("roc_auc", "average_precision")  # need the rows in score order
 DECIMALS = 5  # nannyml rounds the cumulative sums of the ranked metrics so
@@ -436,3 +439,35 @@ def _precision_area(scores: "np.ndarray", targets: "np.ndarray", chunks: Chunks)
     gained = np.where(first_of_chunk, recall, np.diff(np.r_[0.0, recall]))
     group_chunk = np.searchsorted(chunks.offsets, begins, side="right") - 1
     return np.bincount(group_chunk, weights=gained * precision, minlength=len(chunks.sizes))
+
+
+def check_equal(
+    ours: Sequence[Any],
+    theirs: Sequence[Any],
+    fields: tuple[str, ...],
+    unchecked: frozenset[tuple[str, str]] = frozenset(),
+) -> None:
+    """`--verify`: perfwatch's figures (Estimate or Realized, chunk by chunk and metric by
+    metric) against nannyml's; the first that differs by more than TOLERANCE (or is NaN
+    on one side only) is an error naming it. `unchecked`: (metric, field) pairs nannyml
+    draws at random when it fits."""
+    keys = [(o.chunk_start, o.metric) for o in ours]
+    if keys != [(t.chunk_start, t.metric) for t in theirs]:
+        raise EstimationError("--verify: perfwatch and nannyml give figures for other chunks")
+    for mine, oracle in zip(ours, theirs, strict=True):
+        for name in fields:
+            if (mine.metric, name) in unchecked:
+                continue
+            a, b = _number(getattr(mine, name)), _number(getattr(oracle, name))
+            if (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOLERANCE:
+                continue
+            raise EstimationError(
+                f"--verify: {mine.metric} {name} of chunk {mine.chunk_start:%Y-%m-%d %H:%M}:"
+                f" perfwatch {a!r}, nannyml {b!r}",
+                hint="please report this with the model's reference set: perfwatch's"
+                " arithmetic must equal nannyml's to 1e-9",
+            )
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)

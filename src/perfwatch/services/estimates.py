@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from perfwatch.config import ModelSettings
+from perfwatch.config import ModelSettings, verifying
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_end, chunk_ns, closing_time, moment
 from perfwatch.domain.thresholds import in_force, is_alert
 from perfwatch.errors import EstimationError
@@ -77,6 +77,13 @@ def plan_estimates(
         metrics=model.metrics,
         chunking=model.chunking,
     )
+    if verifying():
+        from perfwatch.ml import cbpe
+
+        oracle = cbpe.estimate(
+            champion.estimator, rows, columns=cbpe_columns(model), metrics=model.metrics
+        )
+        chunk_metrics.check_equal(estimates, oracle, ("value", "sampling_error", "lower", "upper"))
     for estimate in estimates:
         end, rows = stored[estimate.chunk_start]
         provisional = not model.chunking.complete(end, rows, newest)

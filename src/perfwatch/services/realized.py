@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from perfwatch.config import ModelSettings, Settings
+from perfwatch.config import ModelSettings, Settings, verifying
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns, closing_time
 from perfwatch.domain.concept import Judged, verdicts
 from perfwatch.domain.durations import parse_duration
@@ -129,9 +129,20 @@ def _realized(
         return []
     starts = {chunk_ns(c.chunk_start) for c in covered}
     labeled = rows[rows[CHUNK_COLUMN].isin(starts) & rows[model.target].notna()]
-    return chunk_metrics.realize(
-        champion.fitted, labeled, columns=cbpe_columns(model), metrics=model.metrics
+    columns = cbpe_columns(model)
+    figures = chunk_metrics.realize(
+        champion.fitted, labeled, columns=columns, metrics=model.metrics
     )
+    if verifying():
+        from perfwatch.ml import realized
+
+        calculator = realized.fit_calculator(
+            champion.reference_rows, columns=columns, metrics=model.metrics, period=model.chunking
+        )
+        oracle = realized.calculate(calculator, labeled, columns=columns, metrics=model.metrics)
+        random = frozenset({("average_precision", "sampling_error")})  # a bootstrap when fitted
+        chunk_metrics.check_equal(figures, oracle, ("value", "sampling_error"), random)
+    return figures
 
 
 def _store_verdicts(
