@@ -180,8 +180,9 @@ def _worker_main(config: Path, staged: Path, mode: str) -> None:
     report = run_cycle(engine, settings, model)
     cycle_seconds = time.perf_counter() - started
     assert report.status == "ok", report.error
-    figures = {
+    figures: dict[str, Any] = {
         "cycle": cycle_seconds,
+        "steps": report.timings,  # where the cycle's time goes, step by step
         "rows": report.rows,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -291,6 +292,11 @@ def cycle_vs_cbpe(folder: Path, repeat: int, *, rss: bool, ratio: bool) -> list[
             f" with nannyml's drift calculators alone ({drift:.2f} s), the cycle is"
             f" {cycle / (cbpe + drift):.2f}x nannyml's own work"
         )
+        steps = {
+            step: statistics.median(r["steps"].get(step, 0.0) for r in runs)
+            for step in runs[0]["steps"]
+        }
+        print("    the cycle's steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in steps.items()))
         budgeted = per_chunk == ROWS_PER_CHUNK
         if ratio and budgeted:
             ratio_to_nannyml = cycle / (cbpe + drift)

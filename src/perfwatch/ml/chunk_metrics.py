@@ -205,17 +205,25 @@ def estimate_chunks(
     figures = {}
     for metric in fitted.metrics:
         value = ranked[metric.name] if metric.name in RANKED else expected[metric.name]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if metric.name == "average_precision":
-                error = metric.std * np.sqrt(metric.scale / sizes)
-            else:
-                error = metric.std / np.sqrt(sizes * metric.scale)
+        error = _sampling_error(metric, sizes)
         upper_limit = np.inf if metric.upper_limit is None else metric.upper_limit
         lower_limit = -np.inf if metric.lower_limit is None else metric.lower_limit
         upper = np.minimum(upper_limit, value + SAMPLING_ERROR_RANGE * error)
         lower = np.maximum(lower_limit, value - SAMPLING_ERROR_RANGE * error)
         figures[metric.name] = (value, error, lower, upper)
     return figures
+
+
+def _sampling_error(metric: FittedMetric, sizes: "np.ndarray") -> "np.ndarray":
+    """nannyml's sampling error of a metric on chunks of these sizes: the reference's std
+    over the square root of the relevant rows (average precision: its bootstrap's std,
+    scaled from the bootstrap sample's size)."""
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric.name == "average_precision":
+            return metric.std * np.sqrt(metric.scale / sizes)
+        return metric.std / np.sqrt(sizes * metric.scale)
 
 
 def _wants_ranking(fitted: Fitted) -> bool:
@@ -382,10 +390,7 @@ def realized_chunks(
         }
         figures = {}
         for metric in fitted.realized:
-            if metric.name == "average_precision":
-                error = metric.std * np.sqrt(metric.scale / n)
-            else:
-                error = metric.std / np.sqrt(n * metric.scale)
+            error = _sampling_error(metric, n)
             if metric.name == "specificity":
                 error = np.where(one_class, np.nan, error)
             figures[metric.name] = (values[metric.name], error)
