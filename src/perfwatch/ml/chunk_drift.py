@@ -1,0 +1,103 @@
+"""Univariate feature drift for every chunk at once: nannyml fits, perfwatch applies.
+
+nannyml's UnivariateDriftCalculator fits, per feature, the reference's distribution: for
+a continuous feature the `doane` histogram bin edges and the share of reference rows in
+each bin, for a categorical one the reference's values and their shares, and the
+thresholds from the reference chunks. `FittedFeature.of` keeps those as plain numbers;
+`jensen_shannon` then computes what nannyml 0.13.1's Jensen-Shannon methods compute chunk
+by chunk (drift/univariate/methods.py) for all chunks in one pass: the chunk's shares in
+the same bins (missing values left out; what falls outside every reference bin in an
+extra bin, as nannyml adds one), and scipy's Jensen-Shannon distance in base 2. Equality
+with nannyml is a test (tests/ml/test_chunk_drift.py). Not yet used by the cycle: the
+PCA reconstruction error is the other half of the drift step (issue 14).
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from perfwatch.ml.chunk_metrics import Chunks
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class FittedFeature:
+    """What nannyml's Jensen-Shannon method learnt of one feature on the reference."""
+
+    name: str
+    categorical: bool
+    bins: tuple[Any, ...]  # continuous: the bin edges; categorical: the reference's values
+    shares: tuple[float, ...]  # the share of reference rows in each bin (or value)
+    lower_threshold: float | None
+    upper_threshold: float | None
+
+    @classmethod
+    def all_of(cls, calculator: Any) -> tuple["FittedFeature", ...]:
+        """Every feature of a fitted nannyml UnivariateDriftCalculator (jensen_shannon)."""
+        kinds = [(name, False) for name in calculator.continuous_column_names]
+        kinds += [(name, True) for name in calculator.categorical_column_names]
+        features = []
+        for name, categorical in kinds:
+            (method,) = calculator._column_to_models_mapping[name]  # one method: jensen_shannon
+            features.append(
+                cls(
+                    name=name,
+                    categorical=categorical,
+                    bins=tuple(v.item() if hasattr(v, "item") else v for v in method._bins),
+                    shares=tuple(float(v) for v in method._reference_proba_in_bins),
+                    lower_threshold=method.lower_threshold_value,
+                    upper_threshold=method.upper_threshold_value,
+                )
+            )
+        return tuple(features)
+
+    def alert(self, distances: "np.ndarray") -> "np.ndarray":
+        """nannyml's raw alert: outside the reference chunks' thresholds."""
+        import numpy as np
+
+        low = -np.inf if self.lower_threshold is None else self.lower_threshold
+        high = np.inf if self.upper_threshold is None else self.upper_threshold
+        return (distances < low) | (distances > high)
+
+
+def jensen_shannon(feature: FittedFeature, values: "np.ndarray", chunks: Chunks) -> "np.ndarray":
+    """The Jensen-Shannon distance (base 2) of each chunk's values, in chunk order, from
+    the reference; NaN for a chunk with no value."""
+    import numpy as np
+    from scipy.spatial.distance import jensenshannon
+
+    bin_of_row, present = _bins_of(feature, values)
+    chunk_of_row = np.repeat(np.arange(len(chunks.sizes)), chunks.sizes)
+    width = len(feature.shares)
+    inside = present & (bin_of_row >= 0)
+    counts = np.bincount(
+        chunk_of_row[inside] * width + bin_of_row[inside], minlength=len(chunks.sizes) * width
+    ).reshape(len(chunks.sizes), width)
+    measured = np.bincount(chunk_of_row[present], minlength=len(chunks.sizes)).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = counts / measured[:, None]
+        leftover = 1 - shares.sum(axis=1)
+    leftover = np.where(leftover > 0, leftover, 0.0)  # nannyml adds the bin only then
+    reference = np.r_[np.asarray(feature.shares, dtype=float), 0.0]
+    data = np.c_[shares, leftover]
+    distances = jensenshannon(np.broadcast_to(reference, data.shape), data, axis=1, base=2)
+    return np.where(measured > 0, distances, np.nan)
+
+
+def _bins_of(feature: FittedFeature, values: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+    """Each value's bin (-1 outside every bin) and whether it is present (not missing)."""
+    import numpy as np
+    import pandas as pd
+
+    present = ~pd.isna(values)
+    if feature.categorical:
+        index = {value: position for position, value in enumerate(feature.bins)}
+        bins = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+        return bins, np.asarray(present)
+    edges = np.asarray(feature.bins, dtype=float)
+    numbers = np.asarray(values, dtype=float)
+    bins = np.searchsorted(edges, numbers, side="right") - 1
+    bins[numbers == edges[-1]] = len(edges) - 2  # np.histogram: the last bin is closed
+    bins[(numbers < edges[0]) | (numbers > edges[-1])] = -1
+    return bins, np.asarray(present)

@@ -1,0 +1,80 @@
+"""perfwatch's univariate drift arithmetic equals nannyml's Jensen-Shannon distances and
+raw alerts, chunk by chunk (issue 14): continuous and categorical features, values
+outside every reference bin, unseen categories, missing values, chunks of one row."""
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+
+from perfwatch.domain.chunks import CHUNK_COLUMN, SECOND_NS, ChunkPeriod, RowChunks
+from perfwatch.ingest.batch import assign_chunks
+from perfwatch.ml import drift
+from perfwatch.ml.chunk_drift import FittedFeature, jensen_shannon
+from perfwatch.ml.chunk_metrics import Chunks
+from tests.workspace import production
+
+TOLERANCE = 1e-9
+
+
+def assert_equal_to_nannyml(
+    reference: pd.DataFrame,
+    analysis: pd.DataFrame,
+    features: list[str],
+    categorical: list[str],
+    chunking: Any,
+) -> None:
+    calculators = drift.fit(
+        reference, features=features, categorical=categorical, timestamp="t", period=chunking
+    )
+    theirs = [
+        d for d in drift.calculate(calculators, analysis, timestamp="t") if d.feature in features
+    ]
+    fitted = {f.name: f for f in FittedFeature.all_of(calculators.univariate)}
+    chunks = Chunks.of(analysis[CHUNK_COLUMN].to_numpy(dtype="int64"))
+    for name in features:
+        values = analysis[name].to_numpy()[chunks.order]
+        mine = jensen_shannon(fitted[name], values, chunks)
+        expected = [d for d in theirs if d.feature == name]
+        assert len(expected) == len(mine)
+        np.testing.assert_allclose(
+            mine, [d.value for d in expected], rtol=0, atol=TOLERANCE, equal_nan=True, err_msg=name
+        )
+        alerts = fitted[name].alert(mine)
+        assert alerts.tolist() == [d.alert for d in expected], name
+        assert fitted[name].upper_threshold == pytest.approx(expected[0].threshold, abs=1e-12)
+
+
+@pytest.mark.parametrize("scenario", ["heat_wave", "covariate_shift"])
+def test_the_fleet_simulator(scenario: str) -> None:
+    from perfwatch.simulate.fleet import CATEGORICAL, FEATURES
+
+    day = ChunkPeriod.parse("1D")
+    reference = production(14, seed=2).rename(columns={"timestamp": "t"})
+    analysis = production(20, scenario=scenario, seed=3, start_day=14, shift_day=6)
+    analysis = analysis.rename(columns={"timestamp": "t"})
+    for frame in (reference, analysis):
+        assign_chunks(frame, "t", day)
+    assert_equal_to_nannyml(reference, analysis, FEATURES, CATEGORICAL, day)
+
+
+def test_unseen_values_missing_values_and_tiny_chunks() -> None:
+    rng = np.random.default_rng(4)
+    n = 3000
+    times = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 600, unit="s")
+    reference = pd.DataFrame(
+        {"x": rng.normal(0, 1, n), "kind": rng.choice(["a", "b", "c"], n), "t": times}
+    )
+    later = times[-1] + pd.to_timedelta(np.arange(1, 41) * 600, unit="s")
+    x = np.r_[rng.normal(3, 1, 20), [np.nan] * 5, [99.0, -99.0], rng.normal(0, 1, 13)]
+    kinds = np.r_[["a"] * 10, ["zz"] * 10, [None] * 5, ["b"] * 15].astype(object)
+    analysis = pd.DataFrame({"x": x, "kind": kinds, "t": later})
+    chunking = RowChunks(7)
+    assign_chunks(reference, "t", RowChunks(300))
+    assign_chunks(analysis, "t", chunking)
+    analysis.loc[analysis.index[-1], CHUNK_COLUMN] += 10 * SECOND_NS  # a chunk of one row
+    assert_equal_to_nannyml(reference, analysis, ["x", "kind"], ["kind"], chunking)
