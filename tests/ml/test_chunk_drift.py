@@ -12,9 +12,15 @@ import pytest
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
 from perfwatch.domain.chunks import CHUNK_COLUMN, SECOND_NS, ChunkPeriod, RowChunks
+from perfwatch.domain.drift import MULTIVARIATE
 from perfwatch.ingest.batch import assign_chunks
 from perfwatch.ml import drift
-from perfwatch.ml.chunk_drift import FittedFeature, jensen_shannon
+from perfwatch.ml.chunk_drift import (
+    FittedFeature,
+    FittedReconstruction,
+    jensen_shannon,
+    reconstruction_error,
+)
 from perfwatch.ml.chunk_metrics import Chunks
 from tests.workspace import production
 
@@ -78,3 +84,64 @@ def test_unseen_values_missing_values_and_tiny_chunks() -> None:
     assign_chunks(analysis, "t", chunking)
     analysis.loc[analysis.index[-1], CHUNK_COLUMN] += 10 * SECOND_NS  # a chunk of one row
     assert_equal_to_nannyml(reference, analysis, ["x", "kind"], ["kind"], chunking)
+
+
+def assert_reconstruction_equal(
+    reference: pd.DataFrame,
+    analysis: pd.DataFrame,
+    features: list[str],
+    categorical: list[str],
+    chunking: Any,
+) -> None:
+    calculators = drift.fit(
+        reference, features=features, categorical=categorical, timestamp="t", period=chunking
+    )
+    measured = drift.calculate(calculators, analysis, timestamp="t")
+    theirs = [d for d in measured if d.feature == MULTIVARIATE]
+    fitted = FittedReconstruction.of(calculators.multivariate)
+    chunks = Chunks.of(analysis[CHUNK_COLUMN].to_numpy(dtype="int64"))
+    mine = reconstruction_error(fitted, analysis.iloc[chunks.order], chunks)
+    expected = [d.value for d in theirs]
+    np.testing.assert_allclose(mine, expected, rtol=0, atol=TOLERANCE, equal_nan=True)
+    assert fitted.alert(mine).tolist() == [d.alert for d in theirs]
+    assert fitted.upper_threshold == pytest.approx(theirs[0].threshold, abs=1e-12)
+
+
+@pytest.mark.parametrize("scenario", ["heat_wave", "stable"])
+def test_the_reconstruction_error_on_the_fleet(scenario: str) -> None:
+    from perfwatch.simulate.fleet import CATEGORICAL, FEATURES
+
+    day = ChunkPeriod.parse("1D")
+    reference = production(14, seed=2).rename(columns={"timestamp": "t"})
+    analysis = production(20, scenario=scenario, seed=3, start_day=14, shift_day=6)
+    analysis = analysis.rename(columns={"timestamp": "t"})
+    for frame in (reference, analysis):
+        assign_chunks(frame, "t", day)
+    assert_reconstruction_equal(reference, analysis, FEATURES, CATEGORICAL, day)
+
+
+def test_the_reconstruction_error_with_unseen_and_missing_values() -> None:
+    rng = np.random.default_rng(8)
+    n = 3000
+    times = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 600, unit="s")
+    reference = pd.DataFrame(
+        {
+            "x": rng.normal(0, 1, n),
+            "y": rng.normal(5, 2, n),
+            "kind": rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2]),
+            "t": times,
+        }
+    )
+    reference["y"] += reference["x"]
+    later = times[-1] + pd.to_timedelta(np.arange(1, 41) * 600, unit="s")
+    analysis = pd.DataFrame(
+        {
+            "x": np.r_[rng.normal(2, 1, 30), [np.nan] * 10],
+            "y": np.r_[[np.nan] * 5, rng.normal(5, 2, 35)],
+            "kind": np.r_[["zz"] * 10, [None] * 5, ["a"] * 25].astype(object),
+            "t": later,
+        }
+    )
+    assign_chunks(reference, "t", RowChunks(300))
+    assign_chunks(analysis, "t", RowChunks(10))
+    assert_reconstruction_equal(reference, analysis, ["x", "y", "kind"], ["kind"], RowChunks(10))

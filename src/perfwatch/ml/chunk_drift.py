@@ -1,4 +1,4 @@
-"""Univariate feature drift for every chunk at once: nannyml fits, perfwatch applies.
+"""Feature drift for every chunk at once: nannyml fits, perfwatch applies.
 
 nannyml's UnivariateDriftCalculator fits, per feature, the reference's distribution: for
 a continuous feature the `doane` histogram bin edges and the share of reference rows in
@@ -7,9 +7,11 @@ thresholds from the reference chunks. `FittedFeature.of` keeps those as plain nu
 `jensen_shannon` then computes what nannyml 0.13.1's Jensen-Shannon methods compute chunk
 by chunk (drift/univariate/methods.py) for all chunks in one pass: the chunk's shares in
 the same bins (missing values left out; what falls outside every reference bin in an
-extra bin, as nannyml adds one), and scipy's Jensen-Shannon distance in base 2. Equality
-with nannyml is a test (tests/ml/test_chunk_drift.py). Not yet used by the cycle: the
-PCA reconstruction error is the other half of the drift step (issue 14).
+extra bin, as nannyml adds one), and scipy's Jensen-Shannon distance in base 2.
+`FittedReconstruction` and `reconstruction_error` do the same for nannyml's PCA data
+reconstruction (drift/multivariate/data_reconstruction). Equality with nannyml is a test
+(tests/ml/test_chunk_drift.py). Not yet used by the cycle (issue 14: storing these
+figures with the version comes next).
 """
 
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from perfwatch.ml.chunk_metrics import Chunks
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -101,3 +104,90 @@ def _bins_of(feature: FittedFeature, values: "np.ndarray") -> tuple["np.ndarray"
     bins[numbers == edges[-1]] = len(edges) - 2  # np.histogram: the last bin is closed
     bins[(numbers < edges[0]) | (numbers > edges[-1])] = -1
     return bins, np.asarray(present)
+
+
+@dataclass(frozen=True)
+class FittedReconstruction:
+    """What nannyml's DataReconstructionDriftCalculator learnt on the reference: how a
+    row becomes numbers (missing values imputed, categories as their reference
+    frequency, 0 when unseen, then standardized) and the principal components it is
+    reconstructed from; the thresholds from the reference chunks."""
+
+    columns: tuple[str, ...]  # in the order the calculator encodes them
+    categorical: tuple[str, ...]
+    fill: tuple[Any, ...]  # per column: the imputed value (most frequent, or the mean)
+    frequencies: tuple[tuple[tuple[Any, float], ...], ...]  # per categorical column
+    center: tuple[float, ...]  # the scaler's mean and scale, per column
+    scale: tuple[float, ...]
+    pca_mean: tuple[float, ...]
+    components: tuple[tuple[float, ...], ...]
+    lower_threshold: float | None
+    upper_threshold: float | None
+
+    @classmethod
+    def of(cls, calculator: Any) -> "FittedReconstruction":
+        categorical = tuple(calculator.categorical_column_names)
+        continuous = tuple(calculator.continuous_column_names)
+        filled: dict[str, Any] = {}
+        if categorical:
+            filled |= dict(
+                zip(categorical, calculator._imputer_categorical.statistics_, strict=True)
+            )
+        if continuous:
+            filled |= dict(zip(continuous, calculator._imputer_continuous.statistics_, strict=True))
+        columns = tuple(calculator.column_names)
+        mapping = calculator._encoder.mapping
+        return cls(
+            columns=columns,
+            categorical=categorical,
+            fill=tuple(_plain(filled[c]) for c in columns),
+            frequencies=tuple(
+                tuple((_plain(k), float(v)) for k, v in mapping[c].items()) for c in categorical
+            ),
+            center=tuple(float(v) for v in calculator._scaler.mean_),
+            scale=tuple(float(v) for v in calculator._scaler.scale_),
+            pca_mean=tuple(float(v) for v in calculator._pca.mean_),
+            components=tuple(tuple(float(v) for v in row) for row in calculator._pca.components_),
+            lower_threshold=calculator.lower_threshold_value,
+            upper_threshold=calculator.upper_threshold_value,
+        )
+
+    def alert(self, errors: "np.ndarray") -> "np.ndarray":
+        """nannyml's raw alert: not strictly between the thresholds."""
+        import numpy as np
+
+        low = -np.inf if self.lower_threshold is None else self.lower_threshold
+        high = np.inf if self.upper_threshold is None else self.upper_threshold
+        return ~((low < errors) & (errors < high))
+
+
+def reconstruction_error(
+    fitted: FittedReconstruction, rows: "pd.DataFrame", chunks: Chunks
+) -> "np.ndarray":
+    """Per chunk, the mean distance of its rows (in chunk order) from their PCA
+    reconstruction, as nannyml measures it."""
+    import numpy as np
+
+    numbers = np.empty((len(rows), len(fitted.columns)))
+    frequencies = dict(zip(fitted.categorical, fitted.frequencies, strict=True))
+    for position, (column, fill) in enumerate(zip(fitted.columns, fitted.fill, strict=True)):
+        values = rows[column].to_numpy()
+        if column in frequencies:
+            share = dict(frequencies[column])
+            numbers[:, position] = [share.get(fill if _missing(v) else v, 0.0) for v in values]
+        else:
+            values = values.astype(float)
+            numbers[:, position] = np.where(np.isnan(values), fill, values)
+    scaled = (numbers - np.asarray(fitted.center)) / np.asarray(fitted.scale)
+    components, mean = np.asarray(fitted.components), np.asarray(fitted.pca_mean)
+    projected = scaled @ components.T - mean.reshape(1, -1) @ components.T
+    distance = np.linalg.norm(scaled - (projected @ components + mean), axis=1)
+    return chunks.sums(distance) / chunks.sizes
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
