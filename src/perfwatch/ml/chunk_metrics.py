@@ -62,14 +62,17 @@ class Fitted:
 
     @classmethod
     def of(cls, estimator: Any, calculator: Any = None) -> "Fitted":
-        """The figures of a fitted nannyml CBPE and PerformanceCalculator (binary)."""
+        """The figures of a fitted nannyml CBPE and PerformanceCalculator (binary). Without
+        a calculator, realized metrics take CBPE's constants: nannyml computes both from
+        the same reference rows with the same functions (average precision's from another
+        draw of the same bootstrap), so no PerformanceCalculator needs fitting."""
         x = y = None
         if estimator.needs_calibration:
             regressor = estimator.calibrator._regressor  # sklearn's IsotonicRegression
             x = tuple(float(v) for v in regressor.X_thresholds_)
             y = tuple(float(v) for v in regressor.y_thresholds_)
         metrics = tuple(_fitted_metric(metric) for metric in estimator.metrics)
-        realized = () if calculator is None else tuple(map(_fitted_metric, calculator.metrics))
+        realized = metrics if calculator is None else tuple(map(_fitted_metric, calculator.metrics))
         return cls(x, y, metrics, realized)
 
     def to_json(self) -> str:

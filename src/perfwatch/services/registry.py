@@ -139,7 +139,7 @@ def register_version(
             estimator_sha256=sha256_file(folder / "cbpe.pkl"),
             contract=contract.to_json(),
             inputs=inputs.to_json(),
-            fitted=Fitted.of(estimator, _calculator(model, rows)).to_json(),
+            fitted=Fitted.of(estimator).to_json(),
         )
         session.add(version)
         session.flush()
@@ -264,7 +264,7 @@ def load_champion(engine: Engine, settings: Settings, model: ModelSettings) -> C
     verify(settings.data_dir / version.artifact_path, version.artifact_sha256, "model artifact")
     return Champion(
         version=version,
-        fitted=_fitted(engine, model, settings.data_dir, version),
+        fitted=_fitted(engine, settings.data_dir, version),
         contract=Contract.from_json(version.contract),
         inputs=ModelInputs.from_json(version.inputs, model.features, model.categorical),
         reference=reference,
@@ -273,34 +273,19 @@ def load_champion(engine: Engine, settings: Settings, model: ModelSettings) -> C
     )
 
 
-def _fitted(
-    engine: Engine, model: ModelSettings, data_dir: Path, version: ModelVersion
-) -> "Fitted":
+def _fitted(engine: Engine, data_dir: Path, version: ModelVersion) -> "Fitted":
     """What nannyml fitted for the version, as numbers; a version registered before they
-    were stored gets them once (from its pickled estimator, and a PerformanceCalculator
-    fitted on its reference: this imports nannyml), and keeps them."""
+    were stored gets them once from its pickled estimator (this imports nannyml), and
+    keeps them."""
     from perfwatch.ml.chunk_metrics import Fitted
 
     if version.fitted:
-        fitted = Fitted.from_json(version.fitted)
-        if fitted.realized:
-            return fitted
-    reference = _reference_rows(data_dir, version)
-    fitted = Fitted.of(_estimator(data_dir, version), _calculator(model, reference))
+        return Fitted.from_json(version.fitted)
+    fitted = Fitted.of(_estimator(data_dir, version))
     with transaction(engine) as session:
         version.fitted = fitted.to_json()
         session.add(version)
     return fitted
-
-
-def _calculator(model: ModelSettings, reference: "pd.DataFrame") -> Any:
-    """nannyml's PerformanceCalculator fitted on a version's reference (for the sampling
-    errors of realized metrics)."""
-    from perfwatch.ml import realized
-
-    return realized.fit_calculator(
-        reference, columns=cbpe_columns(model), metrics=model.metrics, period=model.chunking
-    )
 
 
 def _reference_rows(data_dir: Path, version: ModelVersion) -> "pd.DataFrame":
