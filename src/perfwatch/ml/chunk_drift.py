@@ -71,7 +71,7 @@ def jensen_shannon(feature: FittedFeature, values: "np.ndarray", chunks: Chunks)
     from scipy.spatial.distance import jensenshannon
 
     bin_of_row, present = _bins_of(feature, values)
-    chunk_of_row = np.repeat(np.arange(len(chunks.sizes)), chunks.sizes)
+    chunk_of_row = chunks.owners
     width = len(feature.shares)
     inside = present & (bin_of_row >= 0)
     counts = np.bincount(

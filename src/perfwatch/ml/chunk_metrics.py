@@ -135,6 +135,20 @@ class Chunks:
 
         return np.diff(self.offsets)
 
+    @property
+    def owners(self) -> "np.ndarray":
+        """Each row's chunk (its index among the chunks), rows in chunk order."""
+        import numpy as np
+
+        return np.repeat(np.arange(len(self.sizes)), self.sizes)
+
+    @property
+    def firsts(self) -> "np.ndarray":
+        """Each row's chunk's first position, rows in chunk order."""
+        import numpy as np
+
+        return np.repeat(self.offsets[:-1], self.sizes)
+
     def sums(self, values: "np.ndarray") -> "np.ndarray":
         """Per chunk, the sum of values (given in chunk order)."""
         import numpy as np
@@ -269,8 +283,7 @@ def _ranked(
     the cumulative expected positives and negatives rounded as nannyml rounds them."""
     import numpy as np
 
-    chunk_of_row = np.repeat(np.arange(len(chunks.sizes)), chunks.sizes)
-    order = np.lexsort((-scores, chunk_of_row))  # by chunk, then by descending score
+    order = np.lexsort((-scores, chunks.owners))  # by chunk, then by descending score
     ordered = calibrated[order]
     auc, ap = np.empty(len(chunks.sizes)), np.empty(len(chunks.sizes))
     for index, (begin, end) in enumerate(zip(chunks.offsets[:-1], chunks.offsets[1:], strict=True)):
@@ -405,9 +418,8 @@ def _tie_groups(scores: "np.ndarray", chunks: Chunks) -> tuple["np.ndarray", "np
     scores of a chunk begins in that order."""
     import numpy as np
 
-    chunk_of_row = np.repeat(np.arange(len(chunks.sizes)), chunks.sizes)
-    order = np.lexsort((scores, chunk_of_row))
-    ordered, owners = scores[order], chunk_of_row[order]
+    order = np.lexsort((scores, chunks.owners))
+    ordered, owners = scores[order], chunks.owners[order]
     begins = np.r_[True, (ordered[1:] != ordered[:-1]) | (owners[1:] != owners[:-1])]
     return order, np.flatnonzero(begins)
 
@@ -419,7 +431,7 @@ def _rank_auc(scores: "np.ndarray", targets: "np.ndarray", chunks: Chunks) -> "n
 
     order, begins = _tie_groups(scores, chunks)
     ends = np.r_[begins[1:], len(order)]
-    within = np.repeat(chunks.offsets[:-1], chunks.sizes)  # each row's chunk offset
+    within = chunks.firsts
     mean_rank = np.repeat((begins + ends - 1) / 2.0, ends - begins) - within + 1
     ordered_targets = targets[order]
     positive_ranks = chunks.sums(mean_rank * ordered_targets)
@@ -435,7 +447,7 @@ def _precision_area(scores: "np.ndarray", targets: "np.ndarray", chunks: Chunks)
 
     order, begins = _tie_groups(-scores, chunks)  # descending scores
     ordered_targets = targets[order]
-    within = np.repeat(chunks.offsets[:-1], chunks.sizes)
+    within = chunks.firsts
     caught = np.cumsum(ordered_targets)
     before_chunk = np.r_[0.0, caught][chunks.offsets[:-1]]
     caught = caught - np.repeat(before_chunk, chunks.sizes)  # true positives so far, per chunk
