@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
+from perfwatch.simulate.fleet import TARGET
 from tests.workspace import Workspace, production
 
 pytestmark = pytest.mark.slow
@@ -253,6 +255,34 @@ def test_status_never_imports_heavy_libraries(sqlite_workspace: Workspace) -> No
     )
     assert "press" in result.stdout, result.stderr
     assert "HEAVY []" in result.stdout
+
+
+def test_a_steady_cycle_never_imports_nannyml(sqlite_workspace: Workspace) -> None:
+    """nannyml fits when a version is registered; a cycle that registers nothing applies
+    what it fitted (estimates, realized metrics, drift) without importing it (issue 14)."""
+    ws = sqlite_workspace
+    days = production(8)
+    first = days.timestamp < days.timestamp.min() + pd.Timedelta(days=6)
+    ws.drop_days(days[first])
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0  # registers v1
+    ws.drop_days(days[~first])
+    ws.drop_labels(days[["id", TARGET]], "labels.parquet")
+    probe = (
+        "import sys\n"
+        "from perfwatch.cli import main\n"
+        f"sys.argv = ['perfwatch', '--config', {str(ws.config)!r}, 'run', '--once']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    print('EXIT', exit.code)\n"
+        "print('NANNYML', 'nannyml' in {m.split('.')[0] for m in sys.modules})\n"
+    )
+    quiet = {k: v for k, v in os.environ.items() if k != "PERFWATCH_VERIFY"}  # verify imports it
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=quiet
+    )
+    assert "NANNYML False" in result.stdout, result.stdout + result.stderr
+    history = json.loads(perfwatch("history", "press", "--json", config=ws.config).stdout)
+    assert any(row["realized"] is not None for row in history), "labels were judged"
+    status = json.loads(perfwatch("status", "--json", config=ws.config).stdout)["models"][0]
+    assert status["last_cycle"]["status"] == "ok"
 
 
 def test_a_misspelled_config_key_exits_2_with_error_and_hint(tmp_path: Path) -> None:

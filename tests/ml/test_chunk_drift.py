@@ -16,12 +16,14 @@ from perfwatch.domain.drift import MULTIVARIATE
 from perfwatch.ingest.batch import assign_chunks
 from perfwatch.ml import drift
 from perfwatch.ml.chunk_drift import (
+    FittedDrift,
     FittedFeature,
     FittedReconstruction,
     jensen_shannon,
+    measure,
     reconstruction_error,
 )
-from perfwatch.ml.chunk_metrics import Chunks
+from perfwatch.ml.chunk_metrics import Chunks, check_equal
 from tests.workspace import production
 
 TOLERANCE = 1e-9
@@ -48,6 +50,10 @@ def assert_equal_to_nannyml(
     reconstruction = FittedReconstruction.of(calculators.multivariate)
     mine = reconstruction_error(reconstruction, analysis.iloc[chunks.order], chunks)
     assert_same(mine, reconstruction, [d for d in theirs if d.feature == MULTIVARIATE], "PCA")
+    # the cycle's path: the figures as the store keeps them (JSON), applied by `measure`
+    stored = FittedDrift.of(calculators.univariate, calculators.multivariate, "-").to_json()
+    measured = measure(FittedDrift.from_json(stored), analysis)
+    check_equal(measured, theirs, ("value", "threshold", "alert"), named="feature")
 
 
 def assert_same(mine: np.ndarray, fitted: Any, expected: list[Any], what: str) -> None:
@@ -115,3 +121,89 @@ def test_the_reconstruction_error_with_unseen_and_missing_values() -> None:
     assign_chunks(reference, "t", RowChunks(300))
     assign_chunks(analysis, "t", RowChunks(10))
     assert_equal_to_nannyml(reference, analysis, ["x", "y", "kind"], ["kind"], RowChunks(10))
+
+
+def timed(frame: pd.DataFrame, chunking: Any) -> pd.DataFrame:
+    frame = frame.assign(t=pd.to_datetime(frame["timestamp"], utc=True))
+    assign_chunks(frame, "t", chunking)
+    return frame
+
+
+@pytest.mark.slow  # nannyml, the oracle, takes its time over small chunks
+@pytest.mark.parametrize("chunking", [RowChunks(50), ChunkPeriod.parse("1W")], ids=str)
+def test_car_loans(chunking: Any) -> None:
+    """nannyml's synthetic car loans: text and boolean categories, 2-decimal values."""
+    import nannyml as nml
+
+    reference, analysis, _ = nml.load_synthetic_car_loan_dataset()
+    features = [
+        "car_value",
+        "salary_range",
+        "debt_to_income_ratio",
+        "loan_length",
+        "repaid_loan_on_prev_car",
+        "size_of_downpayment",
+        "driver_tenure",
+    ]
+    categorical = ["salary_range", "repaid_loan_on_prev_car", "size_of_downpayment"]
+    if isinstance(chunking, RowChunks):
+        analysis = analysis.head(100 * chunking.size)  # 100 chunks: the oracle is slow
+    assert_equal_to_nannyml(
+        timed(reference, RowChunks(5_000)),
+        timed(analysis, chunking),
+        features,
+        categorical,
+        chunking,
+    )
+
+
+@pytest.mark.slow
+def test_us_census() -> None:
+    """nannyml's real US census data: pandas `category` columns of numeric codes."""
+    import nannyml as nml
+
+    reference, analysis, _ = nml.load_us_census_ma_employment_data()
+    features = [c for c in reference.columns if c not in ("id", "year", "employed")]
+    features = [c for c in features if c not in ("prediction", "predicted_probability")]
+    categorical = [c for c in features if str(reference[c].dtype) == "category"]
+
+    def stamped(frame: pd.DataFrame) -> pd.DataFrame:
+        seconds = pd.to_timedelta(np.arange(len(frame)), unit="s")
+        return frame.assign(timestamp=pd.to_datetime(frame["year"].astype(str)) + seconds)
+
+    chunking = RowChunks(2_000)
+    assert_equal_to_nannyml(
+        timed(stamped(reference), chunking),
+        timed(stamped(analysis), chunking),
+        features,
+        categorical,
+        chunking,
+    )
+
+
+@pytest.mark.slow
+def test_work_from_home_in_chunks_of_100_000_rows() -> None:
+    """nannyml's synthetic work-from-home data, twice over: chunks of 100,000 rows."""
+    import nannyml as nml
+
+    reference, analysis, _ = nml.load_synthetic_binary_classification_dataset()
+    features = [
+        "distance_from_office",
+        "salary_range",
+        "gas_price_per_litre",
+        "public_transportation_cost",
+        "wfh_prev_workday",
+        "workday",
+        "tenure",
+    ]
+    categorical = ["salary_range", "wfh_prev_workday", "workday"]
+    later = pd.to_datetime(analysis["timestamp"]) + pd.Timedelta(days=3650)
+    analysis = pd.concat([analysis, analysis.assign(timestamp=later.astype(str))])
+    chunking = RowChunks(100_000)
+    assert_equal_to_nannyml(
+        timed(reference, RowChunks(10_000)),
+        timed(analysis, chunking),
+        features,
+        categorical,
+        chunking,
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 import joblib
 import pandas as pd
 import pytest
-from sqlmodel import delete
+from sqlmodel import delete, select
 
 from perfwatch.files import sha256_file
 from perfwatch.services.monitor import run_cycle
@@ -14,7 +14,7 @@ from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import FEATURES, TARGET
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import ChunkEstimate
+from perfwatch.store.tables import ChunkDrift, ChunkEstimate
 from tests.workspace import Workspace, production
 
 METRICS = ["roc_auc", "f1", "recall"]
@@ -227,11 +227,21 @@ def test_the_clock_closes_a_quiet_line_s_last_chunk_only_when_asked(
     assert judged is (complete_after is not None)
 
 
+def drift_figures(engine: object) -> dict[tuple[object, str], tuple[float, bool]]:
+    with transaction(engine) as session:
+        return {
+            (d.chunk_start, d.feature): (d.value, d.raw_alert)
+            for d in session.exec(select(ChunkDrift)).all()
+        }
+
+
 def test_a_version_registered_before_its_figures_were_stored_gets_them_once(
     sqlite_workspace: Workspace,
 ) -> None:
-    """Stores migrated from before 0010 hold no fitted figures: the first cycle derives
-    them from the version's pickled nannyml estimator, keeps them, and estimates alike."""
+    """Stores migrated from before 0010 (0011) hold no fitted CBPE (drift) figures: the
+    first cycle derives them (from the pickled estimator, from the reference), keeps them,
+    and estimates and measures drift alike."""
+    from perfwatch.ml.chunk_drift import FittedDrift
     from perfwatch.ml.chunk_metrics import Fitted
 
     ws = sqlite_workspace
@@ -239,22 +249,62 @@ def test_a_version_registered_before_its_figures_were_stored_gets_them_once(
     engine = ws.engine()
     cycle(ws, engine)
     before = history(engine, "press")
+    drift_before = drift_figures(engine)
+    assert drift_before, "complete chunks have their drift measured"
     with transaction(engine) as session:
         version = queries.champion(session=session, model_id=1)
-        stored = version.fitted
-        version.fitted = None  # as 0010 leaves an older version
+        stored, stored_drift = version.fitted, version.fitted_drift
+        version.fitted = version.fitted_drift = None  # as 0011 leaves an older version
         session.add(version)
         session.exec(delete(ChunkEstimate))
+        session.exec(delete(ChunkDrift))
     ws.drop_days(production(1, start_day=3))
     cycle(ws, engine)
     with transaction(engine) as session:
-        again = queries.champion(session=session, model_id=1).fitted
-    assert again is not None and Fitted.from_json(again) == Fitted.from_json(stored)
+        version = queries.champion(session=session, model_id=1)
+    assert version.fitted is not None and Fitted.from_json(version.fitted) == Fitted.from_json(
+        stored
+    )
+    assert version.fitted_drift is not None
+    assert FittedDrift.from_json(version.fitted_drift) == FittedDrift.from_json(stored_drift)
     after = {(r["chunk_start"], r["metric"]): r["estimated"] for r in history(engine, "press")}
     for row in before:
         assert after[(row["chunk_start"], row["metric"])] == pytest.approx(
             row["estimated"], abs=1e-12
         )
+    drift_after = drift_figures(engine)
+    for key, (value, alert) in drift_before.items():
+        assert drift_after[key] == (pytest.approx(value, abs=1e-12), alert)
+
+
+def test_drift_is_fitted_again_when_the_config_changes_what_it_was_fitted_for(
+    sqlite_workspace: Workspace,
+) -> None:
+    """Drift references depend on the features and the chunking: figures stored for
+    another config are not applied, they are fitted again (and kept)."""
+    import json
+
+    ws = sqlite_workspace
+    ws.drop_days(production(3))
+    engine = ws.engine()
+    cycle(ws, engine)
+    with transaction(engine) as session:
+        version = queries.champion(session=session, model_id=1)
+        stale = json.loads(version.fitted_drift)
+        right = stale["fitted_for"]
+        stale["fitted_for"] = right.replace("1D", "2D")
+        assert stale["fitted_for"] != right
+        stale["features"] = stale["features"][:1]  # applied, one feature would be measured
+        version.fitted_drift = json.dumps(stale)
+        session.add(version)
+        session.exec(delete(ChunkDrift))
+    ws.drop_days(production(1, start_day=3))
+    cycle(ws, engine)
+    with transaction(engine) as session:
+        version = queries.champion(session=session, model_id=1)
+    assert json.loads(version.fitted_drift)["fitted_for"] == right
+    measured = {feature for _, feature in drift_figures(engine)}
+    assert set(FEATURES) <= measured
 
 
 def test_verify_recomputes_with_nannyml_and_names_a_figure_that_differs(
@@ -284,3 +334,30 @@ def test_verify_recomputes_with_nannyml_and_names_a_figure_that_differs(
     assert failed.status == "failed"
     assert "--verify: roc_auc sampling_error of chunk" in failed.error
     assert "perfwatch" in failed.error and "nannyml" in failed.error
+
+
+def test_verify_checks_drift_against_nannyml_too(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feature drift is verified as estimates are: a reference share a little off changes
+    a Jensen-Shannon distance, and `--verify` names the feature and the chunk."""
+    import json
+
+    ws = sqlite_workspace
+    monkeypatch.setenv("PERFWATCH_VERIFY", "1")
+    days = production(6)
+    ws.drop_days(days[days.timestamp < days.timestamp.min() + pd.Timedelta(days=4)])
+    engine = ws.engine()
+    cycle(ws, engine)  # drift of the complete chunks, verified
+    assert drift_figures(engine)
+    with transaction(engine) as session:
+        version = queries.champion(session=session, model_id=1)
+        fitted = json.loads(version.fitted_drift)
+        feature = fitted["features"][0]
+        feature["shares"][0] += 0.01
+        version.fitted_drift = json.dumps(fitted)
+        session.add(version)
+    ws.drop_days(days[days.timestamp >= days.timestamp.min() + pd.Timedelta(days=4)])
+    failed = run_cycle(engine, ws.settings(), ws.settings().models[0])
+    assert failed.status == "failed"
+    assert f"--verify: {feature['name']} value of chunk" in failed.error

@@ -150,14 +150,14 @@ def test_a_failing_skew_check_stores_and_estimates_the_rows_and_alerts(
 def test_a_failing_drift_measurement_keeps_the_rows_and_estimates_and_alerts(
     sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import perfwatch.ml.drift as ml_drift
+    import perfwatch.ml.chunk_drift as ml_drift
 
-    real = ml_drift.calculate
+    real = ml_drift.measure
 
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("injected: drift cannot be measured")
 
-    monkeypatch.setattr(ml_drift, "calculate", broken)
+    monkeypatch.setattr(ml_drift, "measure", broken)
     ws = sqlite_workspace
     engine = ws.engine()
     ws.drop_days(production(3))
@@ -170,7 +170,7 @@ def test_a_failing_drift_measurement_keeps_the_rows_and_estimates_and_alerts(
     [alert] = [a for a in status["alerts"] if a["subject"] == "measurement"]
     assert alert["kind"] == "feature_drift" and "injected" in alert["message"]
 
-    monkeypatch.setattr(ml_drift, "calculate", real)
+    monkeypatch.setattr(ml_drift, "measure", real)
     ws.drop_days(production(1, start_day=3))
     assert run_cycle(engine, settings, settings.models[0]).status == "ok"
     status = model_status(engine, ["press"])[0]

@@ -10,18 +10,32 @@ the same bins (missing values left out; what falls outside every reference bin i
 extra bin, as nannyml adds one), and scipy's Jensen-Shannon distance in base 2.
 `FittedReconstruction` and `reconstruction_error` do the same for nannyml's PCA data
 reconstruction (drift/multivariate/data_reconstruction). Equality with nannyml is a test
-(tests/ml/test_chunk_drift.py). Not yet used by the cycle (issue 14: storing these
-figures with the version comes next).
+(tests/ml/test_chunk_drift.py); `FittedDrift` holds both as plain numbers, stored with
+the version, and `measure` gives a cycle every chunk's figures from them.
 """
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from perfwatch.domain.chunks import CHUNK_COLUMN, moment
+from perfwatch.domain.drift import MULTIVARIATE
 from perfwatch.ml.chunk_metrics import Chunks
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    chunk_start: datetime
+    feature: str  # a feature, or MULTIVARIATE
+    method: str  # jensen_shannon | reconstruction_error
+    value: float
+    threshold: float | None  # nannyml's upper threshold from the reference chunks
+    alert: bool  # nannyml's own (raw) alert
 
 
 @dataclass(frozen=True)
@@ -191,3 +205,71 @@ def _missing(value: Any) -> bool:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+@dataclass(frozen=True)
+class FittedDrift:
+    """Both drift calculators as nannyml fitted them on a version's reference, for the
+    features and chunking named in `fitted_for` (a config that changes them refits)."""
+
+    fitted_for: str
+    features: tuple[FittedFeature, ...]
+    reconstruction: FittedReconstruction
+
+    @classmethod
+    def of(cls, univariate: Any, multivariate: Any, fitted_for: str) -> "FittedDrift":
+        return cls(
+            fitted_for, FittedFeature.all_of(univariate), FittedReconstruction.of(multivariate)
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), allow_nan=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FittedDrift":
+        data = json.loads(text)
+        features = tuple(
+            FittedFeature(**(f | {"bins": tuple(f["bins"]), "shares": tuple(f["shares"])}))
+            for f in data["features"]
+        )
+        fields = {k: _tuples(v) for k, v in data["reconstruction"].items()}
+        return cls(data["fitted_for"], features, FittedReconstruction(**fields))
+
+
+def fitted_for(features: list[str], categorical: list[str], chunking: str) -> str:
+    """What a FittedDrift depends on in the config, as one comparable text."""
+    return json.dumps({"features": features, "categorical": categorical, "chunking": chunking})
+
+
+def measure(fitted: FittedDrift, rows: "pd.DataFrame") -> list[FeatureDrift]:
+    """Every feature's drift, and all features' together, on every chunk in `rows` (with
+    the chunk column), chunk by chunk as nannyml gives them."""
+    chunks = Chunks.of(rows[CHUNK_COLUMN].to_numpy(dtype="int64"))
+    starts = [moment(int(ns)) for ns in chunks.starts_ns]
+    results = []
+    for feature in fitted.features:
+        distances = jensen_shannon(feature, rows[feature.name].to_numpy()[chunks.order], chunks)
+        results += _figures(starts, feature.name, "jensen_shannon", distances, feature)
+    errors = reconstruction_error(fitted.reconstruction, rows.iloc[chunks.order], chunks)
+    results += _figures(starts, MULTIVARIATE, "reconstruction_error", errors, fitted.reconstruction)
+    return results
+
+
+def _figures(
+    starts: list[datetime],
+    name: str,
+    method: str,
+    values: "np.ndarray",
+    fitted: FittedFeature | FittedReconstruction,
+) -> list[FeatureDrift]:
+    alerts = fitted.alert(values)
+    threshold = fitted.upper_threshold
+    return [
+        FeatureDrift(start, name, method, float(value), threshold, bool(alert))
+        for start, value, alert in zip(starts, values, alerts, strict=True)
+    ]
+
+
+def _tuples(value: Any) -> Any:
+    """JSON's lists back to the tuples a fitted dataclass holds."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

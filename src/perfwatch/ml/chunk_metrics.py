@@ -466,23 +466,26 @@ def check_equal(
     theirs: Sequence[Any],
     fields: tuple[str, ...],
     unchecked: frozenset[tuple[str, str]] = frozenset(),
+    named: str = "metric",
 ) -> None:
-    """`--verify`: perfwatch's figures (Estimate or Realized, chunk by chunk and metric by
-    metric) against nannyml's; the first that differs by more than TOLERANCE (or is NaN
-    on one side only) is an error naming it. `unchecked`: (metric, field) pairs nannyml
-    draws at random when it fits."""
-    keys = [(o.chunk_start, o.metric) for o in ours]
-    if keys != [(t.chunk_start, t.metric) for t in theirs]:
+    """`--verify`: perfwatch's figures (Estimate, Realized or FeatureDrift, per chunk and
+    `named` figure: metric or feature) against nannyml's; the first that differs by more
+    than TOLERANCE (or is NaN on one side only) is an error naming it. `unchecked`:
+    (name, field) pairs nannyml draws at random when it fits."""
+    oracle = {(t.chunk_start, getattr(t, named)): t for t in theirs}
+    if sorted(oracle) != sorted((o.chunk_start, getattr(o, named)) for o in ours):
         raise EstimationError("--verify: perfwatch and nannyml give figures for other chunks")
-    for mine, oracle in zip(ours, theirs, strict=True):
-        for name in fields:
-            if (mine.metric, name) in unchecked:
+    for mine in ours:
+        name = getattr(mine, named)
+        for field in fields:
+            if (name, field) in unchecked:
                 continue
-            a, b = _number(getattr(mine, name)), _number(getattr(oracle, name))
+            a = _number(getattr(mine, field))
+            b = _number(getattr(oracle[(mine.chunk_start, name)], field))
             if (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOLERANCE:
                 continue
             raise EstimationError(
-                f"--verify: {mine.metric} {name} of chunk {mine.chunk_start:%Y-%m-%d %H:%M}:"
+                f"--verify: {name} {field} of chunk {mine.chunk_start:%Y-%m-%d %H:%M}:"
                 f" perfwatch {a!r}, nannyml {b!r}",
                 hint="please report this with the model's reference set: perfwatch's"
                 " arithmetic must equal nannyml's to 1e-9",

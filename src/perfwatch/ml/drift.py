@@ -1,30 +1,22 @@
 """Feature drift through nannyml: univariate drift per feature (its default method,
 Jensen-Shannon distance) and PCA data reconstruction error for the multivariate view.
 
-Both calculators are fitted on a version's reference set and kept in the process.
+Both calculators are fitted on a version's reference set when it is registered; a cycle
+applies what they learnt without nannyml (ml.chunk_drift), and `calculate` is the oracle
+`perfwatch run --verify` compares with.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking
 from perfwatch.domain.drift import MULTIVARIATE
 from perfwatch.errors import EstimationError
 from perfwatch.ml.cbpe import finite, nannyml_chunker, quiet_nannyml
+from perfwatch.ml.chunk_drift import FeatureDrift, FittedDrift, fitted_for
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-@dataclass(frozen=True)
-class FeatureDrift:
-    chunk_start: datetime
-    feature: str  # a feature, or MULTIVARIATE
-    method: str  # jensen_shannon | reconstruction_error
-    value: float
-    threshold: float | None  # nannyml's upper threshold from the reference chunks
-    alert: bool  # nannyml's own (raw) alert
 
 
 @dataclass
@@ -32,6 +24,7 @@ class DriftCalculators:
     univariate: Any
     multivariate: Any
     features: list[str]
+    categorical: list[str]
 
 
 def fit(
@@ -42,7 +35,7 @@ def fit(
     timestamp: str,
     period: Chunking,
 ) -> DriftCalculators:
-    frame = reference[[*features, timestamp, CHUNK_COLUMN]]
+    frame = _declared(reference[[*features, timestamp, CHUNK_COLUMN]], categorical)
     with quiet_nannyml() as nml:
         univariate = nml.UnivariateDriftCalculator(
             column_names=features,
@@ -60,14 +53,42 @@ def fit(
             multivariate.fit(frame)
         except Exception as exc:  # nannyml raises many types; all mean "cannot fit"
             raise EstimationError(f"nannyml could not fit its drift calculators: {exc}") from exc
-    return DriftCalculators(univariate, multivariate, features)
+    return DriftCalculators(univariate, multivariate, features, categorical)
+
+
+def _declared(frame: "pd.DataFrame", categorical: list[str]) -> "pd.DataFrame":
+    """The categorical columns as objects: nannyml's PCA calculator tells categories by
+    dtype, and knows neither pandas 3's text dtype ("str": it fails on the text) nor that a
+    column of numeric codes is categorical when the config says so."""
+    return frame.astype({name: object for name in categorical}) if categorical else frame
+
+
+def fitted(
+    reference: "pd.DataFrame",
+    *,
+    features: list[str],
+    categorical: list[str],
+    timestamp: str,
+    period: Chunking,
+) -> FittedDrift:
+    """What both calculators learn on the reference, as plain numbers."""
+    calculators = fit(
+        reference, features=features, categorical=categorical, timestamp=timestamp, period=period
+    )
+    return FittedDrift.of(
+        calculators.univariate,
+        calculators.multivariate,
+        fitted_for(features, categorical, period.describe()),
+    )
 
 
 def calculate(
     calculators: DriftCalculators, rows: "pd.DataFrame", *, timestamp: str
 ) -> list[FeatureDrift]:
     """Drift of every feature, and of all together, on every chunk in `rows`."""
-    frame = rows[[*calculators.features, timestamp, CHUNK_COLUMN]]
+    frame = _declared(
+        rows[[*calculators.features, timestamp, CHUNK_COLUMN]], calculators.categorical
+    )
     with quiet_nannyml():
         try:
             univariate = calculators.univariate.calculate(frame).data

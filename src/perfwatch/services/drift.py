@@ -1,36 +1,37 @@
 """Feature drift per complete chunk: measured once a chunk is complete (again if late rows
-change it), confirmed over consecutive chunks (domain.drift), stored per version."""
+change it), confirmed over consecutive chunks (domain.drift), stored per version.
+
+The figures come from what nannyml fitted at registration, applied by perfwatch
+(ml.chunk_drift); `perfwatch run --verify` recomputes them with nannyml.
+"""
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from perfwatch.config import ModelSettings, Settings
+from perfwatch.config import ModelSettings, Settings, verifying
 from perfwatch.domain.chunks import chunk_ns
 from perfwatch.domain.drift import CONFIRM_OVER, RawDrift, confirmed
 from perfwatch.domain.durations import parse_duration
-from perfwatch.recent import Recent
-from perfwatch.services.registry import Champion
+from perfwatch.services.registry import Champion, fitted_drift
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.segments import read_stored
 from perfwatch.store.tables import ChunkDrift, utcnow
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sqlmodel import Session
 
-    from perfwatch.ml.drift import DriftCalculators, FeatureDrift
-
-# (version id, reference sha256) -> the fitted drift calculators, the newest few
-_calculators: Recent[Any] = Recent()
+    from perfwatch.ml.chunk_drift import FeatureDrift
 
 
 def measure_drift(
     engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
 ) -> int:
     """Measure the complete chunks not measured yet (or changed since); return how many."""
-    from perfwatch.ml import drift
+    from perfwatch.ml import chunk_drift
 
     version = champion.version
     assert version.id is not None
@@ -53,26 +54,30 @@ def measure_drift(
         return 0
     columns = [*model.features, model.timestamp_column]
     rows = read_stored(batches, columns, {chunk_ns(s) for s in due}, settings.data_dir)
-    results = drift.calculate(_fitted(model, champion), rows, timestamp=model.timestamp_column)
+    results = chunk_drift.measure(fitted_drift(engine, model, champion), rows)
+    if verifying():
+        _verify(model, champion, rows, results)
     with transaction(engine) as session:
         _store(session, champion, results, {s: stored[s][1] for s in due}, since)
     return len(due)
 
 
-def _fitted(model: ModelSettings, champion: Champion) -> "DriftCalculators":
+def _verify(
+    model: ModelSettings, champion: Champion, rows: "pd.DataFrame", results: list["FeatureDrift"]
+) -> None:
+    """`--verify`: the same figures from nannyml's calculators, fitted on the reference."""
     from perfwatch.ml import drift
+    from perfwatch.ml.chunk_metrics import check_equal
 
-    key = (int(champion.version.id or 0), champion.version.reference_sha256)
-    return _calculators.get(
-        key,
-        lambda: drift.fit(
-            champion.reference_rows,
-            features=model.features,
-            categorical=model.categorical,
-            timestamp=model.timestamp_column,
-            period=model.chunking,
-        ),
+    calculators = drift.fit(
+        champion.reference_rows,
+        features=model.features,
+        categorical=model.categorical,
+        timestamp=model.timestamp_column,
+        period=model.chunking,
     )
+    oracle = drift.calculate(calculators, rows, timestamp=model.timestamp_column)
+    check_equal(results, oracle, ("value", "threshold", "alert"), named="feature")
 
 
 def _store(

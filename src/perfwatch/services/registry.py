@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from perfwatch.ml.cbpe import Columns
+    from perfwatch.ml.chunk_drift import FittedDrift
     from perfwatch.ml.chunk_metrics import Fitted
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ def register_version(
     estimator, figures = cbpe.fit(
         rows, columns=cbpe_columns(model), metrics=model.metrics, period=model.chunking
     )
+    drift = _fit_drift(model, rows)
 
     with transaction(engine) as session:
         record = queries.get_or_create_model(session=session, name=model.name)
@@ -140,6 +142,7 @@ def register_version(
             contract=contract.to_json(),
             inputs=inputs.to_json(),
             fitted=Fitted.of(estimator).to_json(),
+            fitted_drift=drift.to_json(),
         )
         session.add(version)
         session.flush()
@@ -286,6 +289,38 @@ def _fitted(engine: Engine, data_dir: Path, version: ModelVersion) -> "Fitted":
         version.fitted = fitted.to_json()
         session.add(version)
     return fitted
+
+
+def fitted_drift(engine: Engine, model: ModelSettings, champion: Champion) -> "FittedDrift":
+    """The version's drift calculators as fitted on its reference for the model's features
+    and chunking. Fitted at registration; fitted again (this imports nannyml), and kept, for
+    a version registered before they were stored or when the config has changed them."""
+    from perfwatch.ml.chunk_drift import FittedDrift, fitted_for
+
+    version = champion.version
+    if version.fitted_drift:
+        stored = FittedDrift.from_json(version.fitted_drift)
+        if stored.fitted_for == fitted_for(
+            model.features, model.categorical, model.chunking.describe()
+        ):
+            return stored
+    fitted = _fit_drift(model, champion.reference_rows)
+    with transaction(engine) as session:
+        version.fitted_drift = fitted.to_json()
+        session.add(version)
+    return fitted
+
+
+def _fit_drift(model: ModelSettings, reference: "pd.DataFrame") -> "FittedDrift":
+    from perfwatch.ml import drift
+
+    return drift.fitted(
+        reference,
+        features=model.features,
+        categorical=model.categorical,
+        timestamp=model.timestamp_column,
+        period=model.chunking,
+    )
 
 
 def _reference_rows(data_dir: Path, version: ModelVersion) -> "pd.DataFrame":

@@ -81,6 +81,10 @@ class ModelVersion(SQLModel, table=True):
     # JSON, see ml.chunk_metrics: the fitted CBPE as plain numbers; None before 0010
     # (derived from the pickled estimator on first use, then kept)
     fitted: str | None = Field(default=None, sa_column=Column(Text))
+    # JSON, see ml.chunk_drift: the fitted drift calculators as plain numbers; None before
+    # 0011 or until first measured (fitted then, and again if the config's features or
+    # chunking change)
+    fitted_drift: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = _stamp()
 
 
