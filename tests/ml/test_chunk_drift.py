@@ -45,10 +45,10 @@ def assert_equal_to_nannyml(
     chunks = Chunks.of(analysis[CHUNK_COLUMN].to_numpy(dtype="int64"))
     by_feature = {f.name: f for f in FittedFeature.all_of(calculators.univariate)}
     for name in features:
-        mine = jensen_shannon(by_feature[name], analysis[name].to_numpy()[chunks.order], chunks)
+        mine = jensen_shannon(by_feature[name], analysis[name], chunks)
         assert_same(mine, by_feature[name], [d for d in theirs if d.feature == name], name)
     reconstruction = FittedReconstruction.of(calculators.multivariate)
-    mine = reconstruction_error(reconstruction, analysis.iloc[chunks.order], chunks)
+    mine = reconstruction_error(reconstruction, analysis, chunks)
     assert_same(mine, reconstruction, [d for d in theirs if d.feature == MULTIVARIATE], "PCA")
     # the cycle's path: the figures as the store keeps them (JSON), applied by `measure`
     stored = FittedDrift.of(calculators.univariate, calculators.multivariate, "-").to_json()

@@ -78,23 +78,21 @@ class FittedFeature:
         return (distances < low) | (distances > high)
 
 
-def jensen_shannon(feature: FittedFeature, values: "np.ndarray", chunks: Chunks) -> "np.ndarray":
-    """The Jensen-Shannon distance (base 2) of each chunk's values, in chunk order, from
-    the reference; NaN for a chunk with no value."""
+def jensen_shannon(feature: FittedFeature, values: "pd.Series", chunks: Chunks) -> "np.ndarray":
+    """The Jensen-Shannon distance (base 2) of each chunk's values (in row order) from the
+    reference, chunk by chunk; NaN for a chunk with no value."""
     import numpy as np
     from scipy.spatial.distance import jensenshannon
 
-    bin_of_row, present = _bins_of(feature, values)
-    chunk_of_row = chunks.owners
-    width = len(feature.shares)
-    inside = present & (bin_of_row >= 0)
+    width = len(feature.shares)  # then one slot for values outside every bin, one for missing
+    slots = width + 2
     counts = np.bincount(
-        chunk_of_row[inside] * width + bin_of_row[inside], minlength=len(chunks.sizes) * width
-    ).reshape(len(chunks.sizes), width)
-    measured = np.bincount(chunk_of_row[present], minlength=len(chunks.sizes)).astype(float)
+        chunks.of_row * slots + _bins_of(feature, values), minlength=len(chunks.sizes) * slots
+    ).reshape(len(chunks.sizes), slots)
+    measured = counts[:, : width + 1].sum(axis=1).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        shares = counts / measured[:, None]
-        leftover = 1 - shares.sum(axis=1)
+        shares = counts[:, :width] / measured[:, None]
+        leftover = 1 - shares.sum(axis=1)  # as nannyml reckons the extra bin's share
     leftover = np.where(leftover > 0, leftover, 0.0)  # nannyml adds the bin only then
     reference = np.r_[np.asarray(feature.shares, dtype=float), 0.0]
     data = np.c_[shares, leftover]
@@ -102,22 +100,36 @@ def jensen_shannon(feature: FittedFeature, values: "np.ndarray", chunks: Chunks)
     return np.where(measured > 0, distances, np.nan)
 
 
-def _bins_of(feature: FittedFeature, values: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
-    """Each value's bin (-1 outside every bin) and whether it is present (not missing)."""
+def _bins_of(feature: FittedFeature, values: "pd.Series") -> "np.ndarray":
+    """Each value's bin; past the bins, one slot for values outside every bin and one for
+    missing values."""
+    import numpy as np
+
+    width = len(feature.shares)
+    if feature.categorical:
+        bins = _positions(feature.bins, values)
+        bins[bins < 0] = width
+    else:
+        edges = np.asarray(feature.bins, dtype=float)
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        bins = np.searchsorted(edges, numbers, side="right") - 1  # beyond the last: width
+        bins[numbers == edges[-1]] = width - 1  # np.histogram: the last bin is closed
+        bins[bins < 0] = width
+    bins[values.isna().to_numpy()] = width + 1
+    return bins
+
+
+def _positions(keys: tuple[Any, ...], values: "pd.Series") -> "np.ndarray":
+    """Each value's position among `keys` (-1 where it is none of them, or missing),
+    matched as a Python dict matches keys (1 == 1.0 == True): one hash lookup per distinct
+    value, whatever the column's dtype."""
     import numpy as np
     import pandas as pd
 
-    present = ~pd.isna(values)
-    if feature.categorical:
-        index = {value: position for position, value in enumerate(feature.bins)}
-        bins = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
-        return bins, np.asarray(present)
-    edges = np.asarray(feature.bins, dtype=float)
-    numbers = np.asarray(values, dtype=float)
-    bins = np.searchsorted(edges, numbers, side="right") - 1
-    bins[numbers == edges[-1]] = len(edges) - 2  # np.histogram: the last bin is closed
-    bins[(numbers < edges[0]) | (numbers > edges[-1])] = -1
-    return bins, np.asarray(present)
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    index = pd.Index(list(keys), dtype=object)
+    found = np.r_[index.get_indexer(pd.Index(np.asarray(distinct, dtype=object))), -1]
+    return found[codes]  # code -1 (missing) takes the last entry
 
 
 @dataclass(frozen=True)
@@ -175,32 +187,60 @@ class FittedReconstruction:
         return ~((low < errors) & (errors < high))
 
 
+# rows reconstructed at once: a block's matrices stay small enough for malloc to reuse
+# (matrices of every row are fresh pages each time, and first touches cost more than the
+# arithmetic)
+BLOCK_ROWS = 65_536
+
+
 def reconstruction_error(
     fitted: FittedReconstruction, rows: "pd.DataFrame", chunks: Chunks
 ) -> "np.ndarray":
-    """Per chunk, the mean distance of its rows (in chunk order) from their PCA
+    """Per chunk, the mean distance of its rows (in row order) from their PCA
     reconstruction, as nannyml measures it."""
+    import numpy as np
+
+    distance = np.empty(len(rows))
+    for start in range(0, len(rows), BLOCK_ROWS):
+        block = _encoded(fitted, rows.iloc[start : start + BLOCK_ROWS])
+        distance[start : start + len(block)] = _reconstruction_distance(fitted, block)
+    return np.bincount(chunks.of_row, weights=distance, minlength=len(chunks.sizes)) / chunks.sizes
+
+
+def _encoded(fitted: FittedReconstruction, rows: "pd.DataFrame") -> "np.ndarray":
+    """The rows as the calculator's numbers: missing values imputed, a category as its
+    reference frequency (0 when unseen)."""
     import numpy as np
 
     numbers = np.empty((len(rows), len(fitted.columns)))
     frequencies = dict(zip(fitted.categorical, fitted.frequencies, strict=True))
     for position, (column, fill) in enumerate(zip(fitted.columns, fitted.fill, strict=True)):
-        values = rows[column].to_numpy()
+        values = rows[column]
         if column in frequencies:
-            share = dict(frequencies[column])
-            numbers[:, position] = [share.get(fill if _missing(v) else v, 0.0) for v in values]
+            keys, shares = (
+                zip(*frequencies[column], strict=True) if frequencies[column] else ((), ())
+            )
+            found = _positions(keys, values)
+            found[values.isna().to_numpy()] = keys.index(fill) if fill in keys else -1
+            numbers[:, position] = np.r_[shares, 0.0][found]  # -1, unseen: the 0 at the end
         else:
-            values = values.astype(float)
-            numbers[:, position] = np.where(np.isnan(values), fill, values)
-    scaled = (numbers - np.asarray(fitted.center)) / np.asarray(fitted.scale)
+            numbers[:, position] = values.to_numpy(dtype=float, na_value=np.nan)
+            np.copyto(numbers[:, position], fill, where=np.isnan(numbers[:, position]))
+    return numbers
+
+
+def _reconstruction_distance(fitted: FittedReconstruction, numbers: "np.ndarray") -> "np.ndarray":
+    """Each encoded row's distance from its reconstruction (standardized, projected on the
+    components and back), in sklearn's order of operations: errors near 0 (as many
+    components as columns) meet thresholds near 0 at the last bit."""
+    import numpy as np
+
+    numbers -= np.asarray(fitted.center)
+    numbers /= np.asarray(fitted.scale)
     components, mean = np.asarray(fitted.components), np.asarray(fitted.pca_mean)
-    projected = scaled @ components.T - mean.reshape(1, -1) @ components.T
-    distance = np.linalg.norm(scaled - (projected @ components + mean), axis=1)
-    return chunks.sums(distance) / chunks.sizes
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
+    projected = numbers @ components.T - mean.reshape(1, -1) @ components.T
+    reconstructed = projected @ components + mean
+    return np.linalg.norm(numbers - reconstructed, axis=1)
 
 
 def _plain(value: Any) -> Any:
@@ -248,9 +288,9 @@ def measure(fitted: FittedDrift, rows: "pd.DataFrame") -> list[FeatureDrift]:
     starts = [moment(int(ns)) for ns in chunks.starts_ns]
     results = []
     for feature in fitted.features:
-        distances = jensen_shannon(feature, rows[feature.name].to_numpy()[chunks.order], chunks)
+        distances = jensen_shannon(feature, rows[feature.name], chunks)
         results += _figures(starts, feature.name, "jensen_shannon", distances, feature)
-    errors = reconstruction_error(fitted.reconstruction, rows.iloc[chunks.order], chunks)
+    errors = reconstruction_error(fitted.reconstruction, rows, chunks)
     results += _figures(starts, MULTIVARIATE, "reconstruction_error", errors, fitted.reconstruction)
     return results
 

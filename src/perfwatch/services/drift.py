@@ -6,7 +6,7 @@ The figures come from what nannyml fitted at registration, applied by perfwatch
 """
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -88,36 +88,42 @@ def _store(
     since: datetime,
 ) -> None:
     """Upsert the new figures, then re-confirm each feature's chain over the window (a late
-    chunk may confirm, or un-confirm, its neighbours)."""
+    chunk may confirm, or un-confirm, its neighbours); write what changed in one statement."""
     version = champion.version
-    chain = {
-        (d.chunk_start, d.feature): d
-        for d in queries.drift_since(session=session, version_id=version.id or 0, since=since)
-    }
+    stored = queries.drift_since(session=session, version_id=version.id or 0, since=since)
+    chain = {(d.chunk_start, d.feature): _row(d) for d in stored}
+    before = {key: row["alert"] for key, row in chain.items()}
+    now = utcnow()
     for result in results:
-        record = chain.get((result.chunk_start, result.feature)) or ChunkDrift(
-            model_id=version.model_id,
-            version_id=version.id or 0,
-            chunk_start=result.chunk_start,
-            feature=result.feature,
-            method=result.method,
-            value=result.value,
-            rows=0,
-        )
-        record.value, record.threshold, record.raw_alert = (
-            result.value,
-            result.threshold,
-            result.alert,
-        )
-        record.rows, record.computed_at = rows[result.chunk_start], utcnow()
-        chain[(result.chunk_start, result.feature)] = record
+        chain[(result.chunk_start, result.feature)] = {
+            "model_id": version.model_id,
+            "version_id": version.id,
+            "chunk_start": result.chunk_start,
+            "feature": result.feature,
+            "method": result.method,
+            "value": result.value,
+            "threshold": result.threshold,
+            "raw_alert": result.alert,
+            "alert": False,
+            "rows": rows[result.chunk_start],
+            "computed_at": now,
+        }
+    measured = {(r.chunk_start, r.feature) for r in results}
     for feature in {feature for _, feature in chain}:
-        ordered = sorted(
-            (d for (_, f), d in chain.items() if f == feature), key=lambda d: d.chunk_start
-        )
-        flags = confirmed(
-            [RawDrift(d.method, d.value, d.raw_alert) for d in ordered], over=CONFIRM_OVER
-        )
-        for record, flag in zip(ordered, flags, strict=True):
-            record.alert = flag
-            session.add(record)
+        ordered = sorted((k for k in chain if k[1] == feature), key=lambda k: k[0])
+        raw = [
+            RawDrift(chain[k]["method"], chain[k]["value"], chain[k]["raw_alert"]) for k in ordered
+        ]
+        for key, flag in zip(ordered, confirmed(raw, over=CONFIRM_OVER), strict=True):
+            chain[key]["alert"] = flag
+    changed = [row for key, row in chain.items() if key in measured or before[key] != row["alert"]]
+    queries.upsert(
+        session=session,
+        table=ChunkDrift,
+        rows=changed,
+        keys=("model_id", "version_id", "chunk_start", "feature"),
+    )
+
+
+def _row(drift: ChunkDrift) -> dict[str, Any]:
+    return drift.model_dump(exclude={"id"})
