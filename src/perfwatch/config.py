@@ -104,6 +104,10 @@ class ModelSettings(_Strict):
     label_window: str = "90D"
     label_grace: str = "3D"
     skew_tolerance: float = Field(default=0.01, gt=0, lt=1)
+    # served scores are re-scored when the champion is new, loaded anyway (some rows came
+    # without scores) and else once per window of this much data time: loading it costs
+    # a cold `run --once` seconds
+    skew_every: str = "7D"
     # rows perfwatch scores itself (no served prediction) are predicted 1 at score >= this
     decision_threshold: float = Field(default=0.5, gt=0, lt=1)
     thresholds: dict[str, Threshold] = {}
@@ -114,9 +118,9 @@ class ModelSettings(_Strict):
     retrain: RetrainSettings = RetrainSettings()
     read: ReadSettings = ReadSettings()
 
-    _durations = field_validator("label_horizon", "label_window", "label_grace", "complete_after")(
-        _duration
-    )
+    _durations = field_validator(
+        "label_horizon", "label_window", "label_grace", "complete_after", "skew_every"
+    )(_duration)
 
     @property
     def served_columns(self) -> list[str]:

@@ -82,7 +82,6 @@ def jensen_shannon(feature: FittedFeature, values: "pd.Series", chunks: Chunks) 
     """The Jensen-Shannon distance (base 2) of each chunk's values (in row order) from the
     reference, chunk by chunk; NaN for a chunk with no value."""
     import numpy as np
-    from scipy.spatial.distance import jensenshannon
 
     width = len(feature.shares)  # then one slot for values outside every bin, one for missing
     slots = width + 2
@@ -96,8 +95,28 @@ def jensen_shannon(feature: FittedFeature, values: "pd.Series", chunks: Chunks) 
     leftover = np.where(leftover > 0, leftover, 0.0)  # nannyml adds the bin only then
     reference = np.r_[np.asarray(feature.shares, dtype=float), 0.0]
     data = np.c_[shares, leftover]
-    distances = jensenshannon(np.broadcast_to(reference, data.shape), data, axis=1, base=2)
-    return np.where(measured > 0, distances, np.nan)
+    return np.where(measured > 0, _jensen_shannon_base_2(reference, data), np.nan)
+
+
+def _jensen_shannon_base_2(p: "np.ndarray", q: "np.ndarray") -> "np.ndarray":
+    """scipy.spatial.distance.jensenshannon(p, q, axis=1, base=2), row by row, in scipy's
+    order of operations (scipy costs a cold `run --once` 0.3 s to import)."""
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.broadcast_to(p, q.shape) / np.sum(p)
+        q = q / np.sum(q, axis=1, keepdims=True)
+        m = (p + q) / 2.0
+        js = np.sum(_relative_entropy(p, m), axis=1) + np.sum(_relative_entropy(q, m), axis=1)
+    return np.sqrt(js / np.log(2) / 2.0)
+
+
+def _relative_entropy(x: "np.ndarray", y: "np.ndarray") -> "np.ndarray":
+    """scipy.special.rel_entr: x log(x / y), 0 where x is 0, inf where only y is."""
+    import numpy as np
+
+    inside = np.where((x == 0) & (y >= 0), 0.0, np.inf)
+    return np.where((x > 0) & (y > 0), x * np.log(x / y), inside)
 
 
 def _bins_of(feature: FittedFeature, values: "pd.Series") -> "np.ndarray":

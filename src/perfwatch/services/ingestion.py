@@ -14,6 +14,7 @@ loses nothing, and since batches are keyed by content hash, duplicates nothing.
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,14 @@ from sqlmodel import col
 
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
-from perfwatch.domain.chunks import CHUNK_COLUMN, RowChunks, chunk_end, chunk_ns, moment
+from perfwatch.domain.chunks import (
+    CHUNK_COLUMN,
+    ChunkPeriod,
+    RowChunks,
+    chunk_end,
+    chunk_ns,
+    moment,
+)
 from perfwatch.errors import PerfwatchError
 from perfwatch.files import in_data_dir
 from perfwatch.ingest import inbox
@@ -66,6 +74,10 @@ class PendingBatches:
     def skew(self) -> "Skew | None":
         """The served scores re-scored by the champion (ml.model.SkewCheck), if any came."""
         return self.prepared.skew if self.prepared is not None else None
+
+    @property
+    def skew_through(self) -> "datetime | None":
+        return self.prepared.skew_through if self.prepared is not None else None
 
     @property
     def rows(self) -> "pd.DataFrame | None":
@@ -145,7 +157,8 @@ class _Rows:
     findings: list["Finding"]
     stored_path: str  # the segment, as the store records it (relative to data_dir)
     written: "Future[None]"
-    skew: "Skew | None" = None  # of the served scores, if any came
+    skew: "Skew | None" = None  # of the served scores, when a check was due
+    skew_through: "datetime | None" = None  # the newest re-scored row's time
 
 
 def _prepare(
@@ -168,7 +181,9 @@ def _prepare(
         with transaction(engine) as session:
             tail = queries.open_chunk(session=session, model_id=champion.version.model_id)
     combined = combine([f.content for f in accepted], model=model, chunking=chunking, tail=tail)
-    skew = _check_skew(model, champion, combined.rows, served=~combined.needs_scores)
+    served = ~combined.needs_scores
+    through = _skew_due(engine, model, champion, combined.rows, served)
+    skew = _check_skew(model, champion, combined.rows, served=served) if through else None
     fill_scores(
         lambda: champion.model,
         combined.rows,
@@ -196,7 +211,36 @@ def _prepare(
         # so the file is written on the other core while CBPE and the inserts run
         written=_write_in_background(segment, model, _segment_table(model, rows, hashes)),
         skew=skew,
+        skew_through=through if skew is not None else None,
     )
+
+
+def _skew_due(
+    engine: Engine,
+    model: ModelSettings,
+    champion: Champion,
+    rows: "pd.DataFrame",
+    served: "pd.Series",
+) -> "datetime | None":
+    """The newest served row's time when re-scoring is due (else None): re-scoring loads
+    the champion, seconds for a cold `run --once`, so it runs when the champion is new to
+    the check, when some rows came without scores (it is loaded to score them anyway), and
+    otherwise once per `skew_every` window of data time (aligned as chunks are: "7D", the
+    first served rows of each week)."""
+    if not served.any():
+        return None
+    newest = rows.loc[served.to_numpy(), model.timestamp_column].max().floor("us").to_pydatetime()
+    if not served.all():
+        return newest
+    with transaction(engine) as session:
+        earlier = queries.recent_skew_cycles(
+            session=session, model_id=champion.version.model_id, cycles=1
+        )
+    last = earlier[0] if earlier else None
+    if last is None or last.skew_version_id != champion.version.id or last.skew_through is None:
+        return newest
+    window = ChunkPeriod.parse(model.skew_every)
+    return newest if window.start_of(newest) > window.start_of(last.skew_through) else None
 
 
 def _check_skew(

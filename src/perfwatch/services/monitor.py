@@ -61,7 +61,9 @@ class CycleReport:
     chunks_drift: int = 0  # complete chunks whose feature drift was measured
     drift_failure: str | None = None  # why feature drift could not be measured
     drift_measured: bool = False  # the drift step ran to its end
-    skew: "Skew | None" = None  # of this cycle's served scores
+    skew: "Skew | None" = None  # of this cycle's served scores (when a check was due)
+    skew_version_id: int | None = None  # the version that re-scored them
+    skew_through: datetime | None = None  # the newest re-scored row's time
     retrain: Decision | None = None  # the retrain policy after this cycle
     alerts: AlertChanges = field(default_factory=lambda: AlertChanges([], []))
     timings: dict[str, float] = field(default_factory=dict)
@@ -120,7 +122,8 @@ def _monitor(
     stopping.check("ingestion")  # ingestion, estimation and recording go together
     with _timed(report, "ingest"):
         pending = read_inbox(engine, settings, model, champion)
-        report.skew = pending.skew
+        report.skew, report.skew_through = pending.skew, pending.skew_through
+        report.skew_version_id = champion.version.id if pending.skew is not None else None
     try:  # CBPE runs while the new rows are still being written to disk
         with _timed(report, "estimate"):
             plan = plan_estimates(engine, model, champion, pending.rows, now)
@@ -239,6 +242,7 @@ def _finish(engine: Engine, cycle: Cycle, report: CycleReport) -> None:
         cycle.quarantined = sum(1 for f in report.files if f.status == "quarantined")
         cycle.rows, cycle.chunks_estimated = report.rows, report.chunks_estimated
         cycle.labels = sum(f.stored for f in report.label_files)
+        cycle.skew_version_id, cycle.skew_through = report.skew_version_id, report.skew_through
         if isinstance(report.skew, SkewFailed):
             cycle.skew_error = report.skew.error
         elif report.skew is not None:

@@ -188,6 +188,8 @@ class Cycle(_OfModel, table=True):
     skew_mismatched: int = 0  # of them, off by more than the model's skew_tolerance
     skew_largest: float | None = None  # the largest difference seen
     skew_error: str | None = Field(default=None, sa_column=Column(Text))  # the check failed
+    skew_version_id: int | None = None  # the version that re-scored (None before 0012)
+    skew_through: datetime | None = _when(nullable=True)  # the newest re-scored row's time
     error: str | None = Field(default=None, sa_column=Column(Text))
     timings: str | None = Field(default=None, sa_column=Column(Text))  # JSON: step -> seconds
 
