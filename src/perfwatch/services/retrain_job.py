@@ -298,7 +298,8 @@ def _label_free(
     reference, estimating the newest unlabeled chunks: a comparison the labels cannot
     make yet. Recorded beside the gate's figures; the labeled holdout decides."""
     from perfwatch.errors import EstimationError
-    from perfwatch.ml import cbpe
+    from perfwatch.ml import cbpe, chunk_metrics
+    from perfwatch.ml.chunk_metrics import Fitted
     from perfwatch.ml.model import predict, score
     from perfwatch.services.registry import cbpe_columns
 
@@ -320,8 +321,12 @@ def _label_free(
                 metrics=model.metrics,
                 period=model.chunking,
             )
-            estimates = cbpe.estimate(
-                estimator, rows, columns=cbpe_columns(model), metrics=model.metrics
+            estimates = chunk_metrics.estimate(
+                Fitted.of(estimator),
+                rows,
+                columns=cbpe_columns(model),
+                metrics=model.metrics,
+                chunking=model.chunking,
             )
         except EstimationError as exc:
             return figures | {"error": exc.message}
