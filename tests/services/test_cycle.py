@@ -361,3 +361,49 @@ def test_verify_checks_drift_against_nannyml_too(
     failed = run_cycle(engine, ws.settings(), ws.settings().models[0])
     assert failed.status == "failed"
     assert f"--verify: {feature['name']} value of chunk" in failed.error
+
+
+def test_odd_input_is_estimated_as_nannyml_estimates_it_or_refused_with_a_reason(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `--verify` (nannyml recomputes every figure beside the fast path): served
+    scores outside [0, 1] are quarantined with the reason; missing served scores are
+    scored by the champion; a chunk predicted all one class is estimated and measured as
+    nannyml does; a chunk of one row has no ROC AUC (nannyml's is NaN too): the cycle
+    that completes it fails naming it, after storing everything else, and the next is ok."""
+    import numpy as np
+
+    ws = sqlite_workspace
+    monkeypatch.setenv("PERFWATCH_VERIFY", "1")
+    model = joblib.load(ws.root / "artifacts" / "model.joblib")
+    fleet = production(6)
+    fleet["y_pred_proba"] = model.predict_proba(fleet[FEATURES])[:, 1]
+    days = [rows.copy() for _, rows in fleet.groupby(fleet.timestamp.dt.date)]
+    days[1].loc[days[1].index[::3], "y_pred_proba"] = np.nan  # scored by the champion
+    days[2] = days[2].head(1)  # a chunk of one row
+    days[3]["y_pred_proba"] = days[3]["y_pred_proba"].clip(upper=0.3)  # all predicted 0
+    for frame in days:
+        frame["y_pred"] = (frame["y_pred_proba"] >= 0.5).astype("Int64")
+        frame.loc[frame["y_pred_proba"].isna(), "y_pred"] = pd.NA
+    broken = days[4].copy()
+    broken.loc[broken.index[0], "y_pred_proba"] = 1.7
+    for index, frame in enumerate(days[:5]):
+        ws.drop(frame, f"day{index}.parquet")
+    ws.drop(broken.assign(id=broken["id"] + "-again"), "margins.parquet")
+    engine = ws.engine()
+    settings = ws.settings()
+    report = run_cycle(engine, settings, settings.models[0])
+    assert report.status == "failed"  # not --verify: nannyml gives the same NaN
+    assert (
+        report.error == "CBPE gives NaN for 1 complete chunk metric(s): roc_auc on 2026-03-04 00:00"
+    )
+    [refused] = [f for f in report.files if f.status == "quarantined"]
+    assert refused.file_name == "margins.parquet" and "outside [0, 1]" in (refused.reason or "")
+    estimated = {(r["chunk_start"][:10], r["metric"]) for r in history(engine, "press")}
+    for day in (0, 1, 3, 4):
+        assert (f"2026-03-0{2 + day}", "roc_auc") in estimated
+    assert ("2026-03-04", "recall") in estimated and ("2026-03-04", "roc_auc") not in estimated
+    measured = {start.date().isoformat() for start, _ in drift_figures(engine)}
+    assert {"2026-03-04", "2026-03-05"} <= measured, "the one-row and one-class chunks"
+    ws.drop(days[5], "day5.parquet")
+    cycle(ws, engine)  # verified again; the one-row chunk is not estimated again
