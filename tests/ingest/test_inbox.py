@@ -31,6 +31,25 @@ def test_waiting_files_are_the_visible_batches_oldest_name_first(tmp_path: Path)
     assert inbox.waiting(tmp_path / "absent") == inbox.waiting(None) == []
 
 
+def test_passes_group_files_by_rows_in_order_a_big_file_alone(tmp_path: Path) -> None:
+    import pandas as pd
+
+    def rows(n: int) -> str:
+        return "id,x\n" + "".join(f"{i},1\n" for i in range(n))
+
+    small = [drop(tmp_path, f"{name}.csv", rows(300)) for name in "abc"]
+    big = drop(tmp_path, "d.csv", rows(2_500))
+    parquet = tmp_path / "e.parquet"
+    pd.DataFrame({"id": range(400), "x": 1}).to_parquet(parquet)
+    broken = drop(tmp_path, "f.parquet", "not parquet")
+    assert inbox.rows_in(small[0]) == 300 and inbox.rows_in(parquet) == 400
+    assert inbox.rows_in(broken) == 0, "its reading will say what is wrong"
+    files = [*small, big, parquet, broken]
+    assert inbox.passes(files, 1_000) == [small, [big], [parquet, broken]]
+    assert inbox.passes(files, 10_000) == [files]
+    assert inbox.passes([], 1_000) == []
+
+
 def test_the_first_unrecorded_file_of_each_content_is_read(tmp_path: Path) -> None:
     files = inbox.hashed(
         [

@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import delete, select
 
 from perfwatch.files import sha256_file
+from perfwatch.ingest import inbox
 from perfwatch.services.monitor import run_cycle
 from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import FEATURES, TARGET
@@ -407,3 +408,34 @@ def test_odd_input_is_estimated_as_nannyml_estimates_it_or_refused_with_a_reason
     assert {"2026-03-04", "2026-03-05"} <= measured, "the one-row and one-class chunks"
     ws.drop(days[5], "day5.parquet")
     cycle(ws, engine)  # verified again; the one-row chunk is not estimated again
+
+
+def test_a_backlog_is_taken_in_passes_with_the_figures_of_one(
+    tmp_path: Path, artifacts: Path, sqlite_url: str
+) -> None:
+    """`pass_rows` bounds what one pass holds in memory: 6 daily files of 800 rows in
+    passes of 1,000 rows (one file each, the last pass two small ones) give the estimates,
+    drift and stored rows of one pass over all of them."""
+    fleet = production(6)
+    days = [rows for _, rows in fleet.groupby(fleet.timestamp.dt.date)]
+    stores = {}
+    for name, top in (("one", ""), ("passes", "pass_rows = 1000\n")):
+        ws = Workspace.create(tmp_path / name, artifacts, f"sqlite:///{tmp_path}/{name}.db")
+        ws.config.write_text(top + ws.config.read_text())
+        assert ws.settings().pass_rows == (1000 if top else 1_000_000)
+        for index, frame in enumerate(days):
+            ws.drop(frame, f"day{index}.parquet")
+        ws.drop(days[5].head(100).assign(id=lambda f: f["id"] + "-late"), "day6.parquet")
+        planned = inbox.passes(inbox.waiting(ws.inbox), ws.settings().pass_rows)
+        assert len(planned) == (6 if top else 1) and len(planned[-1]) == (2 if top else 7)
+        engine = ws.engine()
+        report = cycle(ws, engine)
+        assert report.rows == 6 * 800 + 100 and len(report.files) == 7
+        stores[name] = (history(engine, "press"), drift_figures(engine))
+    (one, one_drift), (passes, passes_drift) = stores["one"], stores["passes"]
+    assert [(r["chunk_start"], r["metric"], r["rows"]) for r in passes] == [
+        (r["chunk_start"], r["metric"], r["rows"]) for r in one
+    ]
+    for mine, theirs in zip(passes, one, strict=True):
+        assert mine["estimated"] == pytest.approx(theirs["estimated"], abs=1e-12)
+    assert passes_drift.keys() == one_drift.keys()

@@ -1,4 +1,5 @@
-"""Ingesting a model's inbox: every waiting file in one pass and one transaction.
+"""Ingesting a model's inbox: the waiting files in passes of about `pass_rows` rows, each
+pass in one transaction.
 
 `read_inbox` reads, checks and prepares (and starts writing the rows to disk); `record`
 commits and moves the files. Between the two, the cycle estimates the new chunks from
@@ -86,10 +87,17 @@ class PendingBatches:
 
 
 def read_inbox(
-    engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    champion: Champion,
+    paths: list[Path],
+    *,
+    skew_checked: bool = False,
 ) -> PendingBatches:
-    """Read and check every new file in the inbox; prepare the accepted rows."""
-    files = inbox.hashed(inbox.waiting(model.inbox))
+    """Read and check these files of the inbox (a pass: see inbox.passes); prepare the
+    accepted rows. `skew_checked`: an earlier pass of the cycle re-scored served scores."""
+    files = inbox.hashed(paths)
     if not files:
         return PendingBatches()
     with transaction(engine) as session:
@@ -111,7 +119,7 @@ def read_inbox(
         list(pool.map(lambda file: inbox.check(file, read, model.name), pending.first_of.values()))
     accepted = [f for f in files if f.status == "ingested"]
     if accepted:
-        pending.prepared = _prepare(engine, settings, model, champion, accepted)
+        pending.prepared = _prepare(engine, settings, model, champion, accepted, skew_checked)
     return pending
 
 
@@ -167,6 +175,7 @@ def _prepare(
     model: ModelSettings,
     champion: Champion,
     accepted: list[InboxFile],
+    skew_checked: bool,
 ) -> _Rows:
     """Combine, score and de-duplicate the accepted rows, count findings, start the write."""
     import pandas as pd
@@ -182,7 +191,7 @@ def _prepare(
             tail = queries.open_chunk(session=session, model_id=champion.version.model_id)
     combined = combine([f.content for f in accepted], model=model, chunking=chunking, tail=tail)
     served = ~combined.needs_scores
-    through = _skew_due(engine, model, champion, combined.rows, served)
+    through = None if skew_checked else _skew_due(engine, model, champion, combined.rows, served)
     skew = _check_skew(model, champion, combined.rows, served=served) if through else None
     fill_scores(
         lambda: champion.model,

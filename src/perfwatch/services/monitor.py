@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -23,6 +24,7 @@ from perfwatch.domain.chunks import CHUNK_COLUMN, moment
 from perfwatch.domain.durations import format_duration
 from perfwatch.domain.retrain import Decision
 from perfwatch.errors import ConfigError, PerfwatchError
+from perfwatch.ingest import inbox
 from perfwatch.ml.model import Skew, SkewFailed
 from perfwatch.services.alerts import AlertChanges, FilesSeen, update_alerts
 from perfwatch.services.drift import measure_drift
@@ -35,6 +37,7 @@ from perfwatch.services.ingestion import (
 from perfwatch.services.labels import LabelFileOutcome, ingest_labels
 from perfwatch.services.realized import JudgeReport, judge
 from perfwatch.services.registry import (
+    Champion,
     ensure_initial_version,
     load_champion,
 )
@@ -119,19 +122,11 @@ def _monitor(
         check_chunking(engine, model)
         ensure_initial_version(engine, settings, model)
         champion = load_champion(engine, settings, model)
-    stopping.check("ingestion")  # ingestion, estimation and recording go together
-    with _timed(report, "ingest"):
-        pending = read_inbox(engine, settings, model, champion)
-        report.skew, report.skew_through = pending.skew, pending.skew_through
-        report.skew_version_id = champion.version.id if pending.skew is not None else None
-    try:  # CBPE runs while the new rows are still being written to disk
-        with _timed(report, "estimate"):
-            plan = plan_estimates(engine, model, champion, pending.rows, now)
-    finally:  # the rows are recorded whatever happens to their estimation
-        with _timed(report, "record"):
-            report.files = record(engine, model, champion, pending)
+    new_chunks: set[datetime] = set()
     try:  # a chunk CBPE cannot estimate must not hold up the labels
-        report.chunks_estimated = store_estimates(engine, plan)
+        # no file waiting: one pass still estimates the chunks the clock has completed
+        for paths in inbox.passes(inbox.waiting(model.inbox), settings.pass_rows) or [[]]:
+            new_chunks |= _ingest_pass(engine, settings, model, champion, paths, report, now)
     finally:
         stopping.check("labels")
         with _timed(report, "labels"):
@@ -140,7 +135,7 @@ def _monitor(
                 settings,
                 model,
                 champion.version.model_id,
-                new_chunks=_chunks_of(pending.rows) if report.rows else frozenset(),
+                new_chunks=frozenset(new_chunks),
             )
         stopping.check("realized metrics")
         with _timed(report, "realized"):
@@ -149,6 +144,35 @@ def _monitor(
         with _timed(report, "drift"), _recording_drift_failure(report):
             report.chunks_drift = measure_drift(engine, settings, model, champion)
             report.drift_measured = True
+
+
+def _ingest_pass(
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    champion: Champion,
+    paths: list[Path],
+    report: CycleReport,
+    now: datetime,
+) -> frozenset[datetime]:
+    """Ingest, estimate and record one pass of the inbox's files; return the chunks that
+    received rows. Passes after one that re-scored served scores do not re-score."""
+    stopping.check("ingestion")  # ingestion, estimation and recording go together
+    with _timed(report, "ingest"):
+        pending = read_inbox(
+            engine, settings, model, champion, paths, skew_checked=report.skew is not None
+        )
+    if pending.skew is not None:
+        report.skew, report.skew_through = pending.skew, pending.skew_through
+        report.skew_version_id = champion.version.id
+    try:  # CBPE runs while the new rows are still being written to disk
+        with _timed(report, "estimate"):
+            plan = plan_estimates(engine, model, champion, pending.rows, now)
+    finally:  # the rows are recorded whatever happens to their estimation
+        with _timed(report, "record"):
+            report.files += record(engine, model, champion, pending)
+    report.chunks_estimated += store_estimates(engine, plan)
+    return _chunks_of(pending.rows)
 
 
 def check_chunking(engine: Engine, model: ModelSettings) -> None:
@@ -232,7 +256,9 @@ def _timed(report: CycleReport, step: str) -> Iterator[None]:
     try:
         yield
     finally:
-        report.timings[step] = round(time.perf_counter() - started, 4)
+        # summed: a cycle ingests its inbox in passes
+        elapsed = time.perf_counter() - started
+        report.timings[step] = round(report.timings.get(step, 0.0) + elapsed, 4)
 
 
 def _finish(engine: Engine, cycle: Cycle, report: CycleReport) -> None:
