@@ -50,6 +50,24 @@ def test_a_batch_is_typed_as_perfwatch_works_with_it(tmp_path: Path) -> None:
     assert table["torque"].to_pylist()[1] is None or pd.isna(table["torque"].to_pylist()[1])
 
 
+def test_a_boolean_category_reads_alike_from_csv_and_parquet(tmp_path: Path) -> None:
+    """pandas writes a boolean as True/False; a CSV reader takes that for a boolean, a
+    Parquet reference of labels keeps the text: both must be the same category."""
+    rows = pd.DataFrame(
+        {"id": ["a", "b", "c"], "timestamp": ["2026-03-02T10:00:00"] * 3, "torque": 1.0}
+    )
+    flags = pd.Series([True, False, None], dtype="object")
+    rows.assign(line=flags).to_csv(tmp_path / "day.csv", index=False)
+    rows.assign(line=flags.map({True: "True", False: "False"}).astype("category")).to_parquet(
+        tmp_path / "reference.parquet"
+    )
+    rows.assign(line=flags.astype("boolean")).to_parquet(tmp_path / "typed.parquet")
+    read = [read_batch(tmp_path / n, model=model()) for n in ("day.csv", "reference.parquet")]
+    read.append(read_batch(tmp_path / "typed.parquet", model=model()))
+    for table in read:
+        assert table.column("line").to_pylist() == ["True", "False", None]
+
+
 @pytest.mark.parametrize(
     ("text", "read", "cause"),
     [

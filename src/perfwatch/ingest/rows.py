@@ -129,7 +129,12 @@ def _cast(values: "pa.ChunkedArray", to: "pa.DataType") -> "pa.ChunkedArray | No
 
 def as_text(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
     import pyarrow as pa
+    import pyarrow.compute as pc
 
+    if pa.types.is_boolean(values.type):
+        # Python's spelling: a CSV reader takes the True/False pandas writes for booleans,
+        # while the reference may hold them as text; Arrow's own cast says "true"
+        return pc.if_else(values, "True", "False")
     text = _cast(values, pa.string())
     if text is None:
         raise BatchRejected(
