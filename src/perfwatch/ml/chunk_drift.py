@@ -15,6 +15,7 @@ the version, and `measure` gives a cycle every chunk's figures from them.
 """
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -322,7 +323,8 @@ def _figures(
     fitted: FittedFeature | FittedReconstruction,
 ) -> list[FeatureDrift]:
     alerts = fitted.alert(values)
-    threshold = fitted.upper_threshold
+    upper = fitted.upper_threshold
+    threshold = upper if upper is not None and math.isfinite(upper) else None  # as stored
     return [
         FeatureDrift(start, name, method, float(value), threshold, bool(alert))
         for start, value, alert in zip(starts, values, alerts, strict=True)
