@@ -199,6 +199,9 @@ def test_stored_labels_join_segments_and_labels_matched_later(store: Store) -> N
     assert sorted(labeled["id"]) == ["d0-0", "d0-1", "d0-2", "d1-2"]
     assert labeled.set_index("id").loc["d1-2", "torque"] == later["torque"]
     assert set(labeled.columns) == {"id", "torque", CHUNK_COLUMN, TARGET}
+    assert dict(zip(labeled["id"], labeled[TARGET], strict=True)) == dict(
+        zip(labels["id"], labels[TARGET], strict=True)
+    ), "each row with its own label"
 
 
 def test_nothing_stored_reads_as_empty(store: Store) -> None:

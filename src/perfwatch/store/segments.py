@@ -176,9 +176,28 @@ def labeled_rows(
     and the chunk of each row, with its label as TARGET."""
     with transaction(engine) as session:
         batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     labels = stored_labels(engine, data_dir, model_id, starts, served)
     rows = stored_table(batches, [served[0], *columns], {chunk_ns(s) for s in starts}, data_dir)
-    return rows.to_pandas().merge(
-        labels[["id", TARGET, CHUNK_COLUMN]].rename(columns={"id": served[0]}),
-        on=[served[0], CHUNK_COLUMN],
+    # the ids of both as codes of one dictionary, and the join on those integers: a
+    # merge on a million string ids spent a second hashing them twice
+    ids = rows.column(served[0])
+    both = pa.chunked_array([pa.array(labels["id"], type=ids.type), *ids.chunks], type=ids.type)
+    codes = np.concatenate(
+        [c.indices.to_numpy() for c in pc.dictionary_encode(both).chunks] or [np.zeros(0, np.int32)]
     )
+    code = "__id_code"
+    keyed = pd.DataFrame(
+        {
+            code: codes[: len(labels)],
+            CHUNK_COLUMN: labels[CHUNK_COLUMN].to_numpy(dtype="int64"),
+            TARGET: labels[TARGET].to_numpy(),
+        }
+    )
+    frame = rows.to_pandas()
+    frame[code] = codes[len(labels) :]
+    return frame.merge(keyed, on=[code, CHUNK_COLUMN]).drop(columns=code)
