@@ -30,8 +30,9 @@ from perfwatch.ingest.rows import BATCH_COLUMN
 from perfwatch.services.retrain_policy import evaluate
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
+from perfwatch.store.queries import StoredFile
 from perfwatch.store.segments import TARGET, labeled_rows
-from perfwatch.store.tables import Batch, ModelVersion
+from perfwatch.store.tables import ModelVersion
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,7 +51,7 @@ class TrainingRows:
 
     window_start: datetime
     window_end: datetime
-    batches: Sequence[Batch]  # the stored batches of the window's chunks
+    batches: Sequence[StoredFile]  # the stored batches of the window's chunks
     sliding: bool
     original: "pd.DataFrame"  # the training set (what of it was asked for)
     labeled: "pd.DataFrame"  # the window's labeled rows: asked columns, target, chunk, BATCH

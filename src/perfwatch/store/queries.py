@@ -4,6 +4,7 @@ Kept free of pandas and nannyml so `perfwatch status` stays fast.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -131,27 +132,44 @@ def known_files(
     return {record.content_hash: record for record in rows}
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """What reading a recorded file's rows back needs, without an ORM object: loading a
+    few hundred Batch objects cost a cycle 50 ms a query."""
+
+    file_name: str
+    content_hash: str
+    stored_path: str | None
+    data_start: datetime | None = None
+    data_end: datetime | None = None
+
+
 def batches_in_chunks(
     *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
-) -> Sequence[Batch]:
-    """The ingested batches holding rows of any of these chunks."""
-    return _files_in_chunks(session, Batch, BatchChunk.batch_id, model_id, chunk_starts)
+) -> list[StoredFile]:
+    """The ingested batches holding rows of any of these chunks, in the order recorded."""
+    columns = (Batch.file_name, Batch.content_hash, Batch.stored_path, Batch.data_start)
+    return _files_in_chunks(
+        session, (*columns, Batch.data_end), BatchChunk.batch_id, model_id, chunk_starts
+    )
 
 
 def _files_in_chunks(
     session: Session,
-    kind: type[Recorded],
+    columns: tuple[Any, ...],
     link: Any,
     model_id: int,
     chunk_starts: Sequence[datetime],
-) -> Sequence[Recorded]:
-    """The batches or label files (`kind`) that `link` (the file's column of its chunk
-    map) ties to any of these chunks, in the order they were recorded."""
+) -> list[StoredFile]:
+    """The batches or label files (their `columns`, a StoredFile's first fields) that
+    `link` (the file's column of its chunk map) ties to any of these chunks, in the order
+    they were recorded."""
     if not chunk_starts:
         return []
-    chunks = link.class_
+    chunks, files = link.class_, columns[0].class_
     ids = select(link).where(chunks.model_id == model_id, col(chunks.chunk_start).in_(chunk_starts))
-    return session.exec(select(kind).where(col(kind.id).in_(ids)).order_by(col(kind.id))).all()
+    query = select(*columns).where(col(files.id).in_(ids)).order_by(col(files.id))
+    return [StoredFile(*row) for row in session.exec(query)]
 
 
 def chunk_row_counts(
@@ -209,9 +227,10 @@ def watermark(*, session: Session, model_id: int) -> datetime | None:
 
 def label_files_in_chunks(
     *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
-) -> Sequence[LabelFile]:
+) -> list[StoredFile]:
     """The ingested label files whose segments hold labels of any of these chunks."""
-    return _files_in_chunks(session, LabelFile, LabelChunk.label_file_id, model_id, chunk_starts)
+    columns = (LabelFile.file_name, LabelFile.content_hash, LabelFile.stored_path)
+    return _files_in_chunks(session, columns, LabelChunk.label_file_id, model_id, chunk_starts)
 
 
 def held_targets(*, session: Session, model_id: int) -> dict[str, int]:

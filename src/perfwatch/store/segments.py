@@ -34,7 +34,8 @@ TARGET = "__target"  # a label's 0/1 in label segments, whatever the model calls
 class Stored(Protocol):
     """A recorded batch (or anything else naming a segment relative to data_dir)."""
 
-    stored_path: str | None
+    @property
+    def stored_path(self) -> str | None: ...
 
 
 def segment_path(data_dir: Path, kind: str, model: str, content_hashes: list[str]) -> Path:
