@@ -358,7 +358,7 @@ def _newest(rows: "pd.DataFrame", model: ModelSettings, limit: int) -> "pd.DataF
 
 def _manifest(version: ModelVersion, rows: TrainingRows) -> dict[str, Any]:
     """Exactly what the challenger learnt from, and what judged it."""
-    appended = rows.learn.groupby(BATCH).size()
+    appended = rows.learn.groupby(BATCH, observed=True).size()
     return {
         "original": {
             "path": version.training_path,

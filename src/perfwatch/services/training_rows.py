@@ -128,7 +128,8 @@ def _labeled(
     wanted = [BATCH_COLUMN, *columns]
     rows = labeled_rows(engine, settings.data_dir, model_id, starts, model.served_columns, wanted)
     rows = rows.rename(columns={BATCH_COLUMN: BATCH, TARGET: model.target})
-    return rows.astype({BATCH: "string", model.target: "int64"})
+    # BATCH stays the category it was stored as: as text, a million hashes cost 0.2 s
+    return rows.astype({model.target: "int64"})
 
 
 def training_set(
