@@ -219,15 +219,7 @@ def _nannyml_alone(settings: Any, model: Any, staged: Path) -> dict[str, float]:
     recent = pd.concat([pd.read_parquet(p) for p in files[-window - 1 : -1]])
     scored = ["y_pred_proba", "y_pred", "timestamp"]
     columns = [*model.features, "timestamp"]
-    estimator = nml.CBPE(
-        problem_type="classification_binary",
-        y_pred_proba="y_pred_proba",
-        y_pred="y_pred",
-        y_true=model.target,
-        timestamp_column_name="timestamp",
-        metrics=model.metrics,
-        chunk_period="D",
-    )
+    estimator = nml.CBPE(**_performance_options(model))
     univariate = nml.UnivariateDriftCalculator(
         column_names=model.features,
         treat_as_categorical=model.categorical,
@@ -254,6 +246,20 @@ def _nannyml_alone(settings: Any, model: Any, staged: Path) -> dict[str, float]:
         multivariate.calculate(recent[columns])
         drift = time.perf_counter() - started
     return {"cbpe": cbpe, "drift": drift}
+
+
+def _performance_options(model: Any) -> dict[str, Any]:
+    """What nannyml's CBPE and PerformanceCalculator are given in the baselines: the
+    served columns, the metrics, daily chunks."""
+    return {
+        "problem_type": "classification_binary",
+        "y_pred_proba": "y_pred_proba",
+        "y_pred": "y_pred",
+        "y_true": model.target,
+        "timestamp_column_name": "timestamp",
+        "metrics": model.metrics,
+        "chunk_period": "D",
+    }
 
 
 def _warm_up(engine: Any, settings: Any, model: Any, staged: Path) -> None:
@@ -689,15 +695,7 @@ def _labels_worker_main(config: Path, staged: Path) -> None:
     reference = pd.read_parquet(
         settings.data_dir / "models" / model.name / "v1" / "reference.parquet"
     )
-    calculator = nml.PerformanceCalculator(
-        problem_type="classification_binary",
-        y_pred_proba="y_pred_proba",
-        y_pred="y_pred",
-        y_true=model.target,
-        timestamp_column_name="timestamp",
-        metrics=model.metrics,
-        chunk_period="D",
-    )
+    calculator = nml.PerformanceCalculator(**_performance_options(model))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         calculator.fit(reference[columns])

@@ -173,8 +173,9 @@ def run(
         bool,
         typer.Option(
             "--verify",
-            help="Recompute every estimate and realized metric with nannyml too and fail the"
-            " cycle on a difference above 1e-9 (slower; also PERFWATCH_VERIFY=1).",
+            help="Recompute every estimate, realized metric and feature-drift figure with"
+            " nannyml too and fail the cycle on a difference above 1e-9 (slower; also"
+            " PERFWATCH_VERIFY=1).",
         ),
     ] = False,
 ) -> None:
