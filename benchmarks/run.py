@@ -267,11 +267,13 @@ def _warm_up(engine: Any, settings: Any, model: Any, staged: Path) -> None:
     compilation and fitting the drift calculators are then not counted, as they are not
     in the CBPE baseline either."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     from perfwatch.services.monitor import run_cycle
     from perfwatch.simulate.files import write_frame
 
-    sample = pd.read_parquet(sorted(staged.glob("*.parquet"))[0]).head(600)
+    first = pq.ParquetFile(sorted(staged.glob("*.parquet"))[0])
+    sample = pd.DataFrame(next(first.iter_batches(600)).to_pandas())  # not all of a big file
     sample["id"] = "warm-up-" + sample["id"].astype(str)
     sample["timestamp"] = sample["timestamp"] - pd.Timedelta(days=500)  # old, own chunks
     # half of it a day later: the first chunk is then complete, so its feature drift is
@@ -327,9 +329,12 @@ def cycle_vs_cbpe(folder: Path, repeat: int) -> list[tuple[str, bool]]:
 
 
 def ten_million_rows(folder: Path) -> list[tuple[str, bool]]:
-    """One cycle over 10M new rows (2,000 daily files of 5,000: a backfill), taken in
-    passes of `pass_rows` (1M by default): its process's peak RSS."""
+    """One cycle over 10M new rows, taken in passes of `pass_rows` (1M by default): its
+    process's peak RSS, for a backfill of 2,000 daily files of 5,000 rows and for the same
+    rows in one file (read a part of `pass_rows` rows at a time)."""
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from perfwatch.simulate.files import write_frame
 
@@ -337,16 +342,24 @@ def ten_million_rows(folder: Path) -> list[tuple[str, bool]]:
     template = workspace(folder / "template")
     million = folder / "staged-1M"
     stage_rows(template, million, 1_000_000, start_day=0, seed=21)
-    staged = folder / "staged-10M"
-    for copy in range(10):  # the same days again, 200 days later each time, new ids
-        for path in sorted(million.glob("*.parquet")):
-            rows = pd.read_parquet(path)
-            rows["timestamp"] += pd.Timedelta(days=200 * copy)
-            rows["id"] = rows["id"] + f"-{copy}"
-            write_frame(rows, staged / f"{copy:02d}-{path.name}")
-    run = worker(fresh_copy(template.parent, folder / "run"), staged, "cycle")
-    print(f"  {run['rows']:,} rows in {run['cycle']:.1f} s; steps: {run['steps']}")
-    return [verdict("peak RSS, 10M-row cycle", run["peak_rss_mb"] / 1024, 2.0, " GB")]
+    files, one = folder / "staged-10M", folder / "staged-one-file"
+    one.mkdir(parents=True)
+    with pq.ParquetWriter(one / "backfill.parquet", pq.read_schema(next(million.iterdir()))) as big:
+        for copy in range(10):  # the same days again, 200 days later each time, new ids
+            for path in sorted(million.glob("*.parquet")):
+                rows = pd.read_parquet(path)
+                rows["timestamp"] += pd.Timedelta(days=200 * copy)
+                rows["id"] = rows["id"] + f"-{copy}"
+                write_frame(rows, files / f"{copy:02d}-{path.name}")
+                big.write_table(pa.Table.from_pandas(rows, schema=big.schema))
+    verdicts = []
+    for staged, what in ((files, "2,000 files"), (one, "one file")):
+        run = worker(fresh_copy(template.parent, folder / "run"), staged, "cycle")
+        print(f"  {what}: {run['rows']:,} rows in {run['cycle']:.1f} s; steps: {run['steps']}")
+        verdicts.append(
+            verdict(f"peak RSS, 10M-row cycle, {what}", run["peak_rss_mb"] / 1024, 2.0, " GB")
+        )
+    return verdicts
 
 
 # -- (b) -----------------------------------------------------------------------------------

@@ -202,7 +202,7 @@ class Settings(_Strict):
     store: str = "sqlite:///var/perfwatch.db"
     data_dir: Path = Path("var")
     # rows ingested and estimated together: a bigger inbox is taken in several passes,
-    # file by file, so memory follows this (or the largest file), not the backlog
+    # file by file (a bigger file in parts), so memory follows this, not the backlog
     pass_rows: int = Field(default=1_000_000, ge=1)
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_address: str = "127.0.0.1"  # where the Prometheus endpoint listens

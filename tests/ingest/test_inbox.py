@@ -3,11 +3,16 @@ or quarantines, and the move out once recorded."""
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from perfwatch.errors import BatchRejected
 from perfwatch.ingest import inbox
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 
 @dataclass
@@ -31,23 +36,72 @@ def test_waiting_files_are_the_visible_batches_oldest_name_first(tmp_path: Path)
     assert inbox.waiting(tmp_path / "absent") == inbox.waiting(None) == []
 
 
-def test_passes_group_files_by_rows_in_order_a_big_file_alone(tmp_path: Path) -> None:
+def csv_rows(n: int, *, newline_at_end: bool = True) -> str:
+    text = "id,x\n" + "".join(f"{i},{i % 7}\n" for i in range(n))
+    return text if newline_at_end else text[:-1]
+
+
+def test_passes_group_files_by_rows_in_order_a_big_file_in_parts(tmp_path: Path) -> None:
     import pandas as pd
 
-    def rows(n: int) -> str:
-        return "id,x\n" + "".join(f"{i},1\n" for i in range(n))
-
-    small = [drop(tmp_path, f"{name}.csv", rows(300)) for name in "abc"]
-    big = drop(tmp_path, "d.csv", rows(2_500))
+    small = [drop(tmp_path, f"{name}.csv", csv_rows(300)) for name in "abc"]
+    big = drop(tmp_path, "d.csv", csv_rows(2_500))
     parquet = tmp_path / "e.parquet"
     pd.DataFrame({"id": range(400), "x": 1}).to_parquet(parquet)
     broken = drop(tmp_path, "f.parquet", "not parquet")
     assert inbox.rows_in(small[0]) == 300 and inbox.rows_in(parquet) == 400
     assert inbox.rows_in(broken) == 0, "its reading will say what is wrong"
     files = [*small, big, parquet, broken]
-    assert inbox.passes(files, 1_000) == [small, [big], [parquet, broken]]
-    assert inbox.passes(files, 10_000) == [files]
+    planned = inbox.passes(files, 1_000)
+    assert [
+        [(p.path, p.part and (p.part.start, p.part.stop)) for p in group] for group in planned
+    ] == [
+        [(path, None) for path in small],
+        [(big, (0, 1_000))],
+        [(big, (1_000, 2_000))],
+        [(big, (2_000, 2_500))],
+        [(parquet, None), (broken, None)],
+    ]
+    assert [p.part.last for [p] in planned[1:4] if p.part] == [False, False, True]
+    assert inbox.passes(files, 10_000) == [[inbox.Piece(path) for path in files]]
     assert inbox.passes([], 1_000) == []
+
+
+@pytest.mark.parametrize(
+    "layout", ["csv", "csv without a last newline", "parquet", "one row group"]
+)
+def test_the_parts_of_a_big_file_read_back_as_the_file(tmp_path: Path, layout: str) -> None:
+    """Each row in exactly one part, in order, typed as in the whole file."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from perfwatch.ingest.batch import read_arrow
+
+    if layout.startswith("csv"):
+        path = drop(tmp_path, "big.csv", csv_rows(2_345, newline_at_end=layout == "csv"))
+    else:
+        path = tmp_path / "big.parquet"
+        frame = pd.DataFrame({"id": [f"r{i}" for i in range(2_345)], "x": range(2_345)})
+        pq.write_table(
+            pa_table(frame), path, row_group_size=2_345 if layout == "one row group" else 300
+        )
+    planned = inbox.passes([path], 500)
+    assert len(planned) == 5 and all(len(group) == 1 for group in planned)
+    parts = [read_arrow(path, part=group[0].part) for group in planned]
+    assert [p.num_rows for p in parts] == [500, 500, 500, 500, 345]
+    whole = read_arrow(path).to_pandas()
+    together = pd.concat([p.to_pandas() for p in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(together, whole)
+    [first] = inbox.hashed(planned[0])
+    assert first.content_hash.endswith(":rows=0-500") and first.name == "big" + path.suffix + (
+        " (rows 1-500 of 2,345)"
+    )
+
+
+def pa_table(frame: "pd.DataFrame") -> "pa.Table":
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def test_the_first_unrecorded_file_of_each_content_is_read(tmp_path: Path) -> None:

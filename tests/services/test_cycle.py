@@ -15,7 +15,7 @@ from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import FEATURES, TARGET
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import ChunkDrift, ChunkEstimate
+from perfwatch.store.tables import Batch, ChunkDrift, ChunkEstimate
 from tests.workspace import Workspace, production
 
 METRICS = ["roc_auc", "f1", "recall"]
@@ -439,3 +439,74 @@ def test_a_backlog_is_taken_in_passes_with_the_figures_of_one(
     for mine, theirs in zip(passes, one, strict=True):
         assert mine["estimated"] == pytest.approx(theirs["estimated"], abs=1e-12)
     assert passes_drift.keys() == one_drift.keys()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_file_bigger_than_a_pass_is_taken_in_parts_with_the_figures_of_one(
+    tmp_path: Path, artifacts: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backfill in one file is read a part of `pass_rows` rows at a time (memory bounded
+    by the part, not the file: benchmark (d) measures 10M rows in one file), each part
+    recorded as a batch of its own: the figures are those of one pass, nannyml agrees
+    with them (--verify), and the file sent again adds nothing."""
+    fleet = production(6)
+    stores = {}
+    for name, top in (("whole", ""), ("parts", "pass_rows = 1000\n")):
+        monkeypatch.setenv("PERFWATCH_VERIFY", "1" if top else "0")
+        ws = Workspace.create(tmp_path / name, artifacts, f"sqlite:///{tmp_path}/{name}.db")
+        ws.config.write_text(top + ws.config.read_text())
+        ws.drop(fleet, f"backfill.{fmt}")
+        engine = ws.engine()
+        report = cycle(ws, engine)
+        assert report.rows == 6 * 800
+        stores[name] = (history(engine, "press"), drift_figures(engine))
+    assert [f.file_name for f in report.files] == [
+        f"backfill.{fmt} (rows {start + 1:,}-{min(start + 1000, 4800):,} of 4,800)"
+        for start in range(0, 4800, 1000)
+    ]
+    assert [p.name for p in (ws.inbox / "processed").iterdir()] == [f"backfill.{fmt}"]
+    with transaction(engine) as session:
+        batches = session.exec(select(Batch)).all()
+    whole = sha256_file(ws.inbox / "processed" / f"backfill.{fmt}")
+    assert [(b.content_hash, b.rows, b.file_name) for b in batches] == [
+        (
+            f"{whole}:rows={start}-{min(start + 1000, 4800)}",
+            1000 if start < 4000 else 800,
+            f"backfill.{fmt}",
+        )
+        for start in range(0, 4800, 1000)
+    ]
+    (one, one_drift), (parts, parts_drift) = stores["whole"], stores["parts"]
+    assert [(r["chunk_start"], r["metric"], r["rows"]) for r in parts] == [
+        (r["chunk_start"], r["metric"], r["rows"]) for r in one
+    ]
+    for mine, theirs in zip(parts, one, strict=True):
+        assert mine["estimated"] == pytest.approx(theirs["estimated"], abs=1e-12)
+    assert parts_drift.keys() == one_drift.keys()
+
+    ws.drop(fleet, f"again.{fmt}")  # the same bytes under another name
+    again = cycle(ws, engine)
+    assert [f.status for f in again.files] == ["duplicate"] * 5 and again.rows == 0
+    assert not list(ws.inbox.glob(f"*.{fmt}")), "the copy left the inbox with its last part"
+
+
+def test_a_bad_part_quarantines_its_file_and_keeps_the_parts_before(workspace: Workspace) -> None:
+    """Scores outside [0, 1] in the third part: the first two are stored, the file goes to
+    quarantine with a reason naming the rows, and the parts after are not read."""
+    ws = workspace
+    ws.config.write_text("pass_rows = 1000\n" + ws.config.read_text())
+    fleet = production(6).assign(y_pred_proba=float("nan"))
+    fleet.loc[2500, "y_pred_proba"] = 1.7
+    ws.drop(fleet, "backfill.parquet")
+    report = cycle(ws)
+    assert [(f.status, f.rows) for f in report.files] == [
+        ("ingested", 1000),
+        ("ingested", 1000),
+        ("quarantined", 0),
+    ]
+    reason = report.files[2].reason or ""
+    assert reason.startswith("rows 2,001-3,000 of 4,800: column 'y_pred_proba' holds 1 values")
+    assert "the rows before them were ingested" in reason
+    kept = ws.inbox / "quarantine" / "backfill.parquet"
+    assert kept.is_file() and reason in kept.with_name("backfill.parquet.reason.txt").read_text()
+    assert report.rows == 2000 and not list(ws.inbox.glob("*.parquet"))

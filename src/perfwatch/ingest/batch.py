@@ -1,5 +1,7 @@
-"""Reading a batch or reference file into Arrow, and assigning rows to chunks."""
+"""Reading a batch or reference file (or a part of a big one) into Arrow, and assigning
+rows to chunks."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,13 +24,40 @@ if TYPE_CHECKING:
 
 SUFFIXES = (".parquet", ".csv")
 OTHER_DELIMITERS = (";", "\t", "|")
+PARQUET_BATCH_ROWS = 1 << 16  # a part of a Parquet file is decoded this many rows at a time
 
 
-def read_arrow(path: Path, read: "ReadSettings | None" = None) -> "pa.Table":
-    """Read a Parquet or CSV file (CSV as `read` says it is written); reject it, with the
-    likely cause, when it cannot be read or is empty."""
+@dataclass(frozen=True)
+class Part:
+    """Rows [start, stop) of a file of `total` rows too big for one pass: read alone, so
+    a cycle holds one part in memory, never the whole file. For a CSV, `lines` are the
+    byte offsets of the part's first line and past its last (the header is read apart)."""
+
+    file_hash: str  # the whole file's sha256
+    start: int
+    stop: int
+    total: int
+    lines: tuple[int, int] | None = None
+
+    @property
+    def key(self) -> str:
+        """What the part is recorded under: the file's hash and its rows."""
+        return f"{self.file_hash}:rows={self.start}-{self.stop}"
+
+    @property
+    def last(self) -> bool:
+        return self.stop >= self.total
+
+    def describe(self, name: str) -> str:
+        return f"{name} (rows {self.start + 1:,}-{self.stop:,} of {self.total:,})"
+
+
+def read_arrow(
+    path: Path, read: "ReadSettings | None" = None, part: Part | None = None
+) -> "pa.Table":
+    """Read a Parquet or CSV file, or a part of it (CSV as `read` says it is written);
+    reject it, with the likely cause, when it cannot be read or is empty."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if path.stat().st_size == 0:
         raise BatchRejected(
@@ -37,9 +66,7 @@ def read_arrow(path: Path, read: "ReadSettings | None" = None) -> "pa.Table":
         )
     try:
         table = (
-            pq.ParquetFile(path).read(use_threads=False)
-            if path.suffix == ".parquet"
-            else _read_csv(path, read)
+            _read_parquet(path, part) if path.suffix == ".parquet" else _read_csv(path, read, part)
         )
     except (pa.ArrowException, OSError, ValueError) as exc:
         if path.suffix == ".csv":
@@ -52,11 +79,50 @@ def read_arrow(path: Path, read: "ReadSettings | None" = None) -> "pa.Table":
     return table
 
 
-def _read_csv(path: Path, read: "ReadSettings | None") -> "pa.Table":
+def _read_parquet(path: Path, part: Part | None) -> "pa.Table":
+    """The file, or the part's rows: only the row groups holding them are decoded, in
+    batches, so a part of a file written as one huge row group still fits in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    if part is None:
+        return file.read(use_threads=False)
+    groups: list[int] = []
+    offset = skip = 0
+    for index in range(file.num_row_groups):
+        size = file.metadata.row_group(index).num_rows
+        if offset + size > part.start and offset < part.stop:
+            skip = skip if groups else part.start - offset
+            groups.append(index)
+        offset += size
+    wanted, taken = part.stop - part.start, []
+    for batch in file.iter_batches(PARQUET_BATCH_ROWS, row_groups=groups, use_threads=False):
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        taken.append(batch.slice(skip, wanted))
+        skip, wanted = 0, wanted - taken[-1].num_rows
+        if not wanted:
+            break
+    return pa.Table.from_batches(taken, schema=file.schema_arrow)
+
+
+def _read_csv(path: Path, read: "ReadSettings | None", part: Part | None) -> "pa.Table":
+    """The file, or the header and the part's lines read as a file of their own (the
+    types are inferred per part, as they would be for the rows dropped as a file)."""
+    import pyarrow as pa
     import pyarrow.csv as pcsv
 
+    source: Path | pa.BufferReader = path
+    if part is not None and part.lines is not None:
+        first, end = part.lines
+        with path.open("rb") as text:
+            header = text.readline()
+            text.seek(first)
+            source = pa.BufferReader(header + text.read(end - first))
     return pcsv.read_csv(
-        path,
+        source,
         parse_options=pcsv.ParseOptions(delimiter=read.delimiter if read else ","),
         convert_options=pcsv.ConvertOptions(decimal_point=read.decimal if read else "."),
     )

@@ -1,6 +1,9 @@
 """An inbox, for batch files and label files alike: what waits in it, each file read and
 checked alone (accepted, or quarantined with a reason a person can act on), and the
 file's move out of it, only once its record is committed.
+
+A batch file too big for one pass is read in parts (ingest.batch.Part), each recorded on
+its own under the file's hash and its rows; the file leaves the inbox with its last part.
 """
 
 import logging
@@ -11,7 +14,7 @@ from typing import Any, Protocol
 
 from perfwatch.errors import BatchRejected
 from perfwatch.files import move_into, sha256_file, write_atomically
-from perfwatch.ingest.batch import SUFFIXES
+from perfwatch.ingest.batch import SUFFIXES, Part
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,25 @@ class InboxFile:
     reason: str | None = None
     content: Any = None  # what the reader made of it (an Arrow table), until recorded
     rows: int = 0
+    part: Part | None = None  # of a file too big for one pass; content_hash is its key
+
+    @property
+    def name(self) -> str:
+        return self.part.describe(self.path.name) if self.part else self.path.name
+
+    @property
+    def settles(self) -> bool:
+        """Whether recording this ends the file's stay in the inbox: a whole file, or the
+        last part of one (or any part quarantined: the later ones are not read)."""
+        return self.part is None or self.part.last
+
+
+@dataclass(frozen=True)
+class Piece:
+    """What one pass takes of a waiting file: all of it, or one part."""
+
+    path: Path
+    part: Part | None = None
 
 
 class Decided(Protocol):
@@ -47,19 +69,60 @@ def waiting(inbox: Path | None) -> list[Path]:
     )
 
 
-def passes(paths: list[Path], rows: int) -> list[list[Path]]:
-    """The files in groups of about `rows` rows, in order (a file bigger than that is a
-    group of its own): what one pass of a cycle ingests and estimates together."""
-    groups: list[list[Path]] = []
+def passes(paths: list[Path], rows: int) -> list[list[Piece]]:
+    """The files in groups of about `rows` rows, in order: what one pass of a cycle ingests
+    and estimates together. A file bigger than that is cut into parts of `rows` rows, a
+    pass each."""
+    groups: list[list[Piece]] = []
     held = 0
     for path in paths:
         count = rows_in(path)
+        if count > rows:
+            groups += [[Piece(path, part)] for part in parts(path, rows, count)]
+            held = rows  # the next file starts a pass of its own
+            continue
         if not groups or (held and held + count > rows):
             groups.append([])
             held = 0
-        groups[-1].append(path)
+        groups[-1].append(Piece(path))
         held += count
     return groups
+
+
+def parts(path: Path, rows: int, total: int) -> list[Part]:
+    """A big file's parts of `rows` rows (a CSV's by its lines)."""
+    file_hash = sha256_file(path)
+    if path.suffix == ".parquet":
+        return [
+            Part(file_hash, start, min(start + rows, total), total)
+            for start in range(0, total, rows)
+        ]
+    starts, total = _line_starts(path, rows)
+    ends = [*starts[1:], path.stat().st_size]
+    return [
+        Part(file_hash, index * rows, min((index + 1) * rows, total), total, lines=(first, end))
+        for index, (first, end) in enumerate(zip(starts, ends, strict=True))
+    ]
+
+
+def _line_starts(path: Path, every: int) -> tuple[list[int], int]:
+    """Byte offsets of the CSV's data lines 0, every, 2 * every, ... (after the header),
+    and how many data lines it has (the last may lack its newline)."""
+    import numpy as np
+
+    starts: list[int] = []
+    newlines = 0  # before the block
+    offset, last = 0, b"\n"
+    with path.open("rb") as text:
+        for block in iter(lambda: text.read(1 << 20), b""):
+            found = np.flatnonzero(np.frombuffer(block, np.uint8) == ord("\n"))
+            # data line d starts after the newline numbered d + 1 (from 1: the header's)
+            numbers = newlines + 1 + np.arange(len(found))
+            starts += (offset + found[(numbers - 1) % every == 0] + 1).tolist()
+            newlines += len(found)
+            offset, last = offset + len(block), block[-1:]
+    lines = max(newlines - 1, 0) + (last != b"\n")
+    return [start for start in starts if start < offset], lines
 
 
 def rows_in(path: Path) -> int:
@@ -77,8 +140,17 @@ def rows_in(path: Path) -> int:
         return 0
 
 
-def hashed(paths: Iterable[Path]) -> list[InboxFile]:
-    return [InboxFile(path, sha256_file(path)) for path in paths]
+def hashed(pieces: Iterable[Path | Piece]) -> list[InboxFile]:
+    """Each file with its content hash (a part: with its key)."""
+    files = []
+    for piece in pieces:
+        if isinstance(piece, Path):
+            piece = Piece(piece)
+        if piece.part is not None:
+            files.append(InboxFile(piece.path, piece.part.key, part=piece.part))
+        else:
+            files.append(InboxFile(piece.path, sha256_file(piece.path)))
+    return files
 
 
 def first_of_each(files: list[InboxFile], known: Iterable[str]) -> dict[str, InboxFile]:

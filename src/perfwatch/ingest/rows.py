@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from perfwatch.domain.chunks import CHUNK_COLUMN, Chunking, RowChunks
 from perfwatch.errors import BatchRejected
-from perfwatch.ingest.batch import assign_chunks, assign_row_chunks, read_arrow
+from perfwatch.ingest.batch import Part, assign_chunks, assign_row_chunks, read_arrow
 from perfwatch.ingest.contract import Contract
 
 if TYPE_CHECKING:
@@ -29,9 +29,10 @@ BATCH_COLUMN = "__batch"  # which file of the cycle a row came from (its positio
 UTC_NS = ("ns", "UTC")
 
 
-def read_batch(path: Path, *, model: "ModelSettings") -> "pa.Table":
-    """Read one production file and apply the hard rules; return its typed columns."""
-    table = read_arrow(path, model.read)
+def read_batch(path: Path, *, model: "ModelSettings", part: Part | None = None) -> "pa.Table":
+    """Read one production file (or a part of it) and apply the hard rules; return its
+    typed columns."""
+    table = read_arrow(path, model.read, part)
     require_columns(
         table,
         [model.id_column, model.timestamp_column, *model.features],

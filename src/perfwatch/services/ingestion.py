@@ -35,7 +35,8 @@ from perfwatch.domain.chunks import (
 from perfwatch.errors import PerfwatchError
 from perfwatch.files import in_data_dir
 from perfwatch.ingest import inbox
-from perfwatch.ingest.inbox import InboxFile
+from perfwatch.ingest.batch import Part
+from perfwatch.ingest.inbox import InboxFile, Piece
 from perfwatch.services.registry import Champion
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -91,36 +92,62 @@ def read_inbox(
     settings: Settings,
     model: ModelSettings,
     champion: Champion,
-    paths: list[Path],
+    pieces: list[Piece],
     *,
     skew_checked: bool = False,
 ) -> PendingBatches:
-    """Read and check these files of the inbox (a pass: see inbox.passes); prepare the
-    accepted rows. `skew_checked`: an earlier pass of the cycle re-scored served scores."""
-    files = inbox.hashed(paths)
+    """Read and check these files (or parts) of the inbox (a pass: see inbox.passes);
+    prepare the accepted rows. `skew_checked`: an earlier pass of the cycle re-scored
+    served scores."""
+    # a part whose file left the inbox: an earlier part of it was quarantined
+    files = inbox.hashed(p for p in pieces if p.path.exists())
     if not files:
         return PendingBatches()
-    with transaction(engine) as session:
-        known = queries.known_files(
-            session=session,
-            kind=Batch,
-            model_id=champion.version.model_id,
-            content_hashes=[f.content_hash for f in files],
-        )
+    known = _known(engine, champion.version.model_id, files)
     pending = PendingBatches(files=files, known=known, first_of=inbox.first_of_each(files, known))
 
-    def read(path: Path) -> "pa.Table":
+    def read(file: InboxFile) -> None:
         from perfwatch.ingest.rows import read_batch
 
-        return read_batch(path, model=model)
+        inbox.check(file, lambda path: read_batch(path, model=model, part=file.part), model.name)
+        if file.part is not None and file.status == "quarantined":
+            file.reason = _part_refused(file.part, file.reason)
 
     # Arrow decodes without the GIL: reading on two threads uses both cores
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda file: inbox.check(file, read, model.name), pending.first_of.values()))
+        list(pool.map(read, pending.first_of.values()))
     accepted = [f for f in files if f.status == "ingested"]
     if accepted:
         pending.prepared = _prepare(engine, settings, model, champion, accepted, skew_checked)
     return pending
+
+
+def _known(engine: Engine, model_id: int, files: list[InboxFile]) -> dict[str, Batch]:
+    """content hash (a part's key) -> its recorded batch; a part of a file once recorded
+    whole is known as that file."""
+    wholes = {f.content_hash: f.part.file_hash for f in files if f.part is not None}
+    with transaction(engine) as session:
+        known = queries.known_files(
+            session=session,
+            kind=Batch,
+            model_id=model_id,
+            content_hashes=[f.content_hash for f in files] + list(wholes.values()),
+        )
+    for key, whole in wholes.items():
+        if whole in known:
+            known.setdefault(key, known[whole])
+    return known
+
+
+def _part_refused(part: Part, reason: str | None) -> str:
+    """A part's quarantine reason, saying which rows and what became of the earlier ones."""
+    where = f"rows {part.start + 1:,}-{part.stop:,} of {part.total:,}"
+    if not part.start:
+        return f"{where}: {reason}"
+    return (
+        f"{where}: {reason}; the rows before them were ingested (drop the corrected file"
+        " again: rows whose ids are stored already are skipped as repeats)"
+    )
 
 
 def record(
@@ -134,7 +161,7 @@ def record(
             [
                 Batch(
                     model_id=model_id,
-                    file_name=f.path.name,
+                    file_name=f.path.name,  # a part's rows are in its key and its reason
                     content_hash=f.content_hash,
                     status="quarantined",
                     reason=f.reason,
@@ -422,19 +449,21 @@ def _record_chunks_and_findings(
 
 def _settle(file: InboxFile, model: ModelSettings, decided: inbox.Decided) -> FileOutcome:
     """Move a file out of the inbox as its committed batch decided (itself, when it was
-    recorded this cycle), and report it."""
+    recorded this cycle), and report it. A part other than the last leaves the file
+    where it is, for the next pass (or cycle) to read on."""
     status = file.status if decided is file else "duplicate"
-    inbox.settle(file.path, model.inbox, decided)
+    if file.settles or decided.status == "quarantined":
+        inbox.settle(file.path, model.inbox, decided)
     log_at = log.warning if status == "quarantined" else log.info
     log_at(
         "%s: %s %s%s",
         model.name,
         status,
-        file.path.name,
+        file.name,
         f": {file.reason}" if status == "quarantined" else "",
     )
     return FileOutcome(
-        file.path.name,
+        file.name,
         status,
         rows=file.rows if status == "ingested" else 0,
         reason=file.reason if status == "quarantined" else None,

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -125,8 +124,8 @@ def _monitor(
     new_chunks: set[datetime] = set()
     try:  # a chunk CBPE cannot estimate must not hold up the labels
         # no file waiting: one pass still estimates the chunks the clock has completed
-        for paths in inbox.passes(inbox.waiting(model.inbox), settings.pass_rows) or [[]]:
-            new_chunks |= _ingest_pass(engine, settings, model, champion, paths, report, now)
+        for pieces in inbox.passes(inbox.waiting(model.inbox), settings.pass_rows) or [[]]:
+            new_chunks |= _ingest_pass(engine, settings, model, champion, pieces, report, now)
     finally:
         stopping.check("labels")
         with _timed(report, "labels"):
@@ -151,16 +150,17 @@ def _ingest_pass(
     settings: Settings,
     model: ModelSettings,
     champion: Champion,
-    paths: list[Path],
+    pieces: list[inbox.Piece],
     report: CycleReport,
     now: datetime,
 ) -> frozenset[datetime]:
-    """Ingest, estimate and record one pass of the inbox's files; return the chunks that
-    received rows. Passes after one that re-scored served scores do not re-score."""
+    """Ingest, estimate and record one pass of the inbox's files (or one part of a big
+    file); return the chunks that received rows. Passes after one that re-scored served
+    scores do not re-score."""
     stopping.check("ingestion")  # ingestion, estimation and recording go together
     with _timed(report, "ingest"):
         pending = read_inbox(
-            engine, settings, model, champion, paths, skew_checked=report.skew is not None
+            engine, settings, model, champion, pieces, skew_checked=report.skew is not None
         )
     if pending.skew is not None:
         report.skew, report.skew_through = pending.skew, pending.skew_through
