@@ -3,7 +3,8 @@
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,6 +52,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
     except BaseException:  # a full disk, a signal: no half-written file stays behind
         temporary.unlink(missing_ok=True)
         raise
+
+
+def in_background(write: Callable[[], None]) -> "Future[None]":
+    """Start a write on a thread of its own, which ends with it (no pool outlives the
+    caller): Parquet and joblib encode without the GIL, so the write runs on the other
+    core. The caller waits on the future (`.result()`) before anything refers to the file."""
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-write")
+    try:
+        return writer.submit(write)
+    finally:
+        writer.shutdown(wait=False)  # the submitted write still runs to its end
 
 
 def write_atomically(path: Path, payload: bytes) -> None:

@@ -167,6 +167,9 @@ def test_stored_labels_join_segments_and_labels_matched_later(store: Store) -> N
     day0, day1 = rows_of(0, 4), rows_of(1, 4)
     store.add_batch("a", pd.concat([day0, day1]))
     file_id = store.add_labels("labels-a", day0.iloc[:3], [1, 0, 1])
+    # d0-0 sent again a day later: stored in day 1 too, labeled in day 0 only
+    retried = day1.iloc[:1].assign(id="d0-0", torque=99.0)
+    store.add_batch("b", retried)
     with db.transaction(store.engine) as session:  # d1-2 was held, then its row came
         later = day1.iloc[2]
         session.add(
@@ -196,8 +199,9 @@ def test_stored_labels_join_segments_and_labels_matched_later(store: Store) -> N
     labeled = labeled_rows(
         store.engine, store.data_dir, store.model_id, both_days, SERVED, ["torque"]
     )
-    assert sorted(labeled["id"]) == ["d0-0", "d0-1", "d0-2", "d1-2"]
+    assert sorted(labeled["id"]) == ["d0-0", "d0-1", "d0-2", "d1-2"], "not the retry"
     assert labeled.set_index("id").loc["d1-2", "torque"] == later["torque"]
+    assert labeled.set_index("id").loc["d0-0", "torque"] == day0["torque"].iloc[0]
     assert set(labeled.columns) == {"id", "torque", CHUNK_COLUMN, TARGET}
     assert dict(zip(labeled["id"], labeled[TARGET], strict=True)) == dict(
         zip(labels["id"], labels[TARGET], strict=True)

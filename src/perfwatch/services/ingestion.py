@@ -33,7 +33,7 @@ from perfwatch.domain.chunks import (
     moment,
 )
 from perfwatch.errors import PerfwatchError
-from perfwatch.files import in_data_dir
+from perfwatch.files import in_background, in_data_dir
 from perfwatch.ingest import inbox
 from perfwatch.ingest.batch import Part
 from perfwatch.ingest.inbox import InboxFile, Piece
@@ -245,7 +245,7 @@ def _prepare(
         stored_path=in_data_dir(settings.data_dir, segment),
         # converted here, encoded on the writer thread: Parquet encoding releases the GIL,
         # so the file is written on the other core while CBPE and the inserts run
-        written=_write_in_background(segment, model, _segment_table(model, rows, hashes)),
+        written=_write_segment(segment, model, _segment_table(model, rows, hashes)),
         skew=skew,
         skew_through=through if skew is not None else None,
     )
@@ -343,16 +343,12 @@ def _segment_table(
     return table.append_column(BATCH_COLUMN, tags)
 
 
-def _write_in_background(target: Path, model: ModelSettings, table: "pa.Table") -> "Future[None]":
-    """Start writing the segment on a thread of its own, which ends with the write (no
-    pool outlives the cycle); `record` waits for it before the commit refers to the file."""
+def _write_segment(target: Path, model: ModelSettings, table: "pa.Table") -> "Future[None]":
+    """Start writing the segment in the background; `record` waits for it before the
+    commit refers to the file."""
     from perfwatch.ingest.rows import BATCH_COLUMN
 
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-segment")
-    try:
-        return writer.submit(write_segment, target, table, [*model.categorical, BATCH_COLUMN])
-    finally:
-        writer.shutdown(wait=False)  # the submitted write still runs to its end
+    return in_background(lambda: write_segment(target, table, [*model.categorical, BATCH_COLUMN]))
 
 
 def _record_batches(

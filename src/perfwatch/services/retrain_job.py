@@ -25,7 +25,7 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.retrain import Decision, GateRule, gate_verdict
 from perfwatch.errors import PerfwatchError
-from perfwatch.files import atomic_path, sha256_file
+from perfwatch.files import atomic_path, in_background, sha256_file
 from perfwatch.ml.inputs import ModelInputs
 from perfwatch.services import training_rows
 from perfwatch.services.lease import process_exists
@@ -171,9 +171,9 @@ def _train_and_judge(
     artifact = folder / "model.joblib"
     with atomic_path(artifact) as temporary:
         joblib.dump(challenger, temporary)
-    # kept whatever the gate decides: what this challenger learnt from, exactly
-    with atomic_path(folder / "train.parquet") as temporary:
-        frame.to_parquet(temporary, index=False)
+    # kept whatever the gate decides: what this challenger learnt from, exactly (written
+    # while the gate scores; awaited before the run or a version refers to it)
+    training_set = in_background(lambda: _write_parquet(frame, folder / "train.parquet"))
     models = {"champion": (champion.model, champion.inputs), "challenger": (challenger, inputs)}
     judged = _scored(model, models, rows.holdout)
     gate = _gate(model, judged)
@@ -181,6 +181,7 @@ def _train_and_judge(
         unlabeled = _unlabeled_rows(engine, settings, model, champion.version, rows.holdout)
         gate = replace(gate, label_free=_label_free(model, models, judged, unlabeled))
     manifest = _manifest(champion.version, rows)
+    training_set.result()
     with transaction(engine) as session:
         run.manifest, run.gate = json.dumps(manifest, default=str), json.dumps(asdict(gate))
         run.artifact_path = str(artifact)
@@ -418,8 +419,7 @@ def _register(
     """Register the challenger with its new reference, the data it learnt from as its
     training set."""
     folder = artifact.parent
-    with atomic_path(folder / "reference.parquet") as temporary:
-        reference.to_parquet(temporary, index=False)
+    _write_parquet(reference, folder / "reference.parquet")
     return register_version(
         engine,
         settings,
@@ -431,6 +431,11 @@ def _register(
         champion=gate.decision == "promoted",
         inputs=inputs,
     )
+
+
+def _write_parquet(frame: "pd.DataFrame", path: Path) -> None:
+    with atomic_path(path) as temporary:
+        frame.to_parquet(temporary, index=False)
 
 
 def run_due_retrains(

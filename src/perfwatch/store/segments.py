@@ -136,7 +136,15 @@ def stored_labels(
     """The labels of these chunks: `id`, TARGET, the chunk and the row's served figures
     (`served` names the row's id, time, score and prediction), whether matched in their
     file's cycle (label segments) or later (held in the SQL store until the row came)."""
+    return stored_label_table(engine, data_dir, model_id, starts, served).to_pandas()
+
+
+def stored_label_table(
+    engine: Engine, data_dir: Path, model_id: int, starts: list[datetime], served: list[str]
+) -> "pa.Table":
+    """As stored_labels, as Arrow; `served` may name the id alone (no served figures)."""
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     with transaction(engine) as session:
@@ -149,7 +157,7 @@ def stored_labels(
     columns = ["id", TARGET, CHUNK_COLUMN, *served[1:]]
     filters = [(CHUNK_COLUMN, "in", sorted(chunk_ns(s) for s in starts))]
     paths = sorted({data_dir / f.stored_path for f in files if f.stored_path})
-    parts = [pq.read_table(path, columns=columns, filters=filters).to_pandas() for path in paths]
+    parts = [pq.read_table(path, columns=columns, filters=filters) for path in paths]
     if matched_later:
         later = pd.DataFrame(
             [
@@ -157,12 +165,14 @@ def stored_labels(
                 for m in matched_later
                 if m.chunk_start is not None
             ],
-            columns=columns,
+            columns=["id", TARGET, CHUNK_COLUMN, "time", "score", "prediction"],
         )
-        parts.append(later.astype({served[1]: "datetime64[ns, UTC]"}))
+        later = later.astype({"time": "datetime64[ns, UTC]"}).iloc[:, : len(columns)]
+        later.columns = pd.Index(columns)
+        parts.append(pa.Table.from_pandas(later, preserve_index=False))
     if not parts:
-        return pd.DataFrame({c: [] for c in columns})
-    return pd.concat(parts, ignore_index=True)
+        return pa.Table.from_pandas(pd.DataFrame({c: [] for c in columns}), preserve_index=False)
+    return pa.concat_tables(parts, promote_options="permissive")
 
 
 def labeled_rows(
@@ -174,31 +184,55 @@ def labeled_rows(
     columns: list[str],
 ) -> "pd.DataFrame":
     """The stored rows of these chunks that have a label: the id (`served[0]`), `columns`
-    and the chunk of each row, with its label as TARGET."""
+    and the chunk of each row, with its label as TARGET (rows in their stored order)."""
+    import numpy as np
+    import pyarrow as pa
+
     with transaction(engine) as session:
         batches = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=starts)
+    labels = stored_label_table(engine, data_dir, model_id, starts, served[:1])
+    rows = stored_table(batches, [served[0], *columns], {chunk_ns(s) for s in starts}, data_dir)
+    # each side's (id, chunk) as one integer, looked up in the labels' index: a merge on
+    # a million string ids spent a second hashing them twice
+    keys = _id_chunk_keys(
+        [labels.column("id"), rows.column(served[0])],
+        [labels.column(CHUNK_COLUMN), rows.column(CHUNK_COLUMN)],
+    )
+    found = _positions(keys[0], keys[1])
+    matched = np.flatnonzero(found >= 0)
+    frame = rows.take(pa.array(matched)).to_pandas()
+    frame[TARGET] = labels.column(TARGET).to_numpy()[found[matched]]
+    return frame
+
+
+def _id_chunk_keys(
+    ids: list["pa.ChunkedArray"], chunks: list["pa.ChunkedArray"]
+) -> list["np.ndarray"]:
+    """Each (id, chunk) of each side as an int64: codes of one id dictionary over both
+    sides, times the chunks, plus the chunk's place among them."""
     import numpy as np
-    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    labels = stored_labels(engine, data_dir, model_id, starts, served)
-    rows = stored_table(batches, [served[0], *columns], {chunk_ns(s) for s in starts}, data_dir)
-    # the ids of both as codes of one dictionary, and the join on those integers: a
-    # merge on a million string ids spent a second hashing them twice
-    ids = rows.column(served[0])
-    both = pa.chunked_array([pa.array(labels["id"], type=ids.type), *ids.chunks], type=ids.type)
-    codes = np.concatenate(
-        [c.indices.to_numpy() for c in pc.dictionary_encode(both).chunks] or [np.zeros(0, np.int32)]
-    )
-    code = "__id_code"
-    keyed = pd.DataFrame(
-        {
-            code: codes[: len(labels)],
-            CHUNK_COLUMN: labels[CHUNK_COLUMN].to_numpy(dtype="int64"),
-            TARGET: labels[TARGET].to_numpy(),
-        }
-    )
-    frame = rows.to_pandas()
-    frame[code] = codes[len(labels) :]
-    return frame.merge(keyed, on=[code, CHUNK_COLUMN]).drop(columns=code)
+    text = [pc.cast(side, pa.large_string()) if len(side) else side for side in ids]
+    joined = pa.chunked_array([c for side in text for c in side.chunks], type=pa.large_string())
+    encoded = pc.dictionary_encode(joined).chunks
+    codes = np.concatenate([c.indices.to_numpy() for c in encoded] or [np.zeros(0, np.int32)])
+    starts = [np.asarray(side.to_numpy(), dtype="int64") for side in chunks]
+    distinct, places = np.unique(np.concatenate(starts), return_inverse=True)
+    keys = codes.astype("int64") * max(len(distinct), 1) + places
+    split = len(starts[0])
+    return [keys[:split], keys[split:]]
+
+
+def _positions(labels: "np.ndarray", rows: "np.ndarray") -> "np.ndarray":
+    """For each row key, the position of its label (-1 where none); a key labeled twice
+    takes its first label."""
+    import numpy as np
+
+    if not len(labels):
+        return np.full(len(rows), -1, dtype="int64")
+    order = np.argsort(labels, kind="stable")
+    ordered = labels[order]
+    at = np.minimum(np.searchsorted(ordered, rows), len(ordered) - 1)
+    return np.where(ordered[at] == rows, order[at], -1)
