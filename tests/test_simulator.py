@@ -1,12 +1,12 @@
 """The fleet simulator's promises: seeded, AI4I-like, and each scenario changes what it says."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
-from perfwatch.simulate.files import HARD_DEFECTS, SOFT_DEFECTS, drop_day
-from perfwatch.simulate.fleet import FEATURES, TARGET, simulate_days
+from perfwatch.simulate.files import HARD_DEFECTS, SOFT_DEFECTS, drop_arrived_labels, drop_day
+from perfwatch.simulate.fleet import FEATURES, TARGET, label_arrivals, simulate_days
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -76,3 +76,28 @@ def test_dirty_days_drop_broken_and_soft_defective_files(tmp_path: Path) -> None
     assert f"{day}-resent.parquet" in names
     clean = drop_day(rows, 0, day, tmp_path / "clean", defects=False, seed=0)
     assert [p.name for p in clean] == [f"{day}.parquet"]
+
+
+def test_a_failure_is_known_the_same_day_and_no_failure_after_the_horizon(
+    tmp_path: Path,
+) -> None:
+    rows = fleet(days=12)
+    arrivals = label_arrivals(rows, horizon=timedelta(days=7), seed=1)
+    assert arrivals["id"].tolist() == rows["id"].tolist()
+    failed = arrivals[TARGET] == 1
+    waited = arrivals["label_time"] - rows["timestamp"]
+    assert (waited[failed] >= pd.Timedelta(0)).all()
+    assert (arrivals["label_time"][failed].dt.date == rows["timestamp"][failed].dt.date).all()
+    assert (waited[~failed] == pd.Timedelta(days=7)).all()
+    assert waited[failed].std() > pd.Timedelta(hours=1), "reported at various times"
+
+    day = (START + timedelta(days=8)).date()
+    log = drop_arrived_labels(arrivals, day, tmp_path)
+    assert log is not None and log.name == f"labels-{day:%Y-%m-%d}.parquet"
+    dropped = pd.read_parquet(log).merge(rows[["id", "timestamp"]], on="id")
+    run_days = dropped["timestamp"].dt.date
+    assert set(run_days[dropped[TARGET] == 1]) == {day}, "the day's own failures"
+    assert set(run_days[dropped[TARGET] == 0]) == {(START + timedelta(days=1)).date()}, (
+        "the healthy runs of a week ago"
+    )
+    assert drop_arrived_labels(arrivals, (START + timedelta(days=40)).date(), tmp_path) is None

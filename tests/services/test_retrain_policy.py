@@ -1,16 +1,19 @@
 """The retrain policy on a real store: recorded decisions, status, the dry-run manifest."""
 
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 from sqlmodel import select
 
 from perfwatch.services.monitor import CycleReport, run_cycle
+from perfwatch.services.retrain_policy import evaluate
 from perfwatch.services.status import model_status
 from perfwatch.services.training_rows import retrain_manifest
-from perfwatch.simulate.fleet import TARGET
+from perfwatch.simulate.fleet import TARGET, label_arrivals
+from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import Batch, RetrainDecision
+from perfwatch.store.tables import Batch, RetrainDecision, RetrainRun
 from tests.workspace import Workspace, production
 
 
@@ -109,3 +112,66 @@ def test_a_stable_fleet_needs_no_retrain(sqlite_workspace: Workspace) -> None:
     assert report.retrain.state == "healthy"
     assert decisions(engine) == []
     assert model_status(engine, ["press"])[0]["retrain"]["state"] == "healthy"
+
+
+def test_a_retrain_learns_only_from_chunks_whose_labels_are_final(
+    artifacts: Any, tmp_path: Any, sqlite_url: str
+) -> None:
+    """Labels the predictive-maintenance way (a failure the same day, "no failure" after
+    the 3-day label horizon): the chunks inside the horizon hold their failures only. A
+    retrain must not learn from them, nor count them as labeled rows."""
+    ws = Workspace.create(tmp_path, artifacts, sqlite_url, extra='label_horizon = "3D"')
+    engine = ws.engine()
+    fleet = production(12)
+    ws.drop_days(fleet)
+    arrivals = label_arrivals(fleet, horizon=timedelta(days=3), seed=1)
+    known = arrivals[arrivals.label_time < fleet.timestamp.max()]
+    ws.drop_labels(known, "log.parquet")
+    cycle(ws, engine)
+
+    run_day = fleet.set_index("id").timestamp.dt.day - fleet.timestamp.min().day
+    day_of = known["id"].map(run_day)
+    assert set(known.loc[day_of >= 9, TARGET]) == {1}, "inside the horizon: failures only"
+    settings = ws.settings()
+    manifest = retrain_manifest(engine, settings, settings.models[0], force=True)
+    final = known[day_of <= 7]  # chunk end + 3 days is past the newest row
+    assert sum(b["labeled_rows"] for b in manifest.batches) == len(final) < len(known)
+    assert max(b["file"] for b in manifest.batches) == "2026-03-09.parquet"
+    with transaction(engine) as session:
+        counted = queries.labeled_since(
+            session=session, model_id=1, since=fleet.timestamp.min().floor("D").to_pydatetime()
+        )
+    assert counted == len(final)
+
+
+def test_labels_of_chunks_before_a_retrained_champion_do_not_call_for_another(
+    sqlite_workspace: Workspace,
+) -> None:
+    """Concept drift confirmed on chunks version 1 served: a retrain is due. Once a
+    retrained champion serves from after those chunks, their verdicts judge the old
+    version, not it: no retrain is due on them (until its own chunks are judged)."""
+    ws = sqlite_workspace
+    engine = ws.engine()
+    fleet = production(14, scenario="concept_drift", shift_day=4, runs_per_day=2_000)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", TARGET]], "log.parquet")
+    model = ws.settings().models[0]
+    assert cycle(ws, engine).retrain.trigger == "concept_drift"
+
+    def trigger_when_served_from(day: int) -> str | None:
+        with transaction(engine) as session:
+            champion = queries.champion(session=session, model_id=1)
+            run = session.exec(select(RetrainRun)).first() or RetrainRun(
+                model_id=1, parent_version_id=champion.id, version_id=champion.id
+            )
+            run.data_time = (
+                fleet.timestamp.min().floor("D") + pd.Timedelta(days=day)
+            ).to_pydatetime()
+            run.status, run.started_at = "finished", run.data_time  # no cooldown in the way
+            session.add(run)
+        decision = evaluate(engine, model, 1, record=False)
+        assert decision is not None
+        return decision.trigger
+
+    assert trigger_when_served_from(14) is None, "every judged chunk is the old version's"
+    assert trigger_when_served_from(6) == "concept_drift", "its own chunks drift too"

@@ -2,7 +2,8 @@
 
 A simulated fleet provides training and reference data; a LightGBM pipeline is trained
 and becomes version 1; then each day of production is dropped into the inbox as a file
-(and the maintenance log of a week ago into the labels inbox), and one real cycle runs,
+(and the day's maintenance log into the labels inbox: the failures of the day, reported
+as they happen, and the runs of a week ago that did not fail), and one real cycle runs,
 exactly as the daemon would, followed by the retrain job when the policy says it is due
 (the daemon runs that one in a worker process).
 """
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 MODEL = "press-failure"
 RUNS_PER_DAY = 2_000
 HISTORY_DAYS, REFERENCE_DAYS = 56, 16
-LABEL_DELAY_DAYS = 7  # the maintenance log catches up a week later
+# a failure is reported the day it happens; "no failure" is known once a week has passed
+# (the model's label_horizon); labels="delayed" sends every label a week late instead
+LABEL_HORIZON_DAYS = 7
 START = datetime(2026, 5, 4, tzinfo=UTC)  # production starts on a Monday
 
 CONFIG = """\
@@ -42,6 +45,7 @@ target = "failure"
 features = ["air_temp", "process_temp", "rpm", "torque", "tool_wear", "product_type"]
 categorical = ["product_type"]
 chunk = "1D"
+label_horizon = "7D"  # a run that has not failed within a week counts as "no failure"
 metrics = ["roc_auc", "f1", "recall"]
 inbox = "inbox/{model}"
 labels_inbox = "labels/{model}"
@@ -115,10 +119,11 @@ def run_demo(
     defects: bool,
     on_day: Callable[[DemoDay], None],
     shift_day: int | None = None,
+    labels: str = "arrival",
 ) -> DemoResult:
     from perfwatch.services.retrain_job import run_retrain
-    from perfwatch.simulate.files import drop_day, drop_labels
-    from perfwatch.simulate.fleet import simulate_days
+    from perfwatch.simulate.files import drop_arrived_labels, drop_day, drop_labels
+    from perfwatch.simulate.fleet import label_arrivals, simulate_days
 
     for name in ("perfwatch", "nannyml"):  # each day's line tells the story
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -139,12 +144,17 @@ def run_demo(
         shift_day=days // 2 if shift_day is None else shift_day,
         id_prefix="prod",
     )
+    horizon = timedelta(days=LABEL_HORIZON_DAYS)
+    arrivals = label_arrivals(production, horizon=horizon, seed=seed)
     by_day = list(production.groupby(production.timestamp.dt.date))
     for index, (day, rows) in enumerate(by_day):
         drop_day(rows, index, day, model.inbox, defects=defects or scenario == "dirty", seed=seed)
-        if index >= LABEL_DELAY_DAYS and model.labels_inbox is not None:
-            labeled_day, labeled_rows = by_day[index - LABEL_DELAY_DAYS]
-            drop_labels(labeled_rows, labeled_day, model.labels_inbox, delay=LABEL_DELAY_DAYS)
+        assert model.labels_inbox is not None  # the demo's config names it
+        if labels == "arrival":
+            drop_arrived_labels(arrivals, day, model.labels_inbox)
+        elif index >= LABEL_HORIZON_DAYS:
+            labeled_day, labeled_rows = by_day[index - LABEL_HORIZON_DAYS]
+            drop_labels(labeled_rows, labeled_day, model.labels_inbox, delay=LABEL_HORIZON_DAYS)
         report = run_cycle(engine, settings, model)
         if report.error:
             raise RuntimeError(f"demo cycle failed on {day}: {report.error}")
@@ -174,8 +184,8 @@ def after_retrain(engine: Engine, metric: str = "roc_auc") -> str:
     newest = max(r["model_version"] for r in rows)
     if not served:
         return (
-            f"v{newest} serves from {since[:10]}; no chunk of it is judged yet (labels"
-            f" arrive {LABEL_DELAY_DAYS} days late: replay more --days)"
+            f"v{newest} serves from {since[:10]}; no chunk of it is judged yet (its labels"
+            f" are complete {LABEL_HORIZON_DAYS} days later: replay more --days)"
         )
     judged = {r["chunk_start"]: r for r in served}  # newest version's row per chunk
     realized = sum(r["realized"] for r in judged.values()) / len(judged)

@@ -40,6 +40,13 @@ def situation(session: Session, model: ModelSettings, model_id: int) -> Situatio
         session=session, model_id=model_id, chunks=consecutive
     )
     judged = queries.recent_realized(session=session, model_id=model_id, chunks=consecutive)
+    champion = queries.champion(session=session, model_id=model_id)
+    if champion is not None and champion.id is not None:
+        # labels judge the model that served a chunk: those of the chunks before a
+        # retrained champion took over say nothing about it (a retrain again on them
+        # would learn what it has learnt, and the next promotion would win by noise)
+        served_from = queries.serving_since(session=session, version_id=champion.id)
+        judged = [r for r in judged if served_from is None or r.chunk_start >= served_from]
     newest = max((r.chunk_start for r in judged), default=None)
     newest_judged = [r for r in judged if r.chunk_start == newest]
     since = now - parse_duration(model.retrain.window)

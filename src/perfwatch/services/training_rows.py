@@ -85,9 +85,16 @@ def select_training_rows(
                 hint="drop batch files into its inbox and run a cycle",
             )
         since = now - parse_duration(model.retrain.window)
-        starts = list(
-            queries.chunk_row_counts(session=session, model_id=version.model_id, since=since)
-        )
+        # only chunks whose labels are final: before its label horizon has passed, a
+        # chunk holds the labels that come early (failures), and would teach a bias
+        mature = queries.mature_chunks(session=session, model_id=version.model_id, since=since)
+        starts = [
+            start
+            for start in queries.chunk_row_counts(
+                session=session, model_id=version.model_id, since=since
+            )
+            if start in mature
+        ]
         batches = queries.batches_in_chunks(
             session=session, model_id=version.model_id, chunk_starts=starts
         )

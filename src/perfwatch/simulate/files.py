@@ -102,8 +102,8 @@ def drop_day(
 
 
 def drop_labels(rows: pd.DataFrame, day: date, labels_inbox: Path, *, delay: int) -> Path:
-    """Drop the maintenance log of one production day: id, failure and the label time
-    (`delay` days after each run, when the outcome became known)."""
+    """The old way, for tests that need every label of a day at once: the maintenance log
+    of one production day, `delay` days after each run (id, failure, label time)."""
     labels = pd.DataFrame(
         {
             "id": rows["id"],
@@ -112,3 +112,12 @@ def drop_labels(rows: pd.DataFrame, day: date, labels_inbox: Path, *, delay: int
         }
     )
     return write_frame(labels, labels_inbox / f"labels-{day:%Y-%m-%d}.parquet")
+
+
+def drop_arrived_labels(arrivals: pd.DataFrame, day: date, labels_inbox: Path) -> Path | None:
+    """The maintenance log of one day: the labels that became known that day (see
+    fleet.label_arrivals), whichever day their runs were on; None when there were none."""
+    arrived = arrivals[arrivals["label_time"].dt.date == day]
+    if arrived.empty:
+        return None
+    return write_frame(arrived, labels_inbox / f"labels-{day:%Y-%m-%d}.parquet")

@@ -175,3 +175,16 @@ def _failures(rng: np.random.Generator, fleet: pd.DataFrame) -> np.ndarray:
     random_failure = rng.random(len(fleet)) < 0.001
     failed = tool_wear_failure | heat | power_failure | overstrain | random_failure
     return failed.to_numpy().astype("int64")
+
+
+def label_arrivals(fleet: pd.DataFrame, *, horizon: timedelta, seed: int) -> pd.DataFrame:
+    """When each run's label becomes known, the predictive-maintenance way: a failure is
+    reported within the day it happens (at a random moment between the run and midnight);
+    "no failure" is known only once `horizon` has passed without one. Returns the
+    maintenance log's rows: id, TARGET and `label_time`."""
+    rng = np.random.default_rng([seed, 7])
+    times = fleet["timestamp"]
+    left_in_day = times.dt.floor("D") + pd.Timedelta(days=1) - pd.Timedelta(seconds=1) - times
+    reported = times + left_in_day * rng.uniform(0, 1, len(fleet))
+    known = reported.where(fleet[TARGET] == 1, times + horizon)
+    return pd.DataFrame({"id": fleet["id"], TARGET: fleet[TARGET], "label_time": known})

@@ -187,6 +187,17 @@ def chunk_row_counts(
     return {start: (end, int(rows)) for start, end, rows in session.exec(query)}
 
 
+def mature_chunks(*, session: Session, model_id: int, since: datetime) -> set[datetime]:
+    """The chunks since a start whose labels are final (complete, and `label_horizon` of
+    data time past their end, as the last realized computation found them)."""
+    query = select(ChunkLabels.chunk_start).where(
+        ChunkLabels.model_id == model_id,
+        ChunkLabels.chunk_start >= since,
+        col(ChunkLabels.mature).is_(True),
+    )
+    return set(session.exec(query))
+
+
 def open_chunk(*, session: Session, model_id: int) -> tuple[int, int] | None:
     """The newest chunk's start (ns) and its rows: where row chunks continue."""
     newest = session.exec(
@@ -558,11 +569,14 @@ def latest_decision(*, session: Session, model_id: int) -> RetrainDecision | Non
 def labeled_since(
     *, session: Session, model_id: int, since: datetime, only: str | None = None
 ) -> int:
-    """Labeled production rows in the chunks since a start; `only="alerting"`: in complete
-    chunks whose estimate was under its threshold; `only="out_of_band"`: in chunks whose
-    realized value fell out of the estimate's band."""
+    """Labeled production rows in the mature chunks since a start (what a retrain can learn
+    from: an immature chunk may hold its early labels only, failures); `only="alerting"`:
+    in chunks whose estimate was under its threshold; `only="out_of_band"`: in chunks
+    whose realized value fell out of the estimate's band."""
     query = select(func.sum(ChunkLabels.labeled)).where(
-        ChunkLabels.model_id == model_id, ChunkLabels.chunk_start >= since
+        ChunkLabels.model_id == model_id,
+        ChunkLabels.chunk_start >= since,
+        col(ChunkLabels.mature).is_(True),
     )
     if only == "alerting":
         degraded = select(ChunkEstimate.chunk_start).where(
@@ -582,6 +596,14 @@ def labeled_since(
 def running_retrain(*, session: Session, model_id: int) -> RetrainRun | None:
     return session.exec(
         select(RetrainRun).where(RetrainRun.model_id == model_id, RetrainRun.status == "running")
+    ).first()
+
+
+def serving_since(*, session: Session, version_id: int) -> datetime | None:
+    """The data time from which a retrained version served (its retrain's newest data);
+    None for a version registered otherwise (version 1, `perfwatch register`)."""
+    return session.exec(
+        select(RetrainRun.data_time).where(RetrainRun.version_id == version_id)
     ).first()
 
 
