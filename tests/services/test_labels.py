@@ -296,3 +296,36 @@ def test_held_labels_find_rows_that_arrive_older_than_the_window(
     cycle(ws)
     labels = model_status(ws.engine(), ["press"])[0]["labels"]
     assert labels["held"] == 0 and labels["stored"] == len(old[0])
+
+
+def test_labels_dated_before_their_rows_quarantine_their_file(
+    sqlite_workspace: Workspace,
+) -> None:
+    """An outcome cannot be known before the run: a file whose label times come before
+    their rows' times (a producer's clock or time zone) is quarantined, named; a file
+    whose times are right is taken, and so are labels without a time."""
+    ws = sqlite_workspace
+    days = by_day(production(3))
+    ws.drop_days(pd.concat(days))
+    engine = ws.engine()
+    cycle(ws, engine)
+    late = labels_of(days[0]).assign(label_time=days[0].timestamp + pd.Timedelta(hours=2))
+    early = labels_of(days[1]).assign(label_time=days[1].timestamp + pd.Timedelta(minutes=5))
+    early.loc[early.index[3:6], "label_time"] -= pd.Timedelta(hours=1)  # 3 an hour too early
+    ws.drop_labels(late, "a-right.parquet")
+    ws.drop_labels(early, "b-clock-skewed.parquet")
+    ws.drop_labels(labels_of(days[2]), "c-no-times.parquet")
+    report = cycle(ws, engine)
+    assert [(f.status, f.stored) for f in report.label_files] == [
+        ("ingested", 800),
+        ("quarantined", 0),
+        ("ingested", 800),
+    ]
+    reason = report.label_files[1].reason or ""
+    first = early.iloc[3]
+    assert reason.startswith(
+        f"3 labels are dated before their rows ran (first: {first['id']!r} labeled at"
+        f" {first['label_time']:%Y-%m-%d %H:%M:%S}, its row at"
+        f" {days[1].timestamp.iloc[3]:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+    assert (ws.labels / "quarantine" / "b-clock-skewed.parquet").is_file()

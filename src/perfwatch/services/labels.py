@@ -127,6 +127,8 @@ def _ingest_files(
     first_of = inbox.first_of_each(files, known)
     for file in first_of.values():
         inbox.check(file, lambda path: read_labels(path, model=model), model.name)
+        if file.status == "ingested":
+            _refuse_labels_before_their_rows(model, file, rows)
     accepted = [f for f in first_of.values() if f.status == "ingested"]
     plan = _plan(engine, settings, model, model_id, accepted, rows) if accepted else None
     records = _record(engine, settings, model, model_id, list(first_of.values()), plan, rows)
@@ -139,6 +141,41 @@ def _ingest_files(
         )
         for f in files
     ]
+
+
+def _refuse_labels_before_their_rows(
+    model: ModelSettings, file: InboxFile, rows: RecentRows
+) -> None:
+    """Quarantine a file whose label times come before their rows' own times: an outcome
+    cannot be known before the run, so its clock (or time zone) is wrong, and its times
+    would misplace every label an early-warning estimate learns from. (Rows not stored
+    yet, and labels without a time, are not checked.)"""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    table = file.content
+    if model.label_time_column not in table.column_names:
+        return
+    positions = rows.locate(table.column(model.id_column))
+    found = (positions >= 0) & np.asarray(pc.is_valid(table.column(model.label_time_column)))
+    if not found.any():
+        return
+    ran = rows.figures(positions[found])[model.timestamp_column].reset_index(drop=True)
+    known = table.column(model.label_time_column).filter(found).to_pandas()
+    early = (known < ran).to_numpy()
+    if not early.any():
+        return
+    first = int(early.nonzero()[0][0])
+    row_id = table.column(model.id_column).filter(found)[first].as_py()
+    file.status, file.content = "quarantined", None
+    shown = "%Y-%m-%d %H:%M:%S"
+    file.reason = (
+        f"{int(early.sum())} labels are dated before their rows ran (first: {row_id!r}"
+        f" labeled at {known[first]:{shown}}, its row at {ran[first]:{shown}} UTC) (hint:"
+        f" {model.label_time_column!r} is when the outcome became known, after the run:"
+        " check the producer's clock and time zone (times without a zone are taken as"
+        " UTC), then drop the corrected file again)"
+    )
 
 
 def _plan(
