@@ -6,7 +6,15 @@ import pandas as pd
 import pytest
 
 from perfwatch.errors import PerfwatchError
-from perfwatch.ml.inputs import CATEGORY, NUMBER, TEXT, FeatureInput, ModelInputs, learn_inputs
+from perfwatch.ml.inputs import (
+    CATEGORY,
+    NUMBER,
+    TEXT,
+    FeatureInput,
+    ModelInputs,
+    check_fed_as_written,
+    learn_inputs,
+)
 
 FEATURES = ["rpm", "variant"]
 
@@ -66,3 +74,38 @@ def test_the_trained_column_order_is_kept_and_inputs_round_trip() -> None:
     assert ModelInputs.from_json(None, FEATURES, ["variant"]) == ModelInputs.as_stored(
         FEATURES, ["variant"]
     )
+
+
+@pytest.mark.parametrize(
+    ("categories", "stored", "expected"),
+    [  # ingestion spells booleans as Python does; mixed categories are known by their text
+        ([False, True], ["True", "False", "true", None], [True, False, True, None]),
+        ([3, "L"], ["3", "L", "zz", None], [3, "L", None, None]),
+    ],
+)
+def test_stored_text_becomes_the_categories_the_model_learnt(
+    categories: list[object], stored: list[str | None], expected: list[object]
+) -> None:
+    trained = frame(pd.Series(pd.Categorical([categories[0], categories[1]] * 30, categories)))
+    model = fitted(trained)
+    inputs = learn_inputs(model, trained, features=FEATURES, categorical=["variant"])
+    assert inputs.features[1] == FeatureInput("variant", CATEGORY, categories)
+    given = inputs.frame(trained.head(4).assign(variant=stored))
+    assert [None if pd.isna(v) else v for v in given["variant"]] == expected
+    as_trained = trained.head(4).assign(variant=pd.Categorical(expected, categories=categories))
+    assert np.array_equal(model.predict_proba(given), model.predict_proba(as_trained))
+
+
+def test_inputs_that_would_score_the_reference_otherwise_are_refused() -> None:
+    """The guard at registration: fed as perfwatch would feed it, the model must score its
+    reference as it does the file as written (here: categories missing from what was
+    learnt, as a wrong learning would give)."""
+    trained = frame(pd.Series(pd.Categorical(["a", "b", "c"] * 40, categories=["a", "b", "c"])))
+    failed = (trained["variant"] == "a") | (trained["rpm"] > 1600)
+    model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(trained, failed)
+    right = learn_inputs(model, trained, features=FEATURES, categorical=["variant"])
+    check_fed_as_written(model, trained, trained, right)
+    wrong = ModelInputs([FeatureInput("rpm", NUMBER), FeatureInput("variant", CATEGORY, ["b"])])
+    with pytest.raises(PerfwatchError, match="differ on") as caught:
+        check_fed_as_written(model, trained, trained, wrong)
+    assert "variant (80 values became missing)" in caught.value.message

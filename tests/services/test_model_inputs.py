@@ -275,3 +275,29 @@ def test_a_pipeline_handing_numpy_to_lightgbm_runs_without_warnings(
     assert cycle(ws, engine).rows == len(fleet)
     run = retrain(ws, engine, force=True)
     assert run is not None and run.status == "finished", run.error
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_bare_lightgbm_on_a_boolean_category_scores_as_it_was_trained(
+    tmp_path: Path, sqlite_url: str, fmt: str
+) -> None:
+    """product_type as "is it an H variant?", a pandas category of booleans (nannyml's car
+    loans have such a column). The reference keeps it as bool, a CSV batch as the text
+    True/False: perfwatch must give the model True and False again, or every score,
+    skew check and gate comparison is quietly wrong (it gave it missing values once)."""
+
+    def heavy(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(product_type=pd.Categorical(frame["product_type"] == "H"))
+
+    ws = user_model_workspace(
+        tmp_path, sqlite_url, heavy(history()), lightgbm.LGBMClassifier(**SMALL)
+    )
+    engine = ws.engine()
+    model = joblib.load(ws.root / "artifacts" / "model.joblib")
+    rows = heavy(production(4))
+    scores = model.predict_proba(rows[FEATURES])[:, 1]
+    written = rows.assign(product_type=rows["product_type"].astype(bool))
+    ws.drop_days(written.assign(y_pred_proba=scores), fmt=fmt)
+    report = cycle(ws, engine)
+    assert report.rows == len(rows) and report.skew.checked > 0
+    assert report.skew.mismatched == 0 and report.skew.largest < 1e-9

@@ -88,13 +88,62 @@ def _column(values: "pd.Series", feature: FeatureInput) -> "pd.Series":
         return numbers.astype("int64") if feature.integer and whole else numbers
     if feature.kind == CATEGORY:
         categories = feature.categories or []
-        if categories and all(isinstance(c, int | float) for c in categories):
-            values = pd.to_numeric(values, errors="coerce")  # stored as text: "2" -> 2
-        else:
-            values = values.astype("str")  # pandas' text (missing stays missing)
+        values = _as_categories_are(values, categories)
         known = values.where(values.isin(categories))  # unknown values: missing
         return pd.Series(pd.Categorical(known, categories=categories), index=values.index)
     return values if values.dtype == "str" else values.astype("str")
+
+
+def _as_categories_are(values: "pd.Series", categories: list[Any]) -> "pd.Series":
+    """Stored text in the type of the model's categories: "True" -> True for booleans
+    (ingestion stores them as Python spells them), "2" -> 2 for numbers."""
+    import pandas as pd
+
+    if categories and all(isinstance(c, bool) for c in categories):
+        spelled = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+        return values.astype("str").str.lower().map(spelled)
+    if categories and all(isinstance(c, int | float) for c in categories):
+        return pd.to_numeric(values, errors="coerce")  # stored as text: "2" -> 2
+    text = values.astype("str")  # pandas' text (missing stays missing)
+    if all(isinstance(c, str) for c in categories):
+        return text
+    return text.map({str(c): c for c in categories})  # mixed: 3 and "L" known as "3", "L"
+
+
+def check_fed_as_written(
+    classifier: Any, written: "pd.DataFrame", fed: "pd.DataFrame", inputs: ModelInputs
+) -> None:
+    """Refuse inputs that would make the model score the reference otherwise than it does
+    as the user wrote it (a value perfwatch maps to missing, a category in another
+    place): every score, estimate and skew check would be quietly wrong. A reference the
+    model cannot take as written (a CSV, for a model on `category` columns) is not
+    compared."""
+    import numpy as np
+
+    try:
+        with_written = classifier.predict_proba(written[inputs.names])[:, 1]
+    except Exception:  # the model refuses the file as written: nothing to compare with
+        return
+    with_fed = classifier.predict_proba(inputs.frame(fed))[:, 1]
+    differs = np.abs(with_written - with_fed) > 1e-6
+    if not differs.any():
+        return
+    given = inputs.frame(fed)
+    lost = [
+        f"{f.name} ({int(n):,} values became missing)"
+        for f in inputs.features
+        if f.kind == CATEGORY
+        and (n := (given[f.name].isna().to_numpy() & written[f.name].notna().to_numpy()).sum())
+    ]
+    raise PerfwatchError(
+        f"perfwatch would feed the model otherwise than its reference file does: its scores"
+        f" differ on {int(differs.sum()):,} of {len(differs):,} reference rows (largest"
+        f" {float(np.abs(with_written - with_fed).max()):.3f}); the inputs it would give:"
+        f" {inputs.describe()}" + (f"; {', '.join(lost)}" if lost else ""),
+        hint="write the reference with the dtypes the model was trained on (Parquet keeps"
+        " `category` columns) and list those columns under 'categorical'; if it still"
+        " fails, report it with the model and the reference: it is a perfwatch bug",
+    )
 
 
 def _plain(value: Any) -> Any:

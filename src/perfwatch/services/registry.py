@@ -176,8 +176,8 @@ def load_candidate(
     from perfwatch.errors import BatchRejected
     from perfwatch.ingest.batch import read_arrow
     from perfwatch.ingest.rows import read_reference
-    from perfwatch.ml.inputs import learn_inputs
-    from perfwatch.ml.model import check_classifier, fill_scores, read_model
+    from perfwatch.ml.inputs import check_fed_as_written, learn_inputs
+    from perfwatch.ml.model import check_classifier, fill_scores, quiet_sklearn, read_model
 
     classifier = read_model(artifact)
     check_classifier(classifier, artifact)
@@ -196,6 +196,8 @@ def load_candidate(
         inputs = learn_inputs(
             classifier, written, features=model.features, categorical=model.categorical
         )
+        with quiet_sklearn():
+            check_fed_as_written(classifier, written, rows, inputs)
     try:
         fill_scores(
             lambda: classifier,
