@@ -432,13 +432,18 @@ def test_a_backlog_is_taken_in_passes_with_the_figures_of_one(
         report = cycle(ws, engine)
         assert report.rows == 6 * 800 + 100 and len(report.files) == 7
         stores[name] = (history(engine, "press"), drift_figures(engine))
-    (one, one_drift), (passes, passes_drift) = stores["one"], stores["passes"]
-    assert [(r["chunk_start"], r["metric"], r["rows"]) for r in passes] == [
-        (r["chunk_start"], r["metric"], r["rows"]) for r in one
+    assert_same_figures(stores["passes"], stores["one"])
+
+
+def assert_same_figures(mine: tuple[list, dict], theirs: tuple[list, dict]) -> None:
+    """Two stores' (history, drift figures) tell the same: chunks, rows and estimates."""
+    (rows, drift), (expected, expected_drift) = mine, theirs
+    assert [(r["chunk_start"], r["metric"], r["rows"]) for r in rows] == [
+        (r["chunk_start"], r["metric"], r["rows"]) for r in expected
     ]
-    for mine, theirs in zip(passes, one, strict=True):
-        assert mine["estimated"] == pytest.approx(theirs["estimated"], abs=1e-12)
-    assert passes_drift.keys() == one_drift.keys()
+    for row, other in zip(rows, expected, strict=True):
+        assert row["estimated"] == pytest.approx(other["estimated"], abs=1e-12)
+    assert drift.keys() == expected_drift.keys()
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
@@ -476,13 +481,7 @@ def test_a_file_bigger_than_a_pass_is_taken_in_parts_with_the_figures_of_one(
         )
         for start in range(0, 4800, 1000)
     ]
-    (one, one_drift), (parts, parts_drift) = stores["whole"], stores["parts"]
-    assert [(r["chunk_start"], r["metric"], r["rows"]) for r in parts] == [
-        (r["chunk_start"], r["metric"], r["rows"]) for r in one
-    ]
-    for mine, theirs in zip(parts, one, strict=True):
-        assert mine["estimated"] == pytest.approx(theirs["estimated"], abs=1e-12)
-    assert parts_drift.keys() == one_drift.keys()
+    assert_same_figures(stores["parts"], stores["whole"])
 
     ws.drop(fleet, f"again.{fmt}")  # the same bytes under another name
     again = cycle(ws, engine)

@@ -38,7 +38,7 @@ class InboxFile:
     @property
     def settles(self) -> bool:
         """Whether recording this ends the file's stay in the inbox: a whole file, or the
-        last part of one (or any part quarantined: the later ones are not read)."""
+        last part of one (a quarantined part ends it too: see ingestion._settle)."""
         return self.part is None or self.part.last
 
 

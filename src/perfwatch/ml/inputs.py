@@ -124,11 +124,11 @@ def check_fed_as_written(
         with_written = classifier.predict_proba(written[inputs.names])[:, 1]
     except Exception:  # the model refuses the file as written: nothing to compare with
         return
-    with_fed = classifier.predict_proba(inputs.frame(fed))[:, 1]
+    given = inputs.frame(fed)
+    with_fed = classifier.predict_proba(given)[:, 1]
     differs = np.abs(with_written - with_fed) > 1e-6
     if not differs.any():
         return
-    given = inputs.frame(fed)
     lost = [
         f"{f.name} ({int(n):,} values became missing)"
         for f in inputs.features

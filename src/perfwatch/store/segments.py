@@ -160,15 +160,17 @@ def stored_label_table(
     parts = [pq.read_table(path, columns=columns, filters=filters) for path in paths]
     if matched_later:
         later = pd.DataFrame(
-            [
-                (m.row_id, m.target, chunk_ns(m.chunk_start), m.row_time, m.score, m.prediction)
+            [  # as many of these as `columns` names
+                (m.row_id, m.target, chunk_ns(m.chunk_start), m.row_time, m.score, m.prediction)[
+                    : len(columns)
+                ]
                 for m in matched_later
                 if m.chunk_start is not None
             ],
-            columns=["id", TARGET, CHUNK_COLUMN, "time", "score", "prediction"],
+            columns=columns,
         )
-        later = later.astype({"time": "datetime64[ns, UTC]"}).iloc[:, : len(columns)]
-        later.columns = pd.Index(columns)
+        if served[1:]:
+            later = later.astype({served[1]: "datetime64[ns, UTC]"})
         parts.append(pa.Table.from_pandas(later, preserve_index=False))
     if not parts:
         return pa.Table.from_pandas(pd.DataFrame({c: [] for c in columns}), preserve_index=False)
