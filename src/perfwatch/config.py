@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from perfwatch.domain.chunks import Chunking, ChunkPeriod, RowChunks
 from perfwatch.domain.durations import parse_duration
 from perfwatch.domain.thresholds import ThresholdRule
+from perfwatch.domain.trust import DOMAIN_AUC, OUT_OF_DOMAIN_SHARE, Limits
 from perfwatch.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/perfwatch.toml")
@@ -78,6 +79,18 @@ class ConceptDriftSettings(_Strict):
     sigmas: float = Field(default=3.0, gt=0)
 
 
+class TrustSettings(_Strict):
+    """When a chunk's estimate is unreliable (domain.trust): this share of its rows
+    outside the reference's support, or a reference-vs-chunk classifier this good."""
+
+    out_of_domain_share: float = Field(default=OUT_OF_DOMAIN_SHARE, gt=0, le=1)
+    domain_auc: float = Field(default=DOMAIN_AUC, gt=0.5, le=1)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.out_of_domain_share, self.domain_auc)
+
+
 class ModelSettings(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     id_column: str = "id"
@@ -115,6 +128,7 @@ class ModelSettings(_Strict):
     # thresholds (by default it stays at version 1's; see DESIGN.md, "The bar")
     rebaseline: bool = False
     concept_drift: ConceptDriftSettings = ConceptDriftSettings()
+    trust: TrustSettings = TrustSettings()
     retrain: RetrainSettings = RetrainSettings()
     read: ReadSettings = ReadSettings()
 

@@ -107,10 +107,12 @@ def _header(item: dict[str, Any]) -> Text:
         "failing": "CYCLE FAILING",
         "alert": "ALERT",
         "under_bar": "UNDER THE BAR",
+        "unreliable": "ESTIMATE UNRELIABLE",
         "ok": "ok",
         "new": "no cycle yet",
     }
     style = {"failing": "bold red", "alert": "bold red", "under_bar": "bold red"}
+    style |= {"unreliable": "bold yellow"}
     style |= {"ok": "green", "new": "yellow"}
     state = item.get("state", "ok")
     champion = item["champion_version"]
@@ -162,13 +164,16 @@ def _estimate_table(
         table.add_column(
             column, justify="right" if column in ("estimate", "threshold", "bar") else "left"
         )
+    unreliable = estimate.get("reliable") is False
     for metric, figures in estimate["metrics"].items():
         if figures["alert"]:
             state = "[red]ALERT[/]"
         elif figures.get("under_bar"):
             state = "[yellow]under the bar[/]"
-        else:
-            state = "ok"
+        elif unreliable:  # an estimate nobody should trust is never plainly "ok"
+            state = "[yellow]unreliable[/]"
+        else:  # an incomplete chunk's trust is not measured yet
+            state = "provisional" if estimate["provisional"] else "ok"
         cells = [
             metric,
             _num(figures["value"]),
@@ -180,6 +185,9 @@ def _estimate_table(
         if trend:
             cells.append(_trend_cell(trend.get(metric)))
         table.add_row(*cells)
+    if unreliable:
+        why = Text(f"estimate unreliable: {estimate['trust_reason']}", style="yellow")
+        return Group(caption, table, why)
     return Group(caption, table)
 
 
@@ -287,8 +295,9 @@ def history_table(model: str, rows: list[dict[str, Any]]) -> RenderableType:
             no_wrap=True,
         )
     for row in rows:
-        state = "provisional" if row["provisional"] else "ok"
-        state = "[red]ALERT[/]" if row["alert"] else state
+        marks = ["[red]ALERT[/]"] if row["alert"] else []
+        marks += ["[yellow]unreliable[/]"] if row.get("reliable") is False else []
+        state = " ".join(marks) or ("provisional" if row["provisional"] else "ok")
         if row["concept_drift"]:
             state += " [red]DRIFT[/]"
         table.add_row(

@@ -96,6 +96,11 @@ def _metric_chart(go: Any, data: ReportData, metric: str) -> Any:
         (judged, "realized", _lines("realized (labels)", {"color": "#2e7d32"}, "lines+markers")),
         ([r for r in rows if r["alert"]], "estimated", _markers("alert", "#c62828", 9, "x")),
         (
+            [r for r in rows if r.get("reliable") is False],
+            "estimated",
+            _markers("unreliable (extrapolation)", "#f9a825", 10, "circle-open"),
+        ),
+        (
             [r for r in judged if r["concept_drift"]],
             "realized",
             _markers("concept drift", "#6a1b9a", 11, "diamond"),

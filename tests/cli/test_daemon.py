@@ -267,6 +267,10 @@ def test_the_prometheus_endpoint_serves_the_stores_figures(sqlite_workspace: Wor
     assert samples['perfwatch_champion_version{model="press"}'] == 1
     assert samples['perfwatch_last_cycle_ok{model="press"}'] == 1
     assert samples['perfwatch_open_alerts{kind="performance",model="press"}'] == 0
+    assert samples['perfwatch_open_alerts{kind="extrapolation",model="press"}'] == 0
+    assert samples['perfwatch_estimate_reliable{model="press"}'] == 1
+    outside = samples['perfwatch_out_of_domain_share{model="press"}']
+    assert outside == estimate["out_of_domain_share"]
     assert samples["perfwatch_daemon_up"] == 1
     judged = model["latest_realized"]
     assert samples['perfwatch_label_coverage{model="press"}'] == judged["label_coverage"]

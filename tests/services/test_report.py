@@ -158,6 +158,19 @@ def test_no_headline_calls_a_model_under_its_bar_healthy() -> None:
     assert "holds" not in said and "Nothing needs attention" not in said
 
 
+def test_no_headline_says_performance_holds_on_an_untrusted_estimate() -> None:
+    why = "96% of rows lie outside the reference (96% have 'air_temp' above the reference's range)"
+    status = {
+        "last_cycle": {"status": "ok"},
+        "alerts": [{"kind": "extrapolation", "subject": "estimate"}],
+        "retrain": {"state": "healthy"},
+        "latest_complete_estimate": {"reliable": False, "trust_reason": why, "metrics": {}},
+    }
+    said = report.headline(status)
+    assert said.startswith(f"The estimate cannot be trusted: {why}.")
+    assert "holds" not in said and "Nothing needs attention" not in said
+
+
 @pytest.mark.parametrize(
     ("cycle", "alerts", "retrain", "expected"),
     [

@@ -7,7 +7,8 @@ from sqlmodel import select
 
 from perfwatch.domain.drift import MULTIVARIATE
 from perfwatch.services.monitor import CycleReport, run_cycle
-from perfwatch.services.status import history
+from perfwatch.services.report import report_data
+from perfwatch.services.status import history, model_status
 from perfwatch.simulate.fleet import TARGET
 from perfwatch.store.db import transaction
 from perfwatch.store.tables import Alert, ChunkDrift, Label, RetrainDecision
@@ -46,7 +47,8 @@ def test_stable_90_days_raise_no_performance_or_concept_alert(sqlite_workspace: 
     assert all(r["realized"] is not None for r in complete)
     assert not [r for r in rows if r["concept_drift"]], "no concept-drift verdict"
     kinds = {kind for kind, _ in open_alerts(engine)}
-    assert not kinds & {"performance", "concept_drift", "feature_drift"}
+    assert not kinds & {"performance", "concept_drift", "feature_drift", "extrapolation"}
+    assert len(complete) == sum(r["reliable"] is True for r in complete), "every chunk trusted"
     assert report.retrain.state == "healthy", "no retrain over 90 stable days"
     with transaction(engine) as session:
         assert session.exec(select(RetrainDecision)).first() is None
@@ -68,6 +70,40 @@ def test_covariate_shift_alerts_before_the_labels_arrive(sqlite_workspace: Works
     drifting = {subject for kind, subject in open_alerts(engine) if kind == "feature_drift"}
     assert "tool_wear" in drifting, "the shifted input is named"
     assert drifting <= {"tool_wear", MULTIVARIATE}, "and only it (and the multivariate view)"
+    # the model saw such runs and knows it is unsure there: CBPE's estimate holds
+    assert ("extrapolation", "estimate") not in open_alerts(engine)
+    assert all(r["reliable"] for r in history(engine, "press") if not r["provisional"])
+
+
+def test_heat_wave_is_called_an_extrapolation_within_two_chunks(
+    sqlite_workspace: Workspace,
+) -> None:
+    """The model is sure and wrong on temperatures it never saw: CBPE cannot see the drop,
+    but it can see that its estimate has left the reference, a chunk after the change."""
+    ws = sqlite_workspace
+    shift_day = 5
+    fleet = production(12, scenario="heat_wave", shift_day=shift_day)
+    engine = ws.engine()
+    opened_on = None
+    for day, rows in enumerate(days_of(fleet)):
+        ws.drop(rows, f"day-{day}.parquet")
+        cycle(ws, engine)
+        if ("extrapolation", "estimate") in open_alerts(engine) and opened_on is None:
+            opened_on = day - 1  # the newest complete chunk is the day before
+    assert opened_on is not None and shift_day <= opened_on <= shift_day + 1
+    status = model_status(engine, ["press"])[0]
+    assert status["state"] == "alert"
+    complete = status["latest_complete_estimate"]
+    assert complete["reliable"] is False and complete["out_of_domain_share"] > 0.5
+    assert "'air_temp' above the reference's range" in complete["trust_reason"]
+    [alert] = [a for a in status["alerts"] if a["kind"] == "extrapolation"]
+    assert "is an extrapolation" in alert["message"] and "'air_temp'" in alert["message"]
+    rows = [r for r in history(engine, "press") if r["metric"] == "roc_auc"]
+    assert [r["reliable"] for r in rows[:shift_day]] == [True] * shift_day
+    assert rows[-1]["reliable"] is None, "the incomplete chunk is not judged"
+    data = report_data(engine, "press", {"press": ["roc_auc", "f1", "recall"]}, None)
+    assert data.headline.startswith("The estimate cannot be trusted: ")
+    assert any(r["reliable"] is False for r in data.estimates), "marked on the charts"
 
 
 def test_concept_drift_verdict_fires_within_two_chunks_of_its_labels(

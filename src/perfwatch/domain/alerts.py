@@ -27,7 +27,7 @@ class Observation:
 class Signal:
     """A subject's recent observations, oldest first."""
 
-    kind: str  # performance | concept_drift | feature_drift | data_quality | skew
+    kind: str  # performance | concept_drift | feature_drift | data_quality | skew | extrapolation
     subject: str
     observations: Sequence[Observation]
     close_after: int = CLOSE_AFTER

@@ -68,6 +68,7 @@ def update_alerts(
             *_concept_drift(session, model, model_id),
             *_data_quality(session, model, model_id, estimates),
             *_feature_drift(session, model, model_id),
+            _extrapolation(session, model_id),
             _quarantine(session, model_id, files),
             _unmatched_labels(session, model, model_id),
             _skew(session, model, model_id, skew),
@@ -210,6 +211,26 @@ def _feature_drift(session: Session, model: ModelSettings, model_id: int) -> lis
         ]
         signals.append(Signal("feature_drift", feature, observations))
     return signals
+
+
+def _extrapolation(session: Session, model_id: int) -> Signal:
+    """Whether the champion's newest complete chunks lie where its estimate holds."""
+    champion = queries.champion(session=session, model_id=model_id)
+    recent = []
+    if champion is not None and champion.id is not None:
+        recent = queries.recent_trust(session=session, version_id=champion.id, chunks=CLOSE_AFTER)
+    observations = [
+        Observation(
+            not t.reliable,
+            f"the estimate of chunk {_day(t.chunk_start)} is an extrapolation: {t.reason}"
+            if not t.reliable
+            else f"chunk {_day(t.chunk_start)} lies within the reference's support",
+            chunk_start=t.chunk_start,
+            value=t.out_of_domain_share,
+        )
+        for t in recent
+    ]
+    return Signal("extrapolation", "estimate", observations)
 
 
 def _drift_measurement(failure: str | None, measured: bool) -> Signal:

@@ -1,5 +1,6 @@
 """Feature drift per complete chunk: measured once a chunk is complete (again if late rows
-change it), confirmed over consecutive chunks (domain.drift), stored per version.
+change it), confirmed over consecutive chunks (domain.drift), stored per version; the
+chunk's trust figures (services.trust) from the same rows.
 
 The figures come from what nannyml fitted at registration, applied by perfwatch
 (ml.chunk_drift); `perfwatch run --verify` recomputes them with nannyml.
@@ -15,6 +16,7 @@ from perfwatch.domain.chunks import chunk_ns
 from perfwatch.domain.drift import CONFIRM_OVER, RawDrift, confirmed
 from perfwatch.domain.durations import parse_duration
 from perfwatch.services.registry import Champion, fitted_drift
+from perfwatch.services.trust import measure_trust, store_trust
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
 from perfwatch.store.segments import read_stored
@@ -57,8 +59,11 @@ def measure_drift(
     results = chunk_drift.measure(fitted_drift(engine, model, champion), rows)
     if verifying():
         _verify(model, champion, rows, results)
+    trust = measure_trust(model, champion, rows, results)
+    counts = {s: stored[s][1] for s in due}
     with transaction(engine) as session:
-        _store(session, champion, results, {s: stored[s][1] for s in due}, since)
+        _store(session, champion, results, counts, since)
+        store_trust(session, model, champion, trust, counts)
     return len(due)
 
 

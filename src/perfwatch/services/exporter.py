@@ -11,12 +11,21 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from perfwatch.config import Settings
+from perfwatch.services.status import model_status, service_status
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from prometheus_client.core import GaugeMetricFamily, Metric
-from perfwatch.services.status import model_status, service_status
+
+ALERT_KINDS = (
+    "performance",
+    "concept_drift",
+    "feature_drift",
+    "data_quality",
+    "skew",
+    "extrapolation",
+)
 
 
 class StoreCollector:
@@ -36,6 +45,12 @@ class StoreCollector:
         threshold = gauge("metric_threshold", "Alert threshold of the metric", per_metric)
         realized = gauge("realized_metric", "Realized value of the newest judged chunk", per_metric)
         coverage = gauge("label_coverage", "Label coverage of the newest judged chunk")
+        reliable = gauge(
+            "estimate_reliable", "1 if the newest complete chunk's estimate can be trusted"
+        )
+        outside = gauge(
+            "out_of_domain_share", "Share of the newest complete chunk outside the reference"
+        )
         alerts = gauge("open_alerts", "Open alerts by kind", ("model", "kind"))
         duration = gauge("cycle_duration_seconds", "Duration of the last cycle")
         cycle_ok = gauge("last_cycle_ok", "1 if the last cycle succeeded, else 0")
@@ -51,6 +66,10 @@ class StoreCollector:
             for metric, figures in (estimate or {}).get("metrics", {}).items():
                 _add(estimated, [name, metric], figures["value"])
                 _add(threshold, [name, metric], figures["threshold"])
+            complete = item["latest_complete_estimate"] or {}
+            if complete.get("reliable") is not None:
+                reliable.add_metric([name], 1.0 if complete["reliable"] else 0.0)
+                outside.add_metric([name], complete["out_of_domain_share"])
             judged = item["latest_realized"]
             if judged:
                 _add(coverage, [name], judged["label_coverage"])
@@ -59,7 +78,7 @@ class StoreCollector:
             kinds: dict[str, int] = {}
             for alert in item["alerts"]:
                 kinds[alert["kind"]] = kinds.get(alert["kind"], 0) + 1
-            for kind in ("performance", "concept_drift", "feature_drift", "data_quality", "skew"):
+            for kind in ALERT_KINDS:
                 alerts.add_metric([name, kind], kinds.get(kind, 0))
             last = item["last_cycle"]
             if last and last["finished_at"]:
@@ -78,7 +97,8 @@ class StoreCollector:
             "perfwatch_notifications_pending", "Webhook messages not delivered yet"
         )
         pending.add_metric([], service["notifications"]["pending"])
-        yield from (estimated, threshold, realized, coverage, alerts, duration, cycle_ok)
+        yield from (estimated, threshold, realized, coverage, reliable, outside, alerts)
+        yield from (duration, cycle_ok)
         yield from (finished, champion, rows, quarantined, up, pending)
 
 

@@ -167,6 +167,13 @@ def headline(status: dict[str, Any]) -> str:
             f"Concept drift on {', '.join(by_kind['concept_drift'])}: realized performance"
             f" has left the estimate's band{waiting}."
         )
+    complete = status.get("latest_complete_estimate") or {}
+    if "extrapolation" in by_kind or complete.get("reliable") is False:
+        why = complete.get("trust_reason") or "its rows lie outside the reference"
+        return (
+            f"The estimate cannot be trusted: {why}. Early labels, then realized figures,"
+            f" are the only measure here{waiting}."
+        )
     if by_kind:
         listed = "; ".join(f"{k.replace('_', ' ')}: {', '.join(v)}" for k, v in by_kind.items())
         return f"Performance holds, but inputs need a look ({listed}){waiting}."

@@ -50,8 +50,8 @@ def waiting_files(inbox: Path, labels_inbox: Path | None) -> dict[str, Any]:
 
 def _state(item: dict[str, Any]) -> str:
     """One word for a model: `failing` (its last cycle failed), `alert` (an alert is
-    open), `under_bar` (an estimate or realized value under the bar), `ok`, or `new`
-    (no cycle yet)."""
+    open), `under_bar` (an estimate or realized value under the bar), `unreliable` (the
+    latest complete estimate cannot be trusted), `ok`, or `new` (no cycle yet)."""
     cycle = item["last_cycle"]
     if cycle is not None and cycle["status"] == "failed":
         return "failing"
@@ -59,6 +59,8 @@ def _state(item: dict[str, Any]) -> str:
         return "alert"
     if below_bar(item):
         return "under_bar"
+    if (item["latest_complete_estimate"] or {}).get("reliable") is False:
+        return "unreliable"
     return "ok" if cycle is not None else "new"
 
 
@@ -131,8 +133,8 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
         if latest and not latest[0]["provisional"]
         else reads.latest_estimates(connection, model_id, complete=True)
     )
-    status["latest_estimate"] = _estimate(latest, numbers)
-    status["latest_complete_estimate"] = _estimate(complete, numbers)
+    status["latest_estimate"] = _estimate(connection, latest, numbers)
+    status["latest_complete_estimate"] = _estimate(connection, complete, numbers)
     status["alerts"] = [
         {
             "kind": a["kind"],
@@ -255,18 +257,32 @@ def _coverage(row: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _estimate(rows: list[dict[str, Any]], numbers: dict[int, int]) -> dict[str, Any] | None:
+def _estimate(
+    connection: Connection, rows: list[dict[str, Any]], numbers: dict[int, int]
+) -> dict[str, Any] | None:
     if not rows:
         return None
     first = rows[0]
     figures = ("value", "lower", "upper", "threshold", "alert", "bar")
+    trust = reads.trust_of_chunk(
+        connection, first["model_id"], first["version_id"], first["chunk_start"]
+    )
     return _chunk(
         rows,
         figures,
         provisional=first["provisional"],
         rows=first["rows"],
         model_version=numbers.get(first["version_id"]),
+        **_trust(trust),
     )
+
+
+def _trust(row: dict[str, Any] | None) -> dict[str, Any]:
+    """A chunk's trust figures (all None while not measured: a provisional chunk)."""
+    keys = ("reliable", "out_of_domain_share", "domain_auc")
+    if row is None:
+        return dict.fromkeys(keys) | {"trust_reason": None}
+    return {key: row[key] for key in keys} | {"trust_reason": row["reason"]}
 
 
 def history(engine: Engine, name: str, metric: str | None = None) -> list[dict[str, Any]]:
@@ -281,9 +297,11 @@ def history(engine: Engine, name: str, metric: str | None = None) -> list[dict[s
             for r in reads.realized_history(connection, model_id, metric)
         }
         coverage = reads.coverage_history(connection, model_id)
+        trust = reads.trust_history(connection, model_id)
         rows = []
         for r in reads.estimate_history(connection, model_id, metric):
             judged = realized.get((r["chunk_start"], r["metric"]))
+            trusted = trust.get((r["chunk_start"], r["version_id"]))
             rows.append(
                 {
                     "chunk_start": iso(r["chunk_start"]),
@@ -301,6 +319,7 @@ def history(engine: Engine, name: str, metric: str | None = None) -> list[dict[s
                     "realized": judged["value"] if judged else None,
                     "label_coverage": coverage.get(r["chunk_start"]),
                     "concept_drift": judged["concept_drift"] if judged else None,
+                    "reliable": trusted["reliable"] if trusted else None,
                 }
             )
         return rows

@@ -20,6 +20,7 @@ from perfwatch.store.tables import (
     ChunkEstimate,
     ChunkLabels,
     ChunkRealized,
+    ChunkTrust,
     Cycle,
     DataQualityFinding,
     Label,
@@ -37,7 +38,7 @@ from perfwatch.store.tables import (
 )
 
 Recorded = TypeVar("Recorded", Batch, LabelFile)  # a file from an inbox, as recorded
-Measured = TypeVar("Measured", ChunkDrift, ChunkRealized)  # a figure of a chunk
+Measured = TypeVar("Measured", ChunkDrift, ChunkRealized, ChunkTrust)  # a figure of a chunk
 
 
 def _dialect_insert(session: Session) -> Any:
@@ -433,7 +434,7 @@ def drift_since(*, session: Session, version_id: int, since: datetime) -> list[C
 
 def _newest_starts(
     session: Session,
-    table: type[ChunkDrift] | type[ChunkRealized] | type[ChunkEstimate],
+    table: type[ChunkDrift] | type[ChunkRealized] | type[ChunkEstimate] | type[ChunkTrust],
     where: Any,
     chunks: int,
 ) -> Sequence[datetime]:
@@ -462,6 +463,12 @@ def recent_drift(*, session: Session, version_id: int, chunks: int) -> list[Chun
     """The drift figures of the newest `chunks` measured chunks, oldest first."""
     of_version = col(ChunkDrift.version_id) == version_id
     return _in_newest_chunks(session, ChunkDrift, of_version, chunks, ChunkDrift.feature)
+
+
+def recent_trust(*, session: Session, version_id: int, chunks: int) -> list[ChunkTrust]:
+    """A version's trust in its newest `chunks` measured chunks, oldest first."""
+    of_version = col(ChunkTrust.version_id) == version_id
+    return _in_newest_chunks(session, ChunkTrust, of_version, chunks, ChunkTrust.chunk_start)
 
 
 # -- cycles -------------------------------------------------------------------------------

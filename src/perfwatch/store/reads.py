@@ -130,6 +130,16 @@ chunk_drift = view(
     column("threshold", Float),
     column("alert", Boolean),
 )
+chunk_trust = view(
+    "chunk_trust",
+    column("model_id", Integer),
+    column("version_id", Integer),
+    column("chunk_start", UTCDateTime),
+    column("out_of_domain_share", Float),
+    column("domain_auc", Float),
+    column("reliable", Boolean),
+    column("reason", String),
+)
 retrain_decision = view(
     "retrain_decision",
     column("id", Integer),
@@ -186,6 +196,7 @@ VIEWS = (
     label_file,
     alert,
     chunk_drift,
+    chunk_trust,
     retrain_decision,
     retrain_run,
     daemon_lease,
@@ -450,6 +461,32 @@ def latest_drift(connection: Connection, model_id: int) -> list[Row]:
     ).mappings()
     found = [dict(row) for row in rows]
     return [row for row in found if row["version_id"] == found[0]["version_id"]]
+
+
+def trust_of_chunk(
+    connection: Connection, model_id: int, version_id: int, chunk_start: datetime
+) -> Row | None:
+    """One version's trust in one chunk (None: not measured)."""
+    row = (
+        connection.execute(
+            select(chunk_trust).where(
+                chunk_trust.c.model_id == model_id,
+                chunk_trust.c.version_id == version_id,
+                chunk_trust.c.chunk_start == chunk_start,
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+def trust_history(connection: Connection, model_id: int) -> dict[tuple[datetime, int], Row]:
+    """(chunk start, version id) -> that version's trust in the chunk."""
+    rows = connection.execute(
+        select(chunk_trust).where(chunk_trust.c.model_id == model_id)
+    ).mappings()
+    return {(row["chunk_start"], row["version_id"]): dict(row) for row in rows}
 
 
 def latest_retrain_decision(connection: Connection, model_id: int) -> Row | None:

@@ -331,6 +331,22 @@ class ChunkDrift(_OfChunk, table=True):
     computed_at: datetime = _stamp()
 
 
+class ChunkTrust(_OfChunk, table=True):
+    """Whether one complete chunk's estimate can be trusted (domain.trust), by one version:
+    its rows outside that version's reference support, and a reference-vs-chunk
+    classifier's ROC AUC (None where no cheap figure moved)."""
+
+    __tablename__ = "chunk_trust"
+    __table_args__ = _keys("ix_chunk_trust_model_chunk", "model_id", "version_id", "chunk_start")
+    version_id: int = Field(foreign_key="model_version.id")
+    out_of_domain_share: float
+    domain_auc: float | None = None
+    reliable: bool
+    reason: str | None = None  # why not, naming the features
+    rows: int
+    computed_at: datetime = _stamp()
+
+
 class RetrainDecision(_OfModel, table=True):
     """One evaluation of the retrain policy that mattered: a trigger, a skip and its
     reason, or the return to healthy (unchanged evaluations are not repeated)."""
