@@ -1,44 +1,109 @@
 """How early, how true and how quiet are perfwatch's label-free signals? (issue 15)
 
 Each scenario of the fleet simulator is replayed for DAYS days of production with the
-change on SHIFT_DAY, for each seed, through one real cycle on the demo's deployment
-(a model trained on the seed's own history), every label included so that each mature
-chunk is judged. Per scenario it prints, for the ROC AUC estimate:
+change on SHIFT_DAY, for each seed, on the demo's deployment (a model trained on the
+seed's own history): day by day, the day's batch and the day's maintenance log (the
+failures reported that day, the runs of a week ago that did not fail), then one real
+cycle, as the daemon runs them. Each chunk's figures are taken from the cycle that first
+saw it complete (what a person reads the morning after); its realized value from the
+end of the replay. Per scenario and estimator it prints:
 
-- MAE: mean absolute error of the estimate against realized ROC AUC, per judged chunk;
+- MAE: mean absolute error of the ROC AUC estimate against realized, per judged chunk;
 - coverage: the share of judged chunks whose realized value lies in the estimate's band;
-- first alert: chunks from the change to the first label-free alert of any kind (an
-  estimate under its threshold, on any metric, or an unreliable chunk: extrapolation);
-  "none" when none fired by the end;
+- first alert: chunks from the change to the first label-free alert of any kind (the
+  estimator under its threshold on any metric, or an unreliable chunk: extrapolation),
+  per seed ("none": none by the end);
 - false alarms per 100 complete chunks before the change (all of `stable`).
 
-Run: `./dev bench-alerts [--seeds 1,2,3] [--days 90]`. The delay-adjusted and weighted
-estimators of issue 15 are not built yet: only CBPE (and its trust figures) is measured.
+Estimators: `cbpe` (CBPE alone), `adjusted` (the delay-adjusted estimate), `both` (either
+alerts: `alert_on = "both"`). Run: `./dev bench-alerts [--seeds 1,2,3] [--days 90]`.
 """
 
 import argparse
 import statistics
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 SCENARIOS = ("stable", "covariate_shift", "heat_wave", "concept_drift", "seasons")
 DAYS, SHIFT_DAY, SEEDS = 90, 30, (1, 2, 3)
-LABEL_FREE = "performance or extrapolation"
+ESTIMATORS = ("cbpe", "adjusted", "both")
+UNCHANGED = ("stable", "seasons")  # no change day: seasons move from the first day
+
+
+@dataclass
+class Morning:
+    """A chunk as the cycle that first saw it complete left it (ROC AUC, and whether any
+    metric alerted)."""
+
+    cbpe: float
+    cbpe_band: tuple[float | None, float | None]
+    adjusted: float | None
+    adjusted_band: tuple[float | None, float | None]
+    alerts: dict[str, tuple[bool, bool | None]]  # per metric: CBPE's, the adjusted one's
+    reliable: bool | None
 
 
 @dataclass
 class Replay:
     scenario: str
     seed: int
-    mae: float
-    coverage: float
-    first_alert: int | None  # chunks after the change (None: no alert by the end)
-    false_alarms: float | None  # per 100 complete chunks before the change (seasons: none)
-    unreliable: int  # chunks marked unreliable
+    mornings: dict[str, Morning] = field(default_factory=dict)  # by chunk start
+    realized: dict[str, float] = field(default_factory=dict)
+    change: str | None = None
+
+    def mae(self, estimator: str) -> float | None:
+        errors = [
+            abs(value - self.realized[c])
+            for c, m in self.mornings.items()
+            if c in self.realized and (value := _value(m, estimator)) is not None
+        ]
+        return statistics.fmean(errors) if errors else None
+
+    def coverage(self, estimator: str) -> float | None:
+        inside = [
+            low is not None and high is not None and low <= self.realized[c] <= high
+            for c, m in self.mornings.items()
+            if c in self.realized
+            for low, high in [_band(m, estimator)]
+        ]
+        return statistics.fmean(inside) if inside else None
+
+    def firing(self, estimator: str) -> set[str]:
+        """The chunks that alerted on their morning, as `alert_on = estimator` decides
+        (domain.thresholds.firing over the chunks in order), or were unreliable."""
+        from perfwatch.domain.thresholds import firing
+
+        chunks = sorted(self.mornings)
+        fired = set()
+        for metric in self.mornings[chunks[0]].alerts if chunks else []:
+            chain = [self.mornings[c].alerts.get(metric, (False, None)) for c in chunks]
+            fired |= {c for c, f in zip(chunks, firing(estimator, chain), strict=True) if f}
+        return {c for c in chunks if c in fired or self.mornings[c].reliable is False}
+
+    def first_alert(self, estimator: str) -> int | None:
+        if self.change is None:
+            return None
+        after = sorted(c for c in self.mornings if c >= self.change)
+        return next((i for i, c in enumerate(after) if c in self.firing(estimator)), None)
+
+    def false_alarms(self, estimator: str) -> float | None:
+        if self.scenario == "seasons":
+            return None
+        before = [c for c in self.mornings if self.change is None or c < self.change]
+        fired = self.firing(estimator)
+        return 100 * sum(c in fired for c in before) / max(len(before), 1)
+
+
+def _value(m: Morning, estimator: str) -> float | None:
+    return m.cbpe if estimator == "cbpe" else m.adjusted
+
+
+def _band(m: Morning, estimator: str) -> tuple[float | None, float | None]:
+    return m.cbpe_band if estimator == "cbpe" else m.adjusted_band
 
 
 def main() -> None:
@@ -53,25 +118,31 @@ def main() -> None:
         for scenario in args.scenarios.split(","):
             for seed in seeds:
                 found = replay(Path(folder) / f"{scenario}-{seed}", scenario, seed, args.days)
-                print(_line(found), flush=True)
+                for estimator in ESTIMATORS:
+                    print(_line(found, estimator), flush=True)
                 replays.append(found)
     print()
     print(table(replays))
 
 
 def replay(folder: Path, scenario: str, seed: int, days: int) -> Replay:
-    """One scenario and seed through one cycle; its figures from `history`."""
+    """One scenario and seed, day by day through real cycles."""
+    import logging
+
     from perfwatch.config import load_settings
     from perfwatch.services.demo import MODEL, START, prepare_workspace
     from perfwatch.services.monitor import run_cycle
     from perfwatch.services.status import history
-    from perfwatch.simulate.files import write_frame
-    from perfwatch.simulate.fleet import TARGET, simulate_days
+    from perfwatch.simulate.files import drop_arrived_labels, write_frame
+    from perfwatch.simulate.fleet import TARGET, label_arrivals, simulate_days
     from perfwatch.store import db
 
+    logging.getLogger("perfwatch").setLevel(logging.ERROR)
     config = prepare_workspace(folder, seed=seed)
     settings = load_settings(config)
     model = settings.models[0]
+    assert model.labels_inbox is not None
+    shift_day = None if scenario in UNCHANGED else SHIFT_DAY
     fleet = simulate_days(
         start=START,
         days=days,
@@ -79,53 +150,58 @@ def replay(folder: Path, scenario: str, seed: int, days: int) -> Replay:
         machines=20,
         seed=seed + 100,
         scenario=scenario,
-        shift_day=None if scenario in ("stable", "seasons") else SHIFT_DAY,
+        shift_day=shift_day,
     )
-    for day, rows in fleet.groupby(fleet.timestamp.dt.date):
-        write_frame(rows.drop(columns=[TARGET]), model.inbox / f"{day:%Y-%m-%d}.parquet")
-    assert model.labels_inbox is not None
-    write_frame(fleet[["id", TARGET]], model.labels_inbox / "labels.parquet")
+    arrivals = label_arrivals(fleet, horizon=timedelta(days=7), seed=seed)
     engine = db.open_engine(settings.store)
     db.migrate(engine)
-    report = run_cycle(engine, settings, model)
-    assert report.status == "ok", report.error
-    rows = [r for r in history(engine, MODEL) if not r["provisional"]]
-    change = (START + timedelta(days=SHIFT_DAY)).isoformat()
-    return figures(scenario, seed, rows, change if scenario not in ("stable", "seasons") else None)
+    found = Replay(scenario, seed)
+    if shift_day is not None:
+        found.change = (START + timedelta(days=shift_day)).isoformat()
+    for day, rows in fleet.groupby(fleet.timestamp.dt.date):
+        write_frame(rows.drop(columns=[TARGET]), model.inbox / f"{day:%Y-%m-%d}.parquet")
+        drop_arrived_labels(arrivals, day, model.labels_inbox)
+        report = run_cycle(engine, settings, model)
+        assert report.status == "ok", report.error
+        _note_morning(found, history(engine, MODEL))
+    for row in history(engine, MODEL):
+        if row["metric"] == "roc_auc" and row["realized"] is not None:
+            found.realized[row["chunk_start"]] = row["realized"]
+    return found
 
 
-def figures(scenario: str, seed: int, rows: list[dict[str, Any]], change: str | None) -> Replay:
-    """The figures of one replay from its complete chunks' history rows."""
-    auc = [r for r in rows if r["metric"] == "roc_auc" and r["realized"] is not None]
-    mae = statistics.fmean(abs(r["estimated"] - r["realized"]) for r in auc)
-    covered = statistics.fmean(r["lower"] <= r["realized"] <= r["upper"] for r in auc)
-    chunks = sorted({r["chunk_start"] for r in rows})
-    firing = {r["chunk_start"] for r in rows if r["alert"] or r["reliable"] is False}
-    before = [c for c in chunks if change is None or c < change]
-    after = [c for c in chunks if change is not None and c >= change]
-    first = next((i for i, c in enumerate(after) if c in firing), None)
-    false_alarms = 100 * sum(c in firing for c in before) / max(len(before), 1)
-    if scenario == "seasons":  # the calendar moves from the first day: nothing is false
-        false_alarms = None
-    unreliable = len({r["chunk_start"] for r in rows if r["reliable"] is False})
-    return Replay(scenario, seed, mae, covered, first, false_alarms, unreliable)
-
-
-def _line(r: Replay) -> str:
-    first = "none" if r.first_alert is None else f"{r.first_alert} chunk(s) after the change"
-    return (
-        f"{r.scenario:<16} seed {r.seed}: MAE {r.mae:.3f}, coverage {r.coverage:.0%},"
-        f" first {LABEL_FREE} alert {first}, false alarms {_per_100(r.false_alarms)} per 100"
-        f" chunks, {r.unreliable} unreliable chunk(s)"
+def _note_morning(found: Replay, rows: list[dict[str, Any]]) -> None:
+    """The newest complete chunk's figures, the first time a cycle sees it complete."""
+    complete = [r for r in rows if not r["provisional"]]
+    if not complete:
+        return
+    newest = max(r["chunk_start"] for r in complete)
+    if newest in found.mornings:
+        return
+    chunk = [r for r in complete if r["chunk_start"] == newest]
+    auc = next(r for r in chunk if r["metric"] == "roc_auc")
+    found.mornings[newest] = Morning(
+        cbpe=auc["estimated"],
+        cbpe_band=(auc["lower"], auc["upper"]),
+        adjusted=auc["adjusted"],
+        adjusted_band=(auc["adjusted_lower"], auc["adjusted_upper"]),
+        alerts={r["metric"]: (r["alert"], r["adjusted_alert"]) for r in chunk},
+        reliable=auc["reliable"],
     )
 
 
-def _per_100(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
+def _line(r: Replay, estimator: str) -> str:
+    first = r.first_alert(estimator)
+    said = "–" if r.change is None else ("none" if first is None else f"{first} chunk(s)")
+    return (
+        f"{r.scenario:<16} seed {r.seed} {estimator:<8}: MAE {_num(r.mae(estimator))},"
+        f" coverage {_share(r.coverage(estimator))}, first label-free alert after the change:"
+        f" {said}, false alarms {_num(r.false_alarms(estimator), 1)} per 100 chunks"
+    )
 
 
 def table(replays: list[Replay]) -> str:
-    """The README's table: per scenario, over its seeds."""
+    """The README's table: per scenario and estimator, over the seeds."""
     lines = [
         "| scenario | estimator | MAE vs realized ROC AUC | band coverage"
         " | first label-free alert (chunks after the change, per seed)"
@@ -134,14 +210,25 @@ def table(replays: list[Replay]) -> str:
     ]
     for scenario in dict.fromkeys(r.scenario for r in replays):
         mine = [r for r in replays if r.scenario == scenario]
-        first = ", ".join("none" if r.first_alert is None else str(r.first_alert) for r in mine)
-        lines.append(
-            f"| {scenario} | CBPE | {statistics.fmean(r.mae for r in mine):.3f}"
-            f" | {statistics.fmean(r.coverage for r in mine):.0%}"
-            f" | {first if scenario not in ('stable', 'seasons') else '–'}"
-            f" | {_per_100(_mean([r.false_alarms for r in mine]))} |"
-        )
+        for estimator in ESTIMATORS:
+            firsts = [r.first_alert(estimator) for r in mine]
+            said = ", ".join("none" if f is None else str(f) for f in firsts)
+            lines.append(
+                f"| {scenario} | {estimator}"
+                f" | {_num(_mean([r.mae(estimator) for r in mine]))}"
+                f" | {_share(_mean([r.coverage(estimator) for r in mine]))}"
+                f" | {said if mine[0].change is not None else '–'}"
+                f" | {_num(_mean([r.false_alarms(estimator) for r in mine]), 1)} |"
+            )
     return "\n".join(lines)
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
 def _mean(values: list[float | None]) -> float | None:

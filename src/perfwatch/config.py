@@ -129,6 +129,8 @@ class ModelSettings(_Strict):
     rebaseline: bool = False
     concept_drift: ConceptDriftSettings = ConceptDriftSettings()
     trust: TrustSettings = TrustSettings()
+    # which estimate alerts: CBPE's, the delay-adjusted one (from the early labels), or both
+    alert_on: str = Field(default="both", pattern="^(cbpe|adjusted|both)$")
     retrain: RetrainSettings = RetrainSettings()
     read: ReadSettings = ReadSettings()
 

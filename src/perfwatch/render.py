@@ -158,16 +158,24 @@ def _estimate_table(
         style="bold",
     )
     table = Table(expand=False)
-    columns = ["metric", "estimate", "band", "threshold", "bar", "state"]
-    columns += ["trend"] if trend else []
+    early = [f for f in estimate["metrics"].values() if f.get("adjusted_reason") is None]
+    adjusted = not estimate["provisional"] and any(f.get("adjusted") is not None for f in early)
+    # the bar, where it is the threshold, says nothing new: its column goes (80 columns)
+    distinct = any(f.get("bar") != f["threshold"] for f in estimate["metrics"].values())
+    bar = distinct or not adjusted
+    columns = ["metric", "estimate", *(["adjusted"] if adjusted else []), "band", "threshold"]
+    columns += [*(["bar"] if bar else []), "state", *(["trend"] if trend else [])]
     for column in columns:
         table.add_column(
-            column, justify="right" if column in ("estimate", "threshold", "bar") else "left"
+            column,
+            justify="right" if column in ("estimate", "adjusted", "threshold", "bar") else "left",
         )
     unreliable = estimate.get("reliable") is False
     for metric, figures in estimate["metrics"].items():
         if figures["alert"]:
             state = "[red]ALERT[/]"
+        elif figures.get("adjusted_alert"):
+            state = "[red]ALERT (adjusted)[/]"
         elif figures.get("under_bar"):
             state = "[yellow]under the bar[/]"
         elif unreliable:  # an estimate nobody should trust is never plainly "ok"
@@ -177,18 +185,32 @@ def _estimate_table(
         cells = [
             metric,
             _num(figures["value"]),
+            *([_adjusted_cell(figures)] if adjusted else []),
             f"{_num(figures['lower'])}–{_num(figures['upper'])}",
             _num(figures["threshold"]),
-            _num(figures.get("bar")),
+            *([_num(figures.get("bar"))] if bar else []),
             state,
         ]
         if trend:
             cells.append(_trend_cell(trend.get(metric)))
         table.add_row(*cells)
+    notes = []
     if unreliable:
-        why = Text(f"estimate unreliable: {estimate['trust_reason']}", style="yellow")
-        return Group(caption, table, why)
-    return Group(caption, table)
+        notes.append(Text(f"estimate unreliable: {estimate['trust_reason']}", style="yellow"))
+    reasons = {f.get("adjusted_reason") for f in estimate["metrics"].values()} - {None}
+    if adjusted:
+        labels = max(f.get("adjusted_labels") or 0 for f in early)
+        notes.append(Text(f"adjusted: CBPE corrected by the {labels:,} labels arrived so far"))
+    elif reasons and not estimate["provisional"]:
+        notes.append(Text(f"adjusted estimate: CBPE's ({', '.join(sorted(reasons))})"))
+    return Group(caption, table, *notes)
+
+
+def _adjusted_cell(figures: dict[str, Any]) -> str:
+    """The delay-adjusted estimate ("–" where it is CBPE's)."""
+    if figures.get("adjusted") is None or figures.get("adjusted_reason"):
+        return "–"
+    return _num(figures["adjusted"])
 
 
 SPARKS = "▁▂▃▄▅▆▇█"

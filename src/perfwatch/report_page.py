@@ -87,6 +87,11 @@ def _metric_chart(go: Any, data: ReportData, metric: str) -> Any:
         (rows, "upper", {**band, "showlegend": False}),
         (rows, "lower", {**band, **shaded, "name": "confidence band"}),
         (rows, "estimated", _lines("estimated (CBPE)", {"color": "#1565c0"})),
+        (
+            [r for r in rows if r.get("adjusted") is not None],
+            "adjusted",
+            _lines("adjusted (early labels)", {"color": "#00838f", "dash": "dot"}),
+        ),
         (rows, "threshold", _lines("threshold", {"color": "#c62828", "dash": "dash"})),
         (
             [r for r in rows if r.get("bar") is not None],

@@ -1,6 +1,12 @@
 import pytest
 
-from perfwatch.domain.thresholds import ReferencePerformance, ThresholdRule, is_alert, threshold_for
+from perfwatch.domain.thresholds import (
+    ReferencePerformance,
+    ThresholdRule,
+    firing,
+    is_alert,
+    threshold_for,
+)
 
 REFERENCE = ReferencePerformance(value=0.90, band_lower=0.85)
 
@@ -34,3 +40,19 @@ def test_the_threshold_in_force_never_sinks_under_the_bar() -> None:
     assert in_force(None, None) is None
     assert under_bar(0.830, 0.927) and not under_bar(0.93, 0.927)
     assert not under_bar(None, 0.9) and not under_bar(0.5, None)
+
+
+CALM, LOW_CBPE, LOW_ADJUSTED = (False, False), (True, False), (False, True)
+
+
+def test_cbpe_alerts_at_once_the_adjusted_estimate_after_two_chunks_in_a_row() -> None:
+    chain = [CALM, LOW_ADJUSTED, LOW_ADJUSTED, LOW_CBPE, LOW_ADJUSTED, CALM]
+    assert firing("cbpe", chain) == [False, False, False, True, False, False]
+    assert firing("adjusted", chain) == [False, False, True, False, False, False]
+    assert firing("both", chain) == [False, False, True, True, False, False]
+
+
+def test_a_chunk_without_an_adjusted_estimate_counts_with_cbpes() -> None:
+    chain: list[tuple[bool, bool | None]] = [(True, None), (False, True), (False, None)]
+    assert firing("adjusted", chain) == [False, True, False]
+    assert firing("both", chain) == [True, True, False]

@@ -1,5 +1,6 @@
 """Performance thresholds: which value of a metric is too low, and when that is an alert."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -46,6 +47,33 @@ def is_alert(value: float, threshold: float | None, *, provisional: bool) -> boo
     partial chunk's estimate is too noisy to act on.
     """
     return not provisional and threshold is not None and value < threshold
+
+
+ALERT_ON = ("cbpe", "adjusted", "both")
+# The delay-adjusted estimate follows the early labels, and so their noise: on `stable`
+# a lone chunk went under its threshold (1 of 44 in a 45-day trial). It alerts only when
+# it stays under for this many complete chunks in a row (none of 267 stable chunks then,
+# and a new supplier is still called on the chunk after the change: ./dev bench-alerts).
+ADJUSTED_OVER = 2
+
+
+def firing(alert_on: str, chain: Sequence[tuple[bool, bool | None]]) -> list[bool]:
+    """For one metric's complete chunks, oldest first, each given as (CBPE's alert, the
+    adjusted estimate's alert or None where there is none): does the chunk alert by the
+    model's `alert_on`? CBPE's alert counts at once, the adjusted one when it held for
+    ADJUSTED_OVER chunks in a row (a chunk without one counts with CBPE's)."""
+    flags, run = [], 0
+    for cbpe, adjusted in chain:
+        run = run + 1 if (cbpe if adjusted is None else adjusted) else 0
+        confirmed = run >= ADJUSTED_OVER
+        flags.append(
+            cbpe
+            if alert_on == "cbpe"
+            else confirmed
+            if alert_on == "adjusted"
+            else cbpe or confirmed
+        )
+    return flags
 
 
 def in_force(own: float | None, bar: float | None) -> float | None:

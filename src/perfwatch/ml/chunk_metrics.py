@@ -224,11 +224,26 @@ def estimate_chunks(
 ) -> dict[str, tuple["np.ndarray", "np.ndarray", "np.ndarray", "np.ndarray"]]:
     """metric -> (estimate, sampling error, lower, upper) per chunk, from the scores and
     0/1 predictions of the rows in chunk order."""
+    return expected_metrics(fitted, fitted.calibrate(scores), scores, predictions, chunks)
+
+
+def expected_metrics(
+    fitted: Fitted,
+    probabilities: "np.ndarray",
+    scores: "np.ndarray",
+    predictions: "np.ndarray",
+    chunks: Chunks,
+    ranking: "np.ndarray | None" = None,
+) -> dict[str, tuple["np.ndarray", "np.ndarray", "np.ndarray", "np.ndarray"]]:
+    """As estimate_chunks, from each row's probability of being positive (CBPE's: the
+    calibrated score; a delay-adjusted estimate's: 0 or 1 where the label is known).
+    `ranking`: the probabilities the ranking metrics take, where they differ (equal
+    within rows of equal score)."""
     import numpy as np
 
-    calibrated = fitted.calibrate(scores)
-    expected = _expected_confusion(calibrated, predictions, chunks)
-    ranked = _ranked(calibrated, scores, chunks) if _wants_ranking(fitted) else {}
+    expected = _expected_confusion(probabilities, predictions, chunks)
+    ranks = probabilities if ranking is None else ranking
+    ranked = _ranked(ranks, scores, chunks) if _wants_ranking(fitted) else {}
     sizes = chunks.sizes.astype("float64")
     figures = {}
     for metric in fitted.metrics:

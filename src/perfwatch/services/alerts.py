@@ -16,6 +16,7 @@ from perfwatch.config import ModelSettings
 from perfwatch.domain.alerts import CLOSE_AFTER, Observation, Signal, changes
 from perfwatch.domain.drift import CONFIRM_OVER, MULTIVARIATE
 from perfwatch.domain.durations import parse_duration
+from perfwatch.domain.thresholds import ADJUSTED_OVER, firing
 from perfwatch.ml.model import Skew, SkewFailed
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
@@ -60,8 +61,9 @@ def update_alerts(
     cycle could not measure feature drift (a side step: the rows are stored and
     estimated); `drift_measured`: it did measure it."""
     with transaction(engine) as session:
+        # the chunks before them too: an adjusted estimate's alert needs a run of chunks
         estimates = queries.recent_complete_estimates(
-            session=session, model_id=model_id, chunks=CLOSE_AFTER
+            session=session, model_id=model_id, chunks=CLOSE_AFTER + ADJUSTED_OVER - 1
         )
         signals = [
             *_performance(model, estimates),
@@ -113,24 +115,38 @@ def _performance(model: ModelSettings, estimates: list[ChunkEstimate]) -> list[S
         Signal(
             "performance",
             metric,
-            [
-                Observation(
-                    firing=e.alert,
-                    message=(
-                        f"estimated {metric} {e.value:.3f} is under its threshold"
-                        f" {e.threshold:.3f} (chunk {_day(e.chunk_start)})"
-                        if e.alert
-                        else f"estimated {metric} {e.value:.3f} on {_day(e.chunk_start)}"
-                    ),
-                    chunk_start=e.chunk_start,
-                    value=e.value,
-                )
-                for e in estimates
-                if e.metric == metric
-            ],
+            _estimate_observations(model, [e for e in estimates if e.metric == metric]),
         )
         for metric in model.metrics
     ]
+
+
+def _estimate_observations(model: ModelSettings, chain: list[ChunkEstimate]) -> list[Observation]:
+    """A metric's newest complete chunks' estimates, judged by the model's `alert_on`."""
+    flags = firing(model.alert_on, [(e.alert, e.adjusted_alert) for e in chain])
+    seen = zip(chain, flags, strict=True)
+    return [_estimate_observation(e, fired) for e, fired in list(seen)[-CLOSE_AFTER:]]
+
+
+def _estimate_observation(e: ChunkEstimate, firing: bool) -> Observation:
+    """One complete chunk's estimate, and whether it alerts."""
+    early = e.adjusted is not None and e.adjusted_reason is None
+    if firing and e.alert:
+        message = (
+            f"estimated {e.metric} {e.value:.3f} is under its threshold {e.threshold:.3f}"
+            f" (chunk {_day(e.chunk_start)})"
+        )
+    elif firing:
+        message = (
+            f"adjusted {e.metric} {e.adjusted:.3f} is under its threshold {e.threshold:.3f}"
+            f" for {ADJUSTED_OVER} chunks up to {_day(e.chunk_start)} (CBPE alone says"
+            f" {e.value:.3f}: its {e.adjusted_labels} early label(s) say otherwise)"
+        )
+    else:
+        adjusted = f" (adjusted {e.adjusted:.3f})" if early else ""
+        message = f"estimated {e.metric} {e.value:.3f}{adjusted} on {_day(e.chunk_start)}"
+    value = e.value if e.alert or not firing else e.adjusted
+    return Observation(firing, message, chunk_start=e.chunk_start, value=value)
 
 
 def _concept_drift(session: Session, model: ModelSettings, model_id: int) -> list[Signal]:

@@ -43,6 +43,11 @@ class StoreCollector:
             "estimated_metric", "Estimate (CBPE) of the newest complete chunk", per_metric
         )
         threshold = gauge("metric_threshold", "Alert threshold of the metric", per_metric)
+        adjusted = gauge(
+            "adjusted_metric",
+            "Delay-adjusted estimate of the newest complete chunk (CBPE's where none)",
+            per_metric,
+        )
         realized = gauge("realized_metric", "Realized value of the newest judged chunk", per_metric)
         coverage = gauge("label_coverage", "Label coverage of the newest judged chunk")
         reliable = gauge(
@@ -66,6 +71,7 @@ class StoreCollector:
             for metric, figures in (estimate or {}).get("metrics", {}).items():
                 _add(estimated, [name, metric], figures["value"])
                 _add(threshold, [name, metric], figures["threshold"])
+                _add(adjusted, [name, metric], figures.get("adjusted"))
             complete = item["latest_complete_estimate"] or {}
             if complete.get("reliable") is not None:
                 reliable.add_metric([name], 1.0 if complete["reliable"] else 0.0)
@@ -97,7 +103,7 @@ class StoreCollector:
             "perfwatch_notifications_pending", "Webhook messages not delivered yet"
         )
         pending.add_metric([], service["notifications"]["pending"])
-        yield from (estimated, threshold, realized, coverage, reliable, outside, alerts)
+        yield from (estimated, threshold, adjusted, realized, coverage, reliable, outside, alerts)
         yield from (duration, cycle_ok)
         yield from (finished, champion, rows, quarantined, up, pending)
 

@@ -25,6 +25,7 @@ from perfwatch.domain.retrain import Decision
 from perfwatch.errors import ConfigError, PerfwatchError
 from perfwatch.ingest import inbox
 from perfwatch.ml.model import Skew, SkewFailed
+from perfwatch.services.adjusted import adjust_estimates
 from perfwatch.services.alerts import AlertChanges, FilesSeen, update_alerts
 from perfwatch.services.drift import measure_drift
 from perfwatch.services.estimates import plan_estimates, store_estimates
@@ -60,6 +61,7 @@ class CycleReport:
     label_files: list[LabelFileOutcome] = field(default_factory=list)
     chunks_estimated: int = 0
     judged: JudgeReport = field(default_factory=JudgeReport)
+    chunks_adjusted: int = 0  # complete chunks given a delay-adjusted estimate
     chunks_drift: int = 0  # complete chunks whose feature drift was measured
     drift_failure: str | None = None  # why feature drift could not be measured
     drift_measured: bool = False  # the drift step ran to its end
@@ -139,6 +141,9 @@ def _monitor(
         stopping.check("realized metrics")
         with _timed(report, "realized"):
             report.judged = judge(engine, settings, model, champion, now)
+        stopping.check("the adjusted estimates")
+        with _timed(report, "adjusted"):
+            report.chunks_adjusted = adjust_estimates(engine, settings, model, champion)
         stopping.check("feature drift")
         with _timed(report, "drift"), _recording_drift_failure(report):
             report.chunks_drift = measure_drift(engine, settings, model, champion)

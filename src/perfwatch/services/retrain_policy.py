@@ -13,10 +13,10 @@ from sqlmodel import Session
 from perfwatch.config import ModelSettings
 from perfwatch.domain.durations import parse_duration
 from perfwatch.domain.retrain import Decision, MetricChain, RetrainPolicy, Situation, decide
-from perfwatch.domain.thresholds import under_bar
+from perfwatch.domain.thresholds import ADJUSTED_OVER, firing, under_bar
 from perfwatch.store import queries
 from perfwatch.store.db import transaction
-from perfwatch.store.tables import RetrainDecision
+from perfwatch.store.tables import ChunkEstimate, RetrainDecision
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ def situation(session: Session, model: ModelSettings, model_id: int) -> Situatio
     if now is None:
         return None
     consecutive = model.retrain.consecutive
-    estimates = queries.recent_complete_estimates(
-        session=session, model_id=model_id, chunks=consecutive
+    estimates = queries.recent_complete_estimates(  # and before: see domain.thresholds.firing
+        session=session, model_id=model_id, chunks=consecutive + ADJUSTED_OVER - 1
     )
     judged = queries.recent_realized(session=session, model_id=model_id, chunks=consecutive)
     champion = queries.champion(session=session, model_id=model_id)
@@ -54,7 +54,7 @@ def situation(session: Session, model: ModelSettings, model_id: int) -> Situatio
     return Situation(
         now=now,
         estimates=[
-            MetricChain(metric, [e.alert for e in estimates if e.metric == metric])
+            MetricChain(metric, _alerts(model, [e for e in estimates if e.metric == metric]))
             for metric in model.metrics
         ],
         concept_drift=sorted(r.metric for r in newest_judged if r.concept_drift),
@@ -107,3 +107,9 @@ def evaluate(
             )
             log.info("%s: retrain policy: %s: %s", model.name, decision.state, decision.reason)
     return decision
+
+
+def _alerts(model: ModelSettings, chain: list[ChunkEstimate]) -> list[bool]:
+    """Whether each of a metric's newest complete estimates alerts, by `alert_on`."""
+    flags = firing(model.alert_on, [(e.alert, e.adjusted_alert) for e in chain])
+    return flags[-model.retrain.consecutive :]

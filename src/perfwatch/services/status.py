@@ -17,6 +17,14 @@ from perfwatch.store import reads
 Inboxes = tuple[Path, Path | None]  # a model's batch inbox and labels inbox
 METRIC_KINDS = ("performance", "concept_drift")  # alerts whose subject is a metric
 TREND_CHUNKS = 14  # complete chunks in the sparklines of `status`
+ADJUSTED = (  # a complete chunk's delay-adjusted estimate, per metric (None: not made)
+    "adjusted",
+    "adjusted_lower",
+    "adjusted_upper",
+    "adjusted_alert",
+    "adjusted_labels",
+    "adjusted_reason",
+)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -263,7 +271,7 @@ def _estimate(
     if not rows:
         return None
     first = rows[0]
-    figures = ("value", "lower", "upper", "threshold", "alert", "bar")
+    figures = ("value", "lower", "upper", "threshold", "alert", "bar", *ADJUSTED)
     trust = reads.trust_of_chunk(
         connection, first["model_id"], first["version_id"], first["chunk_start"]
     )
@@ -309,6 +317,10 @@ def history(engine: Engine, name: str, metric: str | None = None) -> list[dict[s
                     "model_version": numbers.get(r["version_id"]),
                     "metric": r["metric"],
                     "estimated": r["value"],
+                    "adjusted": r["adjusted"],
+                    "adjusted_lower": r["adjusted_lower"],
+                    "adjusted_upper": r["adjusted_upper"],
+                    "adjusted_alert": r["adjusted_alert"],
                     "lower": r["lower"],
                     "upper": r["upper"],
                     "threshold": r["threshold"],

@@ -395,6 +395,18 @@ def estimated_chunks(
     }
 
 
+def complete_estimates_since(
+    *, session: Session, version_id: int, since: datetime
+) -> list[ChunkEstimate]:
+    """A version's estimates of complete chunks that end after `since`."""
+    query = select(ChunkEstimate).where(
+        ChunkEstimate.version_id == version_id,
+        col(ChunkEstimate.provisional).is_(False),
+        ChunkEstimate.chunk_end > since,
+    )
+    return list(session.exec(query))
+
+
 def estimates_of_chunks(
     *, session: Session, model_id: int, chunk_starts: Sequence[datetime]
 ) -> dict[tuple[datetime, str], ChunkEstimate]:

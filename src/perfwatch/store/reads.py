@@ -58,6 +58,12 @@ chunk_estimate = view(
     column("alert", Boolean),
     column("provisional", Boolean),
     column("rows", Integer),
+    column("adjusted", Float),
+    column("adjusted_lower", Float),
+    column("adjusted_upper", Float),
+    column("adjusted_alert", Boolean),
+    column("adjusted_labels", Integer),
+    column("adjusted_reason", String),
 )
 finding = view(
     "data_quality_finding",

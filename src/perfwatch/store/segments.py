@@ -139,6 +139,40 @@ def stored_labels(
     return stored_label_table(engine, data_dir, model_id, starts, served).to_pandas()
 
 
+def label_delays(
+    engine: Engine, data_dir: Path, model_id: int, starts: list[datetime], times: tuple[str, str]
+) -> "pd.DataFrame":
+    """TARGET and `delay` (seconds from each row's time to its label's) of the labels of
+    these chunks that carry a label time; `times` names the row's time column and the
+    label time column."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    row_time, label_time = times
+    with transaction(engine) as session:
+        files = queries.label_files_in_chunks(
+            session=session, model_id=model_id, chunk_starts=starts
+        )
+        matched_later = queries.matched_labels(
+            session=session, model_id=model_id, chunk_starts=starts
+        )
+    filters = [(CHUNK_COLUMN, "in", sorted(chunk_ns(s) for s in starts))]
+    parts = [
+        pq.read_table(path, columns=[TARGET, row_time, label_time], filters=filters).to_pandas()
+        for path in sorted({data_dir / f.stored_path for f in files if f.stored_path})
+        if label_time in pq.read_schema(path).names  # files without label times tell nothing
+    ]
+    parts.append(
+        pd.DataFrame(
+            [(m.target, m.row_time, m.labeled_at) for m in matched_later if m.labeled_at],
+            columns=[TARGET, row_time, label_time],
+        )
+    )
+    found = pd.concat([p for p in parts if len(p)] or parts[-1:], ignore_index=True)
+    delay = pd.to_datetime(found[label_time], utc=True) - pd.to_datetime(found[row_time], utc=True)
+    return pd.DataFrame({TARGET: found[TARGET], "delay": delay.dt.total_seconds()}).dropna()
+
+
 def stored_label_table(
     engine: Engine, data_dir: Path, model_id: int, starts: list[datetime], served: list[str]
 ) -> "pa.Table":

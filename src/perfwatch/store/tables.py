@@ -156,6 +156,14 @@ class ChunkEstimate(_OfChunk, table=True):
     provisional: bool = True
     rows: int
     estimated_at: datetime = _stamp()
+    # the delay-adjusted estimate (ml.adjusted) of a complete chunk whose labels are
+    # still arriving; CBPE's value with the reason where it cannot be adjusted
+    adjusted: float | None = None
+    adjusted_lower: float | None = None
+    adjusted_upper: float | None = None
+    adjusted_alert: bool | None = None
+    adjusted_labels: int | None = None  # the chunk's labels it was adjusted with
+    adjusted_reason: str | None = None  # why it is CBPE's (None: adjusted)
 
 
 class DataQualityFinding(_OfChunk, table=True):
