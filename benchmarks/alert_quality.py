@@ -30,7 +30,8 @@ from typing import Any
 
 SCENARIOS = ("stable", "covariate_shift", "heat_wave", "concept_drift", "seasons")
 DAYS, SHIFT_DAY, SEEDS = 90, 30, (1, 2, 3)
-ESTIMATORS = ("cbpe", "adjusted", "both")
+ESTIMATORS = ("cbpe", "adjusted", "both", "weighted")
+ALERT_ON = ("cbpe", "adjusted", "both")  # the estimators `alert_on` chooses from
 UNCHANGED = ("stable", "seasons")  # no change day: seasons move from the first day
 
 
@@ -45,6 +46,10 @@ class Morning:
     adjusted_band: tuple[float | None, float | None]
     alerts: dict[str, tuple[bool, bool | None]]  # per metric: CBPE's, the adjusted one's
     reliable: bool | None
+    thresholds: dict[str, float | None]  # per metric, in force
+    weighted: float | None = None  # the importance-weighted estimate (ml.weighted)
+    weighted_band: tuple[float | None, float | None] = (None, None)
+    weighted_alerts: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,7 +84,9 @@ class Replay:
 
         chunks = sorted(self.mornings)
         fired = set()
-        for metric in self.mornings[chunks[0]].alerts if chunks else []:
+        if estimator == "weighted":  # it alerts at once, as CBPE does
+            fired = {c for c in chunks if any(self.mornings[c].weighted_alerts.values())}
+        for metric in self.mornings[chunks[0]].alerts if chunks and estimator in ALERT_ON else []:
             chain = [self.mornings[c].alerts.get(metric, (False, None)) for c in chunks]
             fired |= {c for c, f in zip(chunks, firing(estimator, chain), strict=True) if f}
         return {c for c in chunks if c in fired or self.mornings[c].reliable is False}
@@ -99,11 +106,11 @@ class Replay:
 
 
 def _value(m: Morning, estimator: str) -> float | None:
-    return m.cbpe if estimator == "cbpe" else m.adjusted
+    return {"cbpe": m.cbpe, "weighted": m.weighted}.get(estimator, m.adjusted)
 
 
 def _band(m: Morning, estimator: str) -> tuple[float | None, float | None]:
-    return m.cbpe_band if estimator == "cbpe" else m.adjusted_band
+    return {"cbpe": m.cbpe_band, "weighted": m.weighted_band}.get(estimator, m.adjusted_band)
 
 
 def main() -> None:
@@ -167,7 +174,54 @@ def replay(folder: Path, scenario: str, seed: int, days: int) -> Replay:
     for row in history(engine, MODEL):
         if row["metric"] == "roc_auc" and row["realized"] is not None:
             found.realized[row["chunk_start"]] = row["realized"]
+    _weigh(found, engine, settings, fleet)
     return found
+
+
+def _weigh(found: Replay, engine: Any, settings: Any, fleet: Any) -> None:
+    """Each chunk's importance-weighted estimate (it needs no label: computed once, from
+    the chunk's rows as the champion scored them)."""
+    import dataclasses
+
+    import joblib
+    import numpy as np
+    import pandas as pd
+
+    from perfwatch.ingest.contract import derive_contract
+    from perfwatch.ml.chunk_metrics import Chunks, estimate_chunks
+    from perfwatch.ml.weighted import SAMPLE_ROWS, density_weights, weighted_calibration
+    from perfwatch.services.registry import load_champion
+    from perfwatch.simulate.fleet import CATEGORICAL, FEATURES, TARGET
+
+    model = settings.models[0]
+    champion = load_champion(engine, settings, model)
+    classifier = joblib.load(model.initial_model)
+    reference = pd.read_parquet(model.reference)
+    reference = reference.sample(min(SAMPLE_ROWS, len(reference)), random_state=0)
+    ref_scores = classifier.predict_proba(reference[FEATURES])[:, 1]
+    contract = derive_contract(reference, features=FEATURES, categorical=CATEGORICAL)
+    days = {d.isoformat(): rows for d, rows in fleet.groupby(fleet.timestamp.dt.floor("D"))}
+    for start, morning in found.mornings.items():
+        rows = days[pd.Timestamp(start).isoformat()]
+        scores = classifier.predict_proba(rows[FEATURES])[:, 1]
+        seed = int(pd.Timestamp(start).value // 10**9)
+        weights = density_weights(contract, reference[FEATURES], rows[FEATURES], seed=seed)
+        x, y = weighted_calibration(ref_scores, reference[TARGET].to_numpy(), weights)
+        fitted = dataclasses.replace(
+            champion.fitted, calibration_x=tuple(x), calibration_y=tuple(y)
+        )
+        figures = estimate_chunks(
+            fitted,
+            scores,
+            (scores >= model.decision_threshold).astype(float),
+            Chunks.of(np.zeros(len(rows), dtype=np.int64)),
+        )
+        value, _, lower, upper = (float(f[0]) for f in figures["roc_auc"])
+        morning.weighted, morning.weighted_band = value, (lower, upper)
+        morning.weighted_alerts = {
+            metric: threshold is not None and float(figures[metric][0][0]) < threshold
+            for metric, threshold in morning.thresholds.items()
+        }
 
 
 def _note_morning(found: Replay, rows: list[dict[str, Any]]) -> None:
@@ -186,6 +240,7 @@ def _note_morning(found: Replay, rows: list[dict[str, Any]]) -> None:
         adjusted=auc["adjusted"],
         adjusted_band=(auc["adjusted_lower"], auc["adjusted_upper"]),
         alerts={r["metric"]: (r["alert"], r["adjusted_alert"]) for r in chunk},
+        thresholds={r["metric"]: r["threshold"] for r in chunk},
         reliable=auc["reliable"],
     )
 

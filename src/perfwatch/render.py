@@ -342,6 +342,8 @@ def demo_day(day: Any) -> str:
     notes = "".join(f" · [yellow]quarantined {name}[/]" for name in day.quarantined)
     notes += "".join(f" · {name} was a duplicate" for name in day.duplicates)
     alert = " [red]ALERT[/]" if day.alert else ""
+    if day.adjusted_auc is not None:
+        notes = f" · adjusted roc_auc {day.adjusted_auc:.3f}" + notes
     if day.realized_chunk is not None:
         auc = day.realized.get("roc_auc")
         realized = f"roc_auc {auc:.3f}" if auc is not None else "judged"

@@ -490,6 +490,12 @@ def test_demo_concept_drift_flat_estimate_realized_drop_and_verdict(tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     assert "CONCEPT DRIFT" in result.stdout and "alert opened: concept_drift" in result.stdout
+    text = result.stdout.replace("\n", " ")
+    said = re.findall(r"(2026-\d\d-\d\d) +[\d,]+ rows(.*?)(?=2026-\d\d-\d\d +[\d,]+ rows|$)", text)
+    early = next(day for day, line in said if "alert opened: performance" in line)
+    assert early < next(day for day, line in said if "CONCEPT DRIFT" in line), (
+        "the early failures call it a week before the labels mature"
+    )
     config = tmp_path / "demo" / "perfwatch.toml"
     model = json.loads(perfwatch("status", "--json", config=config).stdout)["models"][0]
     assert "concept_drift" in {a["kind"] for a in model["alerts"]}

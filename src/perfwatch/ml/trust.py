@@ -74,14 +74,34 @@ def domain_auc(
 ) -> tuple[float, tuple[str, ...]]:
     """How well LightGBM tells the chunk's rows from the reference's (cross-validated ROC
     AUC on a bounded sample of each), and the features it tells them apart by."""
-    import lightgbm
     import numpy as np
     from scipy.stats import rankdata
 
     rng = np.random.default_rng(abs(seed))
     ours, theirs = _sample(reference, rng), _sample(chunk, rng)
-    features = _encoded(contract, ours, theirs)
     told = np.r_[np.zeros(len(ours)), np.ones(len(theirs))]
+    scores, gain = told_apart(contract, encoded(contract, ours, theirs), told, rng, seed)
+    ranks = rankdata(scores)
+    positives = len(theirs)
+    auc = (ranks[told == 1].sum() - positives * (positives + 1) / 2) / (positives * len(ours))
+    names = [r.name for r in contract.columns]
+    share = gain / gain.sum() if gain.sum() > 0 else gain
+    telling = tuple(names[i] for i in np.argsort(-share) if share[i] >= TELLING_SHARE)
+    return float(auc), telling
+
+
+def told_apart(
+    contract: Contract,
+    features: "np.ndarray",
+    told: "np.ndarray",
+    rng: "np.random.Generator",
+    seed: int,
+) -> tuple["np.ndarray", "np.ndarray"]:
+    """Cross-validated: each row's out-of-fold probability of being `told` 1 (the
+    chunk's, not the reference's), and each feature's total gain in telling them apart."""
+    import lightgbm
+    import numpy as np
+
     fold = rng.permutation(len(told)) % FOLDS
     scores, gain = np.empty(len(told)), np.zeros(features.shape[1])
     categorical = [i for i, r in enumerate(contract.columns) if r.kind == "categorical"]
@@ -92,13 +112,7 @@ def domain_auc(
         booster = lightgbm.train(CLASSIFIER | {"seed": abs(seed) % 2**31}, train, ROUNDS)
         scores[fold == k] = booster.predict(features[fold == k])
         gain += booster.feature_importance(importance_type="gain")
-    ranks = rankdata(scores)
-    positives = len(theirs)
-    auc = (ranks[told == 1].sum() - positives * (positives + 1) / 2) / (positives * len(ours))
-    names = [r.name for r in contract.columns]
-    share = gain / gain.sum() if gain.sum() > 0 else gain
-    telling = tuple(names[i] for i in np.argsort(-share) if share[i] >= TELLING_SHARE)
-    return float(auc), telling
+    return scores, gain
 
 
 def _sample(rows: "pd.DataFrame", rng: "np.random.Generator") -> "pd.DataFrame":
@@ -107,7 +121,7 @@ def _sample(rows: "pd.DataFrame", rng: "np.random.Generator") -> "pd.DataFrame":
     return rows.iloc[rng.choice(len(rows), SAMPLE_ROWS, replace=False)]
 
 
-def _encoded(contract: Contract, *frames: "pd.DataFrame") -> "np.ndarray":
+def encoded(contract: Contract, *frames: "pd.DataFrame") -> "np.ndarray":
     """Both sides as one float matrix in the contract's column order: numbers as
     numbers, a category as its position among the reference's (unseen: one past them)."""
     import numpy as np

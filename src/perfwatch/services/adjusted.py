@@ -53,23 +53,19 @@ def adjust_estimates(
         newest = queries.watermark(session=session, model_id=version.model_id)
         if newest is None:
             return 0
-        chunks = queries.chunk_labels_since(session=session, model_id=version.model_id, since=None)
+        since = newest - parse_duration(model.label_window)
+        chunks = queries.chunk_labels_since(session=session, model_id=version.model_id, since=since)
     learnt = _learn_arrival(engine, settings, model, champion, chunks)
     labeled = {c.chunk_start: c.labeled for c in chunks}
+    starts = _due(engine, version.id, version.model_id, newest - learnt.span)
+    adjustable = [s for s in starts if learnt.arrival is not None and labeled.get(s, 0) > 0]
+    figures = _adjusted(engine, settings, model, champion, learnt, adjustable, newest)
     with transaction(engine) as session:
-        recent = queries.complete_estimates_since(
+        for estimate in queries.complete_estimates_since(
             session=session, version_id=version.id, since=newest - learnt.span
-        )
-        first = min((e.chunk_start for e in recent), default=newest)
-        judged = {
-            r.chunk_start
-            for r in queries.realized_since(session=session, model_id=version.model_id, since=first)
-        }
-        due = [e for e in recent if e.chunk_start not in judged]
-        starts = sorted({e.chunk_start for e in due})
-        adjustable = [s for s in starts if learnt.arrival is not None and labeled.get(s, 0) > 0]
-        figures = _adjusted(engine, settings, model, champion, learnt, adjustable, newest)
-        for estimate in due:
+        ):
+            if estimate.chunk_start not in starts:
+                continue
             found = figures.get((estimate.chunk_start, estimate.metric))
             if found is None:
                 _fall_back(estimate, learnt.why_not or NO_LABEL)
@@ -81,6 +77,21 @@ def adjust_estimates(
             estimate.adjusted_labels = labeled.get(estimate.chunk_start, 0)
             session.add(estimate)
     return len(adjustable)
+
+
+def _due(engine: Engine, version_id: int, model_id: int, since: datetime) -> list[datetime]:
+    """The version's complete chunks ending after `since` that are not judged yet."""
+    with transaction(engine) as session:
+        recent = {
+            e.chunk_start
+            for e in queries.complete_estimates_since(
+                session=session, version_id=version_id, since=since
+            )
+        }
+        if not recent:
+            return []
+        judged = queries.realized_since(session=session, model_id=model_id, since=min(recent))
+    return sorted(recent - {r.chunk_start for r in judged})
 
 
 def _fall_back(estimate: ChunkEstimate, reason: str) -> None:

@@ -63,6 +63,7 @@ class DemoDay:
     day: date
     rows: int
     estimates: dict[str, float] = field(default_factory=dict)
+    adjusted_auc: float | None = None  # the delay-adjusted ROC AUC (early labels), if made
     alert: bool = False
     quarantined: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
@@ -231,6 +232,9 @@ def _summary(engine: Engine, day: date, report: CycleReport) -> DemoDay:
         realized = reads.latest_realized(connection, model_id)
     summary.estimates = {e["metric"]: e["value"] for e in latest}
     summary.alert = any(e["alert"] for e in latest)
+    auc = next((e for e in latest if e["metric"] == "roc_auc"), None)
+    if auc is not None and auc["adjusted_reason"] is None:
+        summary.adjusted_auc = auc["adjusted"]
     if realized:
         summary.realized_chunk = realized[0]["chunk_start"].date()
         summary.realized = {r["metric"]: r["value"] for r in realized}
