@@ -127,3 +127,16 @@ def test_a_chunk_with_no_label_yet_keeps_cbpes_estimate(ws: Workspace) -> None:
     for figures in newest_complete(ws).values():
         assert figures["adjusted_reason"] == "no label of the chunk has arrived yet"
         assert figures["adjusted"] == figures["value"]
+
+
+def test_after_a_pause_longer_than_the_label_window_it_learns_from_before_it(
+    ws: Workspace,
+) -> None:
+    """A line stopped for four months: how labels arrive is learnt from its last mature
+    chunks, however old (the census comes a year apart)."""
+    before = production(10)
+    after = production(4, start_day=130, seed=6)
+    replay(ws, before, label_arrivals(before, horizon=WEEK, seed=7))
+    replay(ws, after, label_arrivals(after, horizon=WEEK, seed=8))
+    for figures in newest_complete(ws).values():
+        assert figures["adjusted_reason"] is None and figures["adjusted_labels"] > 0

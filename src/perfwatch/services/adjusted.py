@@ -53,8 +53,8 @@ def adjust_estimates(
         newest = queries.watermark(session=session, model_id=version.model_id)
         if newest is None:
             return 0
-        since = newest - parse_duration(model.label_window)
-        chunks = queries.chunk_labels_since(session=session, model_id=version.model_id, since=since)
+        # every chunk's counts: the newest mature ones may lie before a gap in the data
+        chunks = queries.chunk_labels_since(session=session, model_id=version.model_id, since=None)
     learnt = _learn_arrival(engine, settings, model, champion, chunks)
     labeled = {c.chunk_start: c.labeled for c in chunks}
     starts = _due(engine, version.id, version.model_id, newest - learnt.span)
