@@ -140,3 +140,18 @@ def test_after_a_pause_longer_than_the_label_window_it_learns_from_before_it(
     replay(ws, after, label_arrivals(after, horizon=WEEK, seed=8))
     for figures in newest_complete(ws).values():
         assert figures["adjusted_reason"] is None and figures["adjusted_labels"] > 0
+
+
+@pytest.mark.parametrize("alert_on", ["cbpe", "both"])
+def test_the_retrain_policy_counts_the_estimate_alert_on_chooses(
+    tmp_path: Path, artifacts: Path, sqlite_url: str, alert_on: str
+) -> None:
+    extra = f'label_horizon = "7D"\nalert_on = "{alert_on}"'
+    ws = Workspace.create(tmp_path / "ws", artifacts, sqlite_url, extra=extra)
+    fleet = production(15, scenario="concept_drift", shift_day=10, runs_per_day=1500)
+    replay(ws, fleet, label_arrivals(fleet, horizon=WEEK, seed=9))
+    retrain = model_status(ws.engine(), ["press"])[0]["retrain"]
+    if alert_on == "cbpe":  # CBPE's estimate stays flat, and no label has matured
+        assert retrain["state"] == "healthy"
+    else:
+        assert retrain["trigger"] == "estimate", retrain

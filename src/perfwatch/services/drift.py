@@ -6,6 +6,7 @@ The figures come from what nannyml fitted at registration, applied by perfwatch
 (ml.chunk_drift); `perfwatch run --verify` recomputes them with nannyml.
 """
 
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +31,14 @@ if TYPE_CHECKING:
 
 
 def measure_drift(
-    engine: Engine, settings: Settings, model: ModelSettings, champion: Champion
+    engine: Engine,
+    settings: Settings,
+    model: ModelSettings,
+    champion: Champion,
+    timings: dict[str, float] | None = None,
 ) -> int:
-    """Measure the complete chunks not measured yet (or changed since); return how many."""
+    """Measure the complete chunks not measured yet (or changed since); return how many.
+    `timings` gets the seconds the trust figures took (`trust`, within the step's)."""
     from perfwatch.ml import chunk_drift
 
     version = champion.version
@@ -59,7 +65,10 @@ def measure_drift(
     results = chunk_drift.measure(fitted_drift(engine, model, champion), rows)
     if verifying():
         _verify(model, champion, rows, results)
+    started = time.perf_counter()
     trust = measure_trust(model, champion, rows, results)
+    if timings is not None:
+        timings["trust"] = round(timings.get("trust", 0.0) + time.perf_counter() - started, 4)
     counts = {s: stored[s][1] for s in due}
     with transaction(engine) as session:
         _store(session, champion, results, counts, since)

@@ -146,7 +146,9 @@ def _monitor(
             report.chunks_adjusted = adjust_estimates(engine, settings, model, champion)
         stopping.check("feature drift")
         with _timed(report, "drift"), _recording_drift_failure(report):
-            report.chunks_drift = measure_drift(engine, settings, model, champion)
+            report.chunks_drift = measure_drift(
+                engine, settings, model, champion, timings=report.timings
+            )
             report.drift_measured = True
 
 
