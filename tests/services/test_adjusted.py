@@ -155,3 +155,47 @@ def test_the_retrain_policy_counts_the_estimate_alert_on_chooses(
         assert retrain["state"] == "healthy"
     else:
         assert retrain["trigger"] == "estimate", retrain
+
+
+ONE_FEATURE = """\
+store = "{store}"
+data_dir = "var"
+
+[[models]]
+name = "press"
+target = "failure"
+features = ["process_temp"]
+metrics = ["roc_auc"]  # alone, it never predicts a failure: F1 and recall say nothing
+label_horizon = "7D"
+inbox = "inbox"
+labels_inbox = "labels"
+initial_model = "model.joblib"
+reference = "reference.parquet"
+training_data = "train.parquet"
+"""
+
+
+def test_a_model_with_one_feature_gets_every_figure(tmp_path: Path, sqlite_url: str) -> None:
+    """A bare LightGBM on process temperature alone, through a heat wave: trust (one
+    feature's support and classifier), drift (PCA of one column) and the adjusted
+    estimate all hold."""
+    import joblib
+    import lightgbm
+
+    history = production(20, start_day=-20, seed=10)
+    training, reference = history.iloc[:8000], history.iloc[8000:]
+    model = lightgbm.LGBMClassifier(n_estimators=50, verbose=-1, random_state=0)
+    model.fit(training[["process_temp"]], training[TARGET])
+    joblib.dump(model, tmp_path / "model.joblib")
+    training.to_parquet(tmp_path / "train.parquet")
+    reference.to_parquet(tmp_path / "reference.parquet")
+    (tmp_path / "perfwatch.toml").write_text(ONE_FEATURE.format(store=sqlite_url))
+    ws = Workspace(root=tmp_path, config=tmp_path / "perfwatch.toml", store=sqlite_url)
+    fleet = production(14, scenario="heat_wave", shift_day=9)
+    seen = replay(ws, fleet, label_arrivals(fleet, horizon=WEEK, seed=11))
+    assert ("extrapolation", "estimate") in seen[-1]
+    status = model_status(ws.engine(), ["press"])[0]
+    complete = status["latest_complete_estimate"]
+    assert complete["reliable"] is False and "'process_temp' above" in complete["trust_reason"]
+    assert complete["metrics"]["roc_auc"]["adjusted_reason"] is None
+    assert status["feature_drift"] is not None
