@@ -174,8 +174,8 @@ def _estimate_table(
     for metric, figures in estimate["metrics"].items():
         if figures["alert"]:
             state = "[red]ALERT[/]"
-        elif figures.get("adjusted_alert"):
-            state = "[red]ALERT (adjusted)[/]"
+        elif figures.get("adjusted_alert"):  # it alerts after 2 chunks under (alert_on)
+            state = "[yellow]adj. under[/]"
         elif figures.get("under_bar"):
             state = "[yellow]under the bar[/]"
         elif unreliable:  # an estimate nobody should trust is never plainly "ok"
