@@ -263,6 +263,9 @@ def test_the_prometheus_endpoint_serves_the_stores_figures(sqlite_workspace: Wor
     for metric, figures in estimate["metrics"].items():
         labels = f'metric="{metric}",model="press"'
         assert samples[f"perfwatch_estimated_metric{{{labels}}}"] == pytest.approx(figures["value"])
+        # as `status` says: here every chunk is judged at once, so none is adjusted
+        adjusted = samples.get(f"perfwatch_adjusted_metric{{{labels}}}")
+        assert figures["adjusted"] is None and adjusted is None
     assert samples['perfwatch_rows_ingested_total{model="press"}'] == model["rows_ingested"]
     assert samples['perfwatch_champion_version{model="press"}'] == 1
     assert samples['perfwatch_last_cycle_ok{model="press"}'] == 1
