@@ -10,6 +10,7 @@ from perfwatch.config import ModelSettings
 from perfwatch.domain.chunks import moment
 from perfwatch.domain.drift import RawDrift, notable
 from perfwatch.domain.trust import Trust, look_closer
+from perfwatch.ingest.contract import Contract
 from perfwatch.services.registry import Champion
 from perfwatch.store import queries
 from perfwatch.store.tables import ChunkTrust, utcnow
@@ -29,9 +30,12 @@ def measure_trust(
     from perfwatch.ml import trust
     from perfwatch.ml.chunk_metrics import Chunks
 
+    # the support of the features the config names now (the version's contract may name
+    # more, when features were dropped from the config after it was registered)
+    support = Contract([r for r in champion.contract.columns if r.name in model.features])
     chunk_of_row = rows[CHUNK_COLUMN].to_numpy(dtype="int64")
     chunks = Chunks.of(chunk_of_row)
-    shares, outside = trust.outside_support(champion.contract, rows, chunks)
+    shares, outside = trust.outside_support(support, rows, chunks)
     drifted = {d.chunk_start for d in drift if notable(RawDrift(d.method, d.value, d.alert))}
     found = {}
     for ns, share, named in zip(chunks.starts_ns, shares, outside, strict=True):
@@ -39,9 +43,10 @@ def measure_trust(
         auc: float | None = None
         telling: tuple[str, ...] = ()
         if look_closer(float(share), start in drifted):
-            reference = champion.reference_rows[model.features]
-            chunk = rows.loc[chunk_of_row == ns, model.features]
-            auc, telling = trust.domain_auc(champion.contract, reference, chunk, seed=int(ns))
+            names = [r.name for r in support.columns]
+            reference = champion.reference_rows[names]
+            chunk = rows.loc[chunk_of_row == ns, names]
+            auc, telling = trust.domain_auc(support, reference, chunk, seed=int(ns))
         found[start] = Trust(float(share), named, auc, telling)
     return found
 
