@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from perfwatch.config import ModelSettings
-from perfwatch.domain.chunks import moment
+from perfwatch.domain.chunks import CHUNK_COLUMN, moment
 from perfwatch.domain.drift import RawDrift, notable
 from perfwatch.domain.trust import Trust, look_closer
 from perfwatch.ingest.contract import Contract
@@ -26,13 +26,13 @@ def measure_trust(
     model: ModelSettings, champion: Champion, rows: "pd.DataFrame", drift: list["FeatureDrift"]
 ) -> dict[datetime, Trust]:
     """The trust figures of every chunk in `rows` (with the chunk column)."""
-    from perfwatch.domain.chunks import CHUNK_COLUMN
     from perfwatch.ml import trust
     from perfwatch.ml.chunk_metrics import Chunks
 
     # the support of the features the config names now (the version's contract may name
     # more, when features were dropped from the config after it was registered)
     support = Contract([r for r in champion.contract.columns if r.name in model.features])
+    names = [r.name for r in support.columns]
     chunk_of_row = rows[CHUNK_COLUMN].to_numpy(dtype="int64")
     chunks = Chunks.of(chunk_of_row)
     shares, outside = trust.outside_support(support, rows, chunks)
@@ -43,7 +43,6 @@ def measure_trust(
         auc: float | None = None
         telling: tuple[str, ...] = ()
         if look_closer(float(share), start in drifted):
-            names = [r.name for r in support.columns]
             reference = champion.reference_rows[names]
             chunk = rows.loc[chunk_of_row == ns, names]
             auc, telling = trust.domain_auc(support, reference, chunk, seed=int(ns))

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from perfwatch.store.queries import StoredFile
+    from perfwatch.store.tables import Label
+
 TARGET = "__target"  # a label's 0/1 in label segments, whatever the model calls its target
 
 
@@ -139,6 +142,20 @@ def stored_labels(
     return stored_label_table(engine, data_dir, model_id, starts, served).to_pandas()
 
 
+def _label_sources(
+    engine: Engine, model_id: int, starts: list[datetime]
+) -> tuple[list["StoredFile"], list["Label"]]:
+    """Where the labels of these chunks are: the label files' segments, and the labels
+    matched later (held in the SQL store until their rows came)."""
+    with transaction(engine) as session:
+        files = queries.label_files_in_chunks(
+            session=session, model_id=model_id, chunk_starts=starts
+        )
+        return files, queries.matched_labels(
+            session=session, model_id=model_id, chunk_starts=starts
+        )
+
+
 def label_delays(
     engine: Engine, data_dir: Path, model_id: int, starts: list[datetime], times: tuple[str, str]
 ) -> "pd.DataFrame":
@@ -149,13 +166,7 @@ def label_delays(
     import pyarrow.parquet as pq
 
     row_time, label_time = times
-    with transaction(engine) as session:
-        files = queries.label_files_in_chunks(
-            session=session, model_id=model_id, chunk_starts=starts
-        )
-        matched_later = queries.matched_labels(
-            session=session, model_id=model_id, chunk_starts=starts
-        )
+    files, matched_later = _label_sources(engine, model_id, starts)
     filters = [(CHUNK_COLUMN, "in", sorted(chunk_ns(s) for s in starts))]
     parts = [
         pq.read_table(path, columns=[TARGET, row_time, label_time], filters=filters).to_pandas()
@@ -181,13 +192,7 @@ def stored_label_table(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with transaction(engine) as session:
-        files = queries.label_files_in_chunks(
-            session=session, model_id=model_id, chunk_starts=starts
-        )
-        matched_later = queries.matched_labels(
-            session=session, model_id=model_id, chunk_starts=starts
-        )
+    files, matched_later = _label_sources(engine, model_id, starts)
     columns = ["id", TARGET, CHUNK_COLUMN, *served[1:]]
     filters = [(CHUNK_COLUMN, "in", sorted(chunk_ns(s) for s in starts))]
     paths = sorted({data_dir / f.stored_path for f in files if f.stored_path})
