@@ -185,49 +185,38 @@ def replay(folder: Path, scenario: str, seed: int, days: int) -> Replay:
 
 
 def _weigh(found: Replay, engine: Any, settings: Any, fleet: Any) -> None:
-    """Each chunk's importance-weighted estimate (it needs no label: computed once, from
-    the chunk's rows as the champion scored them)."""
-    import dataclasses
-
+    """Each chunk's importance-weighted estimate, as `estimator = "weighted"` makes it (it
+    needs no label: computed once, from the chunk's rows as the champion scores them)."""
     import joblib
-    import numpy as np
-    import pandas as pd
 
-    from perfwatch.ingest.contract import derive_contract
-    from perfwatch.ml.chunk_metrics import Chunks, estimate_chunks
-    from perfwatch.ml.weighted import SAMPLE_ROWS, density_weights, weighted_calibration
-    from perfwatch.services.registry import load_champion
-    from perfwatch.simulate.fleet import CATEGORICAL, FEATURES, TARGET
+    from perfwatch.ingest.batch import assign_chunks
+    from perfwatch.ml import weighted
+    from perfwatch.services.registry import cbpe_columns, load_champion
+    from perfwatch.simulate.fleet import FEATURES
 
     model = settings.models[0]
     champion = load_champion(engine, settings, model)
-    classifier = joblib.load(model.initial_model)
-    reference = pd.read_parquet(model.reference)
-    reference = reference.sample(min(SAMPLE_ROWS, len(reference)), random_state=0)
-    ref_scores = classifier.predict_proba(reference[FEATURES])[:, 1]
-    contract = derive_contract(reference, features=FEATURES, categorical=CATEGORICAL)
-    days = {d.isoformat(): rows for d, rows in fleet.groupby(fleet.timestamp.dt.floor("D"))}
-    for start, morning in found.mornings.items():
-        rows = days[pd.Timestamp(start).isoformat()]
-        scores = classifier.predict_proba(rows[FEATURES])[:, 1]
-        seed = int(pd.Timestamp(start).value // 10**9)
-        weights = density_weights(contract, reference[FEATURES], rows[FEATURES], seed=seed)
-        x, y = weighted_calibration(ref_scores, reference[TARGET].to_numpy(), weights)
-        fitted = dataclasses.replace(
-            champion.fitted, calibration_x=tuple(x), calibration_y=tuple(y)
-        )
-        figures = estimate_chunks(
-            fitted,
-            scores,
-            (scores >= model.decision_threshold).astype(float),
-            Chunks.of(np.zeros(len(rows), dtype=np.int64)),
-        )
-        value, _, lower, upper = (float(f[0]) for f in figures["roc_auc"])
-        morning.weighted, morning.weighted_band = value, (lower, upper)
-        morning.weighted_alerts = {
-            metric: threshold is not None and float(figures[metric][0][0]) < threshold
-            for metric, threshold in morning.thresholds.items()
-        }
+    rows = fleet.copy()
+    rows[model.score_column] = joblib.load(model.initial_model).predict_proba(rows[FEATURES])[:, 1]
+    rows[model.prediction_column] = (rows[model.score_column] >= model.decision_threshold) * 1
+    assign_chunks(rows, model.timestamp_column, model.chunking)
+    estimates = weighted.estimate(
+        champion.fitted,
+        champion.contract.only(model.features),
+        champion.reference_rows,
+        rows,
+        columns=cbpe_columns(model),
+        metrics=model.metrics,
+        chunking=model.chunking,
+    )
+    for e in estimates:
+        morning = found.mornings.get(e.chunk_start.isoformat())
+        if morning is None:
+            continue
+        if e.metric == "roc_auc":
+            morning.weighted, morning.weighted_band = e.value, (e.lower, e.upper)
+        threshold = morning.thresholds.get(e.metric)
+        morning.weighted_alerts[e.metric] = threshold is not None and e.value < threshold
 
 
 CENSUS_CONFIG = """\

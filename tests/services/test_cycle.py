@@ -509,3 +509,35 @@ def test_a_bad_part_quarantines_its_file_and_keeps_the_parts_before(workspace: W
     kept = ws.inbox / "quarantine" / "backfill.parquet"
     assert kept.is_file() and reason in kept.with_name("backfill.parquet.reason.txt").read_text()
     assert report.rows == 2000 and not list(ws.inbox.glob("*.parquet"))
+
+
+def test_the_weighted_estimator_is_used_when_configured_and_verified_against_nannyml(
+    tmp_path: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`estimator = "weighted"`: each chunk's estimate from its own calibration, also for
+    chunks re-estimated from the stored rows; `--verify` still checks CBPE's arithmetic."""
+    monkeypatch.setenv("PERFWATCH_VERIFY", "1")
+    fleet = production(5, scenario="heat_wave", shift_day=3)
+    found = {}
+    for estimator in ("cbpe", "weighted"):
+        ws = Workspace.create(
+            tmp_path / estimator,
+            artifacts,
+            f"sqlite:///{tmp_path / estimator / 'pw.db'}",
+            extra=f'estimator = "{estimator}"',
+        )
+        days = [rows for _, rows in fleet.groupby(fleet.timestamp.dt.date)]
+        ws.drop(pd.concat(days[:3]).drop(columns=[TARGET]), "first.parquet")
+        cycle(ws)
+        ws.drop(pd.concat(days[3:]).drop(columns=[TARGET]), "then.parquet")
+        cycle(ws)  # day 3 (read back from the store) and day 4 become complete
+        found[estimator] = {
+            r["chunk_start"]: r["estimated"]
+            for r in history(ws.engine(), "press")
+            if r["metric"] == "roc_auc" and not r["provisional"]
+        }
+    cbpe, weighted = found["cbpe"], found["weighted"]
+    assert cbpe.keys() == weighted.keys() and len(cbpe) == 4
+    assert all(cbpe[c] != weighted[c] for c in cbpe), "every chunk has its own calibration"
+    stable = sorted(cbpe)[:3]
+    assert all(abs(cbpe[c] - weighted[c]) < 0.03 for c in stable), "like the reference: alike"

@@ -37,6 +37,11 @@ class ColumnRule:
 class Contract:
     columns: list[ColumnRule]
 
+    def only(self, features: list[str]) -> "Contract":
+        """The rules of these features (a version's contract may name features the config
+        has dropped since it was registered)."""
+        return Contract([rule for rule in self.columns if rule.name in features])
+
     def to_json(self) -> str:
         return json.dumps([asdict(rule) for rule in self.columns])
 

@@ -1,4 +1,5 @@
-"""The importance-weighted estimate (issue 15, part 4), measured by benchmarks/alert_quality.
+"""The importance-weighted estimate (`estimator = "weighted"`, off by default: measured
+worse than CBPE by benchmarks/alert_quality, see the README).
 
 CBPE calibrates the model's scores on the reference as a whole. Where a chunk's rows sit
 in a part of the input space the reference holds few of, a calibration learnt mostly
@@ -9,13 +10,18 @@ calibration on the weighted reference gives a calibration for the chunk's own mi
 metrics are then CBPE's arithmetic on it (the PAPE idea, arXiv 2401.08348).
 """
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from perfwatch.domain.chunks import CHUNK_COLUMN, SECOND_NS, Chunking
 from perfwatch.ingest.contract import Contract
+from perfwatch.ml import chunk_metrics
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+    from perfwatch.ml.cbpe import Columns, Estimate
 
 SAMPLE_ROWS = 5_000  # per side
 WEIGHT_CLIP = (0.05, 20.0)  # a few reference rows must not carry the whole calibration
@@ -49,3 +55,32 @@ def weighted_calibration(
     fitted = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1, increasing=True)
     fitted.fit(scores, targets, sample_weight=weights)
     return fitted.X_thresholds_, fitted.y_thresholds_
+
+
+def estimate(
+    fitted: chunk_metrics.Fitted,
+    contract: Contract,
+    reference: "pd.DataFrame",
+    rows: "pd.DataFrame",
+    *,
+    columns: "Columns",
+    metrics: list[str],
+    chunking: Chunking,
+) -> list["Estimate"]:
+    """chunk_metrics.estimate with each chunk's own calibration: the reference (scored,
+    with its targets) weighted towards the chunk's inputs. The sampling error stays
+    CBPE's: the weights do not change how many rows a chunk holds."""
+    features = [rule.name for rule in contract.columns]
+    sample = reference.sample(min(SAMPLE_ROWS, len(reference)), random_state=0)
+    scores = sample[columns.score].to_numpy(dtype="float64")
+    targets = sample[columns.target].to_numpy(dtype="float64")
+    found: list[Estimate] = []
+    for ns, chunk in rows.groupby(CHUNK_COLUMN, sort=True):
+        seed = int(ns) // SECOND_NS  # the chunk's start: its figure is reproducible
+        weights = density_weights(contract, sample[features], chunk[features], seed=seed)
+        x, y = weighted_calibration(scores, targets, weights)
+        own = replace(fitted, calibration_x=tuple(x), calibration_y=tuple(y))
+        found += chunk_metrics.estimate(
+            own, chunk, columns=columns, metrics=metrics, chunking=chunking
+        )
+    return found

@@ -70,20 +70,16 @@ def plan_estimates(
         return EstimatePlan()
     rows = _chunk_rows(engine, model, version.model_id, stale, fresh, champion.data_dir)
     plan = EstimatePlan()
-    estimates = chunk_metrics.estimate(
-        champion.fitted,
-        rows,
-        columns=cbpe_columns(model),
-        metrics=model.metrics,
-        chunking=model.chunking,
-    )
-    if verifying():
+    estimates = _estimate(model, champion, rows)
+    if verifying():  # CBPE's arithmetic, the weighted estimator's too, is nannyml's
         from perfwatch.ml import cbpe
 
-        oracle = cbpe.estimate(
-            champion.estimator, rows, columns=cbpe_columns(model), metrics=model.metrics
+        columns = cbpe_columns(model)
+        oracle = cbpe.estimate(champion.estimator, rows, columns=columns, metrics=model.metrics)
+        ours = chunk_metrics.estimate(
+            champion.fitted, rows, columns=columns, metrics=model.metrics, chunking=model.chunking
         )
-        chunk_metrics.check_equal(estimates, oracle, ("value", "sampling_error", "lower", "upper"))
+        chunk_metrics.check_equal(ours, oracle, ("value", "sampling_error", "lower", "upper"))
     for estimate in estimates:
         end, rows = stored[estimate.chunk_start]
         provisional = not model.chunking.complete(end, rows, newest)
@@ -94,6 +90,27 @@ def plan_estimates(
         plan.records.append(_estimate_row(model, champion, estimate, provisional))
     plan.chunks = len({e.chunk_start for e in estimates})
     return plan
+
+
+def _estimate(model: ModelSettings, champion: Champion, rows: "pd.DataFrame") -> list["Estimate"]:
+    """The configured estimator's figures: CBPE's, or CBPE's arithmetic on a calibration
+    weighted towards each chunk's inputs (ml.weighted)."""
+    from perfwatch.ml import chunk_metrics, weighted
+
+    columns = cbpe_columns(model)
+    if model.estimator == "weighted":
+        return weighted.estimate(
+            champion.fitted,
+            champion.contract.only(model.features),
+            champion.reference_rows,
+            rows,
+            columns=columns,
+            metrics=model.metrics,
+            chunking=model.chunking,
+        )
+    return chunk_metrics.estimate(
+        champion.fitted, rows, columns=columns, metrics=model.metrics, chunking=model.chunking
+    )
 
 
 def store_estimates(engine: Engine, plan: EstimatePlan) -> int:
@@ -144,6 +161,8 @@ def _chunk_rows(
     import pandas as pd
 
     columns = [model.score_column, model.prediction_column, model.timestamp_column]
+    if model.estimator == "weighted":  # it weighs the reference towards the chunk's inputs
+        columns += model.features
     chunks = {chunk_ns(start) for start in stale}
     with transaction(engine) as session:
         recorded = queries.batches_in_chunks(session=session, model_id=model_id, chunk_starts=stale)

@@ -10,7 +10,6 @@ from perfwatch.config import ModelSettings
 from perfwatch.domain.chunks import CHUNK_COLUMN, moment
 from perfwatch.domain.drift import RawDrift, notable
 from perfwatch.domain.trust import Trust, look_closer
-from perfwatch.ingest.contract import Contract
 from perfwatch.services.registry import Champion
 from perfwatch.store import queries
 from perfwatch.store.tables import ChunkTrust, utcnow
@@ -29,9 +28,7 @@ def measure_trust(
     from perfwatch.ml import trust
     from perfwatch.ml.chunk_metrics import Chunks
 
-    # the support of the features the config names now (the version's contract may name
-    # more, when features were dropped from the config after it was registered)
-    support = Contract([r for r in champion.contract.columns if r.name in model.features])
+    support = champion.contract.only(model.features)
     names = [r.name for r in support.columns]
     chunk_of_row = rows[CHUNK_COLUMN].to_numpy(dtype="int64")
     chunks = Chunks.of(chunk_of_row)
