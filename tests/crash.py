@@ -13,6 +13,10 @@ policy, and inside a retrain worker (during boosting, before registering). Every
 brings a batch file, the labels of the batches of a week before, and on one day a broken
 file. The covariate shift makes a retrain due midway, so retraining is killed too.
 
+With `--standby` a second daemon (`run --standby`) waits beside the leader all along:
+when the leader dies, the standby takes over (a new standby starts in its place) instead
+of the leader being restarted.
+
 At the end, for both runs: every row of every batch stored exactly once, every inbox file
 in processed/ or quarantine/, no half-written file, the same estimates, realized metrics
 and versions. Exit 0 when all hold.
@@ -58,6 +62,8 @@ class Run:
     wanted: int = 0  # kills to make
     always: tuple[str, ...] = ()  # fault points that must fire once in the run
     kills: int = 0
+    standby: bool = False  # a standby daemon takes over from each killed leader
+    spare: subprocess.Popen[bytes] | None = None  # the standby waiting now
     restarts: int = 0
     started: float = 0.0  # when the running daemon was started
 
@@ -70,9 +76,11 @@ def replay(
     kills: int,
     seed: int,
     always: tuple[str, ...] = (RETRAIN_KILL,),
+    standby: bool = False,
 ) -> Run:
     """Feed the scenario day by day to a daemon, killing it `kills` times on the way (and
-    at each of the `always` points once: by default, a retrain worker midway)."""
+    at each of the `always` points once: by default, a retrain worker midway); with
+    `standby`, a standby daemon takes over each time."""
     from tests.workspace import Workspace, production
 
     ws = Workspace.create(folder, artifacts, f"sqlite:///{folder / 'perfwatch.db'}", extra=_EXTRA)
@@ -81,8 +89,11 @@ def replay(
     ws.inbox.mkdir(parents=True, exist_ok=True)
     ws.labels.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    run = Run(folder, wanted=kills, always=always if kills else ())
+    run = Run(folder, wanted=kills, always=always if kills else (), standby=standby)
     daemon = _start(ws, fault=None, run=run)
+    if standby:
+        _await_lead(ws, daemon)
+        run.spare = _start(ws, fault=None, run=run, standby=True)
     try:
         for day, rows in enumerate(per_day):
             ws.drop(rows, f"day-{day:03d}.parquet")
@@ -92,6 +103,10 @@ def replay(
             if day == days // 2:
                 (ws.inbox / "broken.csv").write_text("id,timestamp,torque\nx,not a time,abc\n")
             daemon = _settle(ws, daemon, _kills_for(day, days, kills, rng, run), run)
+        if run.spare is not None:  # first: it would take over from a leader stopping warmly
+            run.spare.send_signal(signal.SIGTERM)
+            if run.spare.wait(timeout=120) != 0:
+                raise SystemExit(f"the standby did not stop warmly ({run.spare.returncode})")
         daemon.send_signal(signal.SIGTERM)
         if daemon.wait(timeout=120) == -signal.SIGKILL:  # an armed fault fired on the way out
             run.kills += 1
@@ -102,8 +117,9 @@ def replay(
         if daemon.returncode != 0:
             raise SystemExit(f"the daemon did not stop warmly at the end ({daemon.returncode})")
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
+        for process in (daemon, run.spare):
+            if process is not None and process.poll() is None:
+                process.kill()
     return run
 
 
@@ -131,7 +147,9 @@ def _kills_for(day: int, days: int, kills: int, rng: random.Random, run: Run) ->
     ]
 
 
-def _start(ws: Any, *, fault: str | None, run: Run) -> subprocess.Popen[bytes]:
+def _start(
+    ws: Any, *, fault: str | None, run: Run, standby: bool = False
+) -> subprocess.Popen[bytes]:
     """A daemon armed with `fault` and with each of the run's `always` points that has not
     fired yet (they fire once per run, in whichever process reaches them first)."""
     from perfwatch.faults import slug
@@ -145,7 +163,8 @@ def _start(ws: Any, *, fault: str | None, run: Run) -> subprocess.Popen[bytes]:
     env["PERFWATCH_FAULTS_ONCE"] = str(run.folder / f".fault-{run.restarts}-")
     log = open(run.folder / "daemon.log", "ab")  # noqa: SIM115 (the child holds it)
     return subprocess.Popen(
-        [sys.executable, "-m", "perfwatch", "--config", str(ws.config), "run"],
+        [sys.executable, "-m", "perfwatch", "--config", str(ws.config), "run"]
+        + (["--standby"] if standby else []),
         stdout=log,
         stderr=log,
         env=env,
@@ -166,7 +185,12 @@ def _settle(
             fault = next((k for k in pending if isinstance(k, str)), None)
             if fault:
                 pending.remove(fault)
-            daemon = _start(ws, fault=fault, run=run)
+            if run.spare is None:
+                daemon = _start(ws, fault=fault, run=run)
+            else:  # the standby takes over; a new one (armed) waits in its place
+                daemon = run.spare
+                _await_lead(ws, daemon)
+                run.spare = _start(ws, fault=fault, run=run, standby=True)
             continue
         if kill_at is None and pending and isinstance(pending[0], float):
             kill_at = time.monotonic() + float(pending.pop(0))
@@ -184,6 +208,28 @@ def _settle(
             daemon.wait()
         time.sleep(0.2)
     raise SystemExit(f"a day did not settle within {SETTLE_TIMEOUT} s: see {run.folder}")
+
+
+def _await_lead(ws: Any, daemon: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until `daemon` holds the store's lease (or died): a standby started before then
+    could lead in its place."""
+    from sqlalchemy import create_engine
+
+    from perfwatch.store import reads
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and daemon.poll() is None:
+        engine = create_engine(ws.store)
+        try:
+            with engine.connect() as connection:
+                lease = reads.daemon(connection)
+        except Exception:  # the schema is being created by the daemon starting up
+            lease = None
+        finally:
+            engine.dispose()
+        if lease is not None and lease["pid"] == daemon.pid and lease["stopped_at"] is None:
+            return
+        time.sleep(0.2)
 
 
 def _settled(ws: Any, since: float) -> bool:
@@ -297,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", type=Path, help="keep both workspaces in this folder")
+    parser.add_argument(
+        "--standby", action="store_true", help="a standby daemon takes over from each killed one"
+    )
     args = parser.parse_args(argv)
     from tests.workspace import build_artifacts
 
@@ -308,7 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"uninterrupted run: {args.days} days in {time.monotonic() - started:.0f} s")
         started = time.monotonic()
         killed = replay(
-            root / "killed", artifacts, days=args.days, kills=args.kills, seed=args.seed
+            root / "killed",
+            artifacts,
+            days=args.days,
+            kills=args.kills,
+            seed=args.seed,
+            standby=args.standby,
         )
         print(
             f"killed run: {killed.kills} SIGKILLs, {killed.restarts} starts,"

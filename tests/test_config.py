@@ -102,6 +102,17 @@ def test_threshold_for_unmeasured_metric(tmp_path: Path) -> None:
         load_settings(write(tmp_path, text), environ={})
 
 
+def test_a_dask_executor_needs_a_postgresql_store(tmp_path: Path) -> None:
+    dask = MINIMAL.replace("[[models]]", '[executor]\nkind = "dask"\n\n[[models]]')
+    with pytest.raises(ConfigError, match="needs a PostgreSQL store") as caught:
+        load_settings(write(tmp_path, dask), environ={})
+    assert 'store = "postgresql+psycopg://' in caught.value.message
+    assert 'kind = "local"' in caught.value.message
+    env = {"PERFWATCH_STORE": "postgresql+psycopg://u@h/db", "PERFWATCH_DASK_ADDRESS": "tcp://s:1"}
+    settings = load_settings(write(tmp_path, dask), environ=env)
+    assert settings.executor.kind == "dask" and settings.executor.address == "tcp://s:1"
+
+
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no config file") as caught:
         load_settings(tmp_path / "absent.toml", environ={})
@@ -111,13 +122,13 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 
 
 def test_example_config_is_valid_and_documents_every_key() -> None:
-    from perfwatch.config import ModelSettings, RetrainSettings, Settings
+    from perfwatch.config import ExecutorSettings, ModelSettings, RetrainSettings, Settings
 
     example = Path(__file__).parents[1] / "config" / "perfwatch.example.toml"
     settings = load_settings(example, environ={})
     assert settings.models[0].name == "press-failure"
     text = example.read_text()
-    for schema in (Settings, ModelSettings, RetrainSettings):
+    for schema in (Settings, ModelSettings, RetrainSettings, ExecutorSettings):
         for key in schema.model_fields:
             assert (
                 f"{key} =" in text

@@ -36,6 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False)
+FLEET = 5  # more models than this: `status` shows one table, not a screen each
 ModelName = Annotated[str, typer.Argument(help="The model (as named in the config).")]
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 _state: dict[str, Any] = {"config": None, "log_format": "text"}
@@ -169,6 +170,14 @@ def run(
         list[str] | None,
         typer.Option("--model", "-m", help="Only this model (repeatable).", show_default=False),
     ] = None,
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby",
+            help="When another daemon leads on this store, stand by (shown in status) and"
+            " take over within a heartbeat of its lease lapsing, instead of exiting 2.",
+        ),
+    ] = False,
     verify: Annotated[
         bool,
         typer.Option(
@@ -182,7 +191,8 @@ def run(
     """Run the monitoring daemon (or one tick with --once). Exit 1 if a cycle or a retrain
     failed.
 
-    The daemon holds the store: a second one on the same store refuses to start (exit 2).
+    The daemon holds the store: a second one on the same store refuses to start (exit 2),
+    or with --standby waits to take over.
     SIGTERM or Ctrl-C stops it after the current step (exit 0); a second one at once."""
     settings = _settings()
     names = model or [m.name for m in settings.models]
@@ -196,21 +206,21 @@ def run(
 
         watch(engine, settings)
     if once:
+        from perfwatch.executor import open_executor
         from perfwatch.services.lease import ensure_free
-        from perfwatch.services.monitor import run_all
 
         ensure_free(engine)
-        reports = run_all(engine, settings, names)
-        for report in reports:
-            _print_cycle(report)
-        runs = []
-        if not no_retrain:
-            from perfwatch.services.retrain_job import run_due_retrains
-
-            runs = run_due_retrains(engine, settings, names)
-            for name, retrain_run in runs:
-                summary = _retrain_outcome(engine, name, retrain_run)["summary"]
-                out.print(f"{name}: {summary}", markup=False)
+        executor = open_executor(engine, settings)
+        try:
+            reports = executor.cycles(names)
+            for report in reports:
+                _print_cycle(report)
+            runs = [] if no_retrain else executor.retrains(names)
+        finally:
+            executor.close()
+        for name, retrain_run in runs:
+            summary = _retrain_outcome(engine, name, retrain_run)["summary"]
+            out.print(f"{name}: {summary}", markup=False)
         if settings.webhooks:  # cron-friendly: what the cycles opened or closed goes out now
             sent = deliver(engine, settings)
             if sent.delivered or sent.failed:
@@ -218,7 +228,7 @@ def run(
                     f"notifications: {sent.delivered} delivered, {sent.failed} failed"
                     + (" (kept, retried on the next run)" if sent.failed else "")
                 )
-        failed = any(r.status != "ok" for r in reports) or any(
+        failed = any(r.status not in ("ok", "skipped") for r in reports) or any(
             r.status == "failed" for _, r in runs
         )
         raise typer.Exit(1 if failed else 0)
@@ -232,6 +242,7 @@ def run(
         names,
         config=config_path(_state["config"]),
         log_format=_state["log_format"],
+        standby=standby,
     )
 
 
@@ -268,7 +279,8 @@ def status(
         ),
     ] = False,
 ) -> None:
-    """One screen per model: estimates, realized metrics, drift, alerts, retrain state."""
+    """One screen per model: estimates, realized metrics, drift, alerts, retrain state.
+    More than 5 models: one table, a row per model (`status MODEL` for one)."""
     from perfwatch.services.status import model_status, service_status
 
     settings = _settings()
@@ -279,10 +291,12 @@ def status(
     if as_json:
         print(json.dumps({"models": report} | service, indent=2))
     else:
-        from perfwatch.render import service_line, status_screen
+        from perfwatch.render import fleet_table, service_line, status_screen
 
         out.print(service_line(service))
-        for item in report:
+        if len(report) > FLEET:
+            out.print(fleet_table(report))
+        for item in report if len(report) <= FLEET else []:
             out.print(status_screen(item))
     if check and any(item["state"] in ("alert", "failing", "under_bar") for item in report):
         raise typer.Exit(1)

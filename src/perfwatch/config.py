@@ -217,6 +217,15 @@ class Schedule(_Strict):
     _durations = field_validator("interval")(_duration)
 
 
+class ExecutorSettings(_Strict):
+    """Where cycles and retrains run: in the daemon's process, or on a Dask cluster."""
+
+    kind: str = Field(default="local", pattern="^(local|dask)$")
+    address: str | None = None  # the Dask scheduler, tcp://host:8786 ($PERFWATCH_DASK_ADDRESS)
+    # a retrain with more training rows than this trains across the cluster (lightgbm.dask)
+    dask_rows: int = Field(default=3_000_000, ge=1)
+
+
 class Settings(_Strict):
     store: str = "sqlite:///var/perfwatch.db"
     data_dir: Path = Path("var")
@@ -227,6 +236,7 @@ class Settings(_Strict):
     metrics_address: str = "127.0.0.1"  # where the Prometheus endpoint listens
     webhooks: list[Webhook] = []
     schedule: Schedule = Schedule()
+    executor: ExecutorSettings = ExecutorSettings()
     models: list[ModelSettings] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -235,6 +245,17 @@ class Settings(_Strict):
         duplicated = {n for n in names if names.count(n) > 1}
         if duplicated:
             raise ValueError(f"model name {sorted(duplicated)[0]!r} is declared twice")
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_needs(self) -> "Settings":
+        if self.executor.kind != "dask":
+            return self
+        if self.store.startswith("sqlite"):  # workers on other hosts cannot share the file
+            raise ValueError(
+                '[executor] kind = "dask" needs a PostgreSQL store: set store ='
+                ' "postgresql+psycopg://user@host/db" (or $PERFWATCH_STORE), or kind = "local"'
+            )
         return self
 
     def model(self, name: str) -> ModelSettings:
@@ -271,6 +292,8 @@ def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settin
         raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the syntax") from exc
     if environ.get("PERFWATCH_STORE"):
         raw["store"] = environ["PERFWATCH_STORE"]
+    if environ.get("PERFWATCH_DASK_ADDRESS"):
+        raw.setdefault("executor", {})["address"] = environ["PERFWATCH_DASK_ADDRESS"]
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:

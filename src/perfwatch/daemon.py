@@ -4,6 +4,8 @@
   traceback and recorded, and the other models go on;
 - per model with retraining enabled, the retrain job: `perfwatch retrain MODEL` in a child
   process (minutes of LightGBM must not hold up monitoring; it acts only when due);
+- with `[executor] kind = "dask"`, the cycle and retrain jobs submit tasks to the cluster
+  instead (see perfwatch.executor) and return: a model whose task still runs skips a tick;
 - the heartbeat of the daemon's lease (one daemon per store, see services.lease);
 - the delivery of webhook notifications, when webhooks are configured.
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -33,9 +35,12 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.daemon import HEARTBEAT
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import PerfwatchError
+from perfwatch.executor import DaskExecutor, describe, open_executor
 from perfwatch.services import lease
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from concurrent.futures import Future
     from wsgiref.simple_server import WSGIServer
 
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -52,32 +57,63 @@ class Daemon:
     log_format: str
     names: list[str]
     lease: lease.Lease
+    cluster: "DaskExecutor | None" = None
     done: threading.Event = field(default_factory=threading.Event)
     children: set[subprocess.Popen[bytes]] = field(default_factory=set)
     unrecorded: list[tuple[str, datetime, str]] = field(default_factory=list)
 
     def cycle(self, model: ModelSettings) -> None:
         """One cycle; when even the store failed, remember it and record it once back."""
-        from perfwatch.services.monitor import record_failed_cycle, run_cycle
+        from perfwatch.services.monitor import run_cycle
 
         started = datetime.now(UTC)
+        if self.cluster is not None:
+            if not self.cluster.submit("cycle", model.name, self._cycle_ended(started)):
+                log.info("%s: its cycle still runs on the cluster: this tick skips it", model.name)
+            return
         try:
             run_cycle(self.engine, self.settings, model)  # logs and records its failures
         except Exception as exc:  # the store itself is unreachable: retried next tick
-            error = _describe(exc, self.settings.store)
-            log.error("%s: cycle could not run: %s", model.name, error)
-            self.unrecorded.append((model.name, started, error))
+            self._unrecorded(model.name, started, exc)
             return
+        self._record_missed()
+
+    def _cycle_ended(self, started: datetime) -> "Callable[[str, Future[Any]], None]":
+        def ended(name: str, future: "Future[Any]") -> None:
+            try:
+                future.result()
+            except Exception as exc:  # the task could not run (the store or its worker)
+                self._unrecorded(name, started, exc)
+                return
+            try:
+                self._record_missed()
+            except Exception as exc:  # the store went away again: kept for the next one
+                log.warning("missed cycles not recorded yet: %s", exc)
+
+        return ended
+
+    def _unrecorded(self, name: str, started: datetime, exc: Exception) -> None:
+        error = describe(exc, self.settings.store)
+        log.error("%s: cycle could not run: %s", name, error)
+        self.unrecorded.append((name, started, error))
+
+    def _record_missed(self) -> None:
+        from perfwatch.services.monitor import record_failed_cycle
+
         while self.unrecorded:
             name, when, error = self.unrecorded[0]
             record_failed_cycle(self.engine, self.settings.model(name), when, error)
             self.unrecorded.pop(0)
 
     def retrain(self, name: str) -> None:
-        """`perfwatch retrain NAME` in a child process, when the policy says it is due."""
+        """`perfwatch retrain NAME` in a child process (or a task on the cluster), when the
+        policy says it is due."""
         from perfwatch.services.retrain_job import needs_worker
 
         if stopping.requested() or not needs_worker(self.engine, name):
+            return
+        if self.cluster is not None:
+            self.cluster.submit("retrain", name, _retrain_ended)
             return
         command = [sys.executable, "-m", "perfwatch", "--config", str(self.config)]
         command += ["--log-format", self.log_format, "--verbose", "retrain", name]
@@ -98,7 +134,7 @@ class Daemon:
         try:
             kept = lease.beat(self.engine, self.lease)
         except Exception as exc:  # the store is down: the cycles record it; try again later
-            log.warning("heartbeat not written: %s", _describe(exc, self.settings.store))
+            log.warning("heartbeat not written: %s", describe(exc, self.settings.store))
             return
         if not kept:
             log.error("another daemon took over this store's lease: stopping")
@@ -110,7 +146,7 @@ class Daemon:
         try:
             deliver(self.engine, self.settings)
         except Exception as exc:  # delivery never stops the daemon; it is retried
-            log.warning("notifications not delivered: %s", _describe(exc, self.settings.store))
+            log.warning("notifications not delivered: %s", describe(exc, self.settings.store))
 
     def warm_stop(self) -> None:
         stopping.request()
@@ -126,13 +162,26 @@ class Daemon:
 
 
 def serve(
-    engine: Engine, settings: Settings, names: list[str], *, config: Path, log_format: str
+    engine: Engine,
+    settings: Settings,
+    names: list[str],
+    *,
+    config: Path,
+    log_format: str,
+    standby: bool = False,
 ) -> None:
-    """Run until a signal; raise lease.DaemonRunning if another daemon holds the store."""
-    daemon = Daemon(engine, settings, config, log_format, names, lease.acquire(engine))
+    """Run until a signal; raise lease.DaemonRunning if another daemon holds the store
+    (with `standby`, wait for its lease to lapse, then lead)."""
+    held = _lead(engine, settings.store, standby)
+    if held is None:  # stopped while standing by
+        return
+    daemon = Daemon(engine, settings, config, log_format, names, held)
     try:
+        daemon.cluster = _cluster(engine, settings)
         exporter = _exporter(engine, settings, names)
     except PerfwatchError:
+        if daemon.cluster is not None:
+            daemon.cluster.close()
         lease.release(engine, daemon.lease)
         raise
     scheduler = _scheduler(daemon)
@@ -156,11 +205,58 @@ def serve(
             pass
         stopping.request()
         scheduler.shutdown(wait=True)  # the running jobs end after their current step
+        if daemon.cluster is not None:  # the cluster's tasks end as they would anyway
+            daemon.cluster.wait()
     finally:
+        if daemon.cluster is not None:
+            daemon.cluster.close()
         if exporter is not None:
             exporter.shutdown()
         lease.release(engine, daemon.lease)
     log.info("perfwatch daemon stopped")
+
+
+def _lead(engine: Engine, store: str, standby: bool) -> lease.Lease | None:
+    """The store's lease; with `standby`, once the leading daemon's lapses (None when a
+    signal stops the wait)."""
+    try:
+        return lease.acquire(engine)
+    except lease.DaemonRunning as running:
+        if not standby:
+            raise
+        log.info("standing by: %s", running.message)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    me = lease.stand_by(engine)
+    try:
+        while not stop.wait(HEARTBEAT.total_seconds()):
+            try:
+                lease.beat_standby(engine, me)
+                held = lease.acquire(engine)
+            except lease.DaemonRunning:
+                continue
+            except Exception as exc:  # the store is down: the leader's lease cannot lapse
+                log.warning("standby: the store is unreachable: %s", describe(exc, store))
+                continue
+            log.warning("the leading daemon's lease lapsed: this daemon leads now")
+            return held
+        log.info("standby stopped by a signal")
+        return None
+    finally:
+        try:
+            lease.leave_standby(engine, me)
+        except Exception:  # the store is down: the row's stale heartbeat says enough
+            log.warning("standby row not removed (the store is unreachable)")
+
+
+def _cluster(engine: Engine, settings: Settings) -> "DaskExecutor | None":
+    """The Dask executor, connected and checked, when `[executor] kind = "dask"`."""
+    executor = open_executor(engine, settings)
+    if isinstance(executor, DaskExecutor):
+        log.info("cycles and retrains run on the Dask cluster at %s", settings.executor.address)
+        return executor
+    return None
 
 
 def _exporter(engine: Engine, settings: Settings, names: list[str]) -> "WSGIServer | None":
@@ -215,8 +311,8 @@ def _scheduler(daemon: Daemon) -> "BackgroundScheduler":
     return scheduler
 
 
-def _describe(exc: Exception, store: str) -> str:
-    """An exception as one line for a log or the store, without the store's password."""
-    from perfwatch.store.db import scrub
-
-    return scrub(f"{type(exc).__name__}: {exc}", store)
+def _retrain_ended(name: str, future: "Future[Any]") -> None:
+    try:
+        future.result()
+    except Exception as exc:  # recorded as failed by the task itself, when it could
+        log.error("%s: the retrain task failed: %s", name, type(exc).__name__)

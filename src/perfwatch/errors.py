@@ -18,6 +18,13 @@ class ConfigError(PerfwatchError):
     exit_code = 2
 
 
+class ClusterError(PerfwatchError):
+    """The Dask cluster cannot be reached, or a worker cannot do the work (a set-up
+    problem, like a config error)."""
+
+    exit_code = 2
+
+
 class StoreError(PerfwatchError):
     """The store cannot be opened, or its schema is missing or out of date."""
 

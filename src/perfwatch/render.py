@@ -34,6 +34,8 @@ def service_line(service: dict[str, Any]) -> Text:
         line.append(
             f" · last seen {_at(daemon['heartbeat_at'])} (pid {daemon['pid']} on {daemon['host']})"
         )
+    for standby in service["standby"]:
+        line.append(f" · standby on {standby['host']} (pid {standby['pid']})", style="cyan")
     backlog = service["notifications"]
     if backlog["pending"]:
         line.append(
@@ -102,21 +104,58 @@ def status_screen(item: dict[str, Any]) -> RenderableType:
     return Group(*parts, Text(""))
 
 
+STATE_WORDS = {
+    "failing": "CYCLE FAILING",
+    "alert": "ALERT",
+    "under_bar": "UNDER THE BAR",
+    "unreliable": "ESTIMATE UNRELIABLE",
+    "ok": "ok",
+    "new": "no cycle yet",
+}
+STATE_STYLES = {"failing": "bold red", "alert": "bold red", "under_bar": "bold red"}
+STATE_STYLES |= {"unreliable": "bold yellow", "ok": "green", "new": "yellow"}
+
+
+def fleet_table(report: list[dict[str, Any]]) -> RenderableType:
+    """Many models on one screen: a row each, those that need a look first."""
+    order = list(STATE_WORDS)
+    table = Table(title=f"{len(report)} models (`perfwatch status MODEL` for one)")
+    for column in ("model", "state", "champion", "worst metric vs its bar", "open alerts"):
+        table.add_column(column)
+    for item in sorted(report, key=lambda i: (order.index(i["state"]), i["name"])):
+        kinds = sorted({a["kind"] for a in item["alerts"]})
+        champion = item["champion_version"]
+        table.add_row(
+            item["name"],
+            Text(STATE_WORDS[item["state"]], style=STATE_STYLES[item["state"]]),
+            f"v{champion}" if champion else "–",
+            _worst(item["latest_complete_estimate"]),
+            f"{len(item['alerts'])} ({', '.join(kinds)})" if kinds else "–",
+        )
+    states = {s: sum(i["state"] == s for i in report) for s in order}
+    counts = " · ".join(f"{n} {STATE_WORDS[s]}" for s, n in states.items() if n)
+    return Group(table, Text(counts))
+
+
+def _worst(estimate: dict[str, Any] | None) -> str:
+    """The metric with the least room over its bar (else its threshold)."""
+    rooms = []
+    for metric, figures in (estimate or {}).get("metrics", {}).items():
+        floor = figures["bar"] if figures["bar"] is not None else figures["threshold"]
+        if figures["value"] is not None and floor is not None:
+            rooms.append((figures["value"] - floor, metric, figures["value"], floor))
+    if not rooms:
+        return "–"
+    _, metric, value, floor = min(rooms)
+    return f"{metric} {_num(value)} (bar {_num(floor)})"
+
+
 def _header(item: dict[str, Any]) -> Text:
-    words = {
-        "failing": "CYCLE FAILING",
-        "alert": "ALERT",
-        "under_bar": "UNDER THE BAR",
-        "unreliable": "ESTIMATE UNRELIABLE",
-        "ok": "ok",
-        "new": "no cycle yet",
-    }
-    style = {"failing": "bold red", "alert": "bold red", "under_bar": "bold red"}
-    style |= {"unreliable": "bold yellow"}
-    style |= {"ok": "green", "new": "yellow"}
     state = item.get("state", "ok")
     champion = item["champion_version"]
-    header = Text.assemble((item["name"], "bold"), (f" {words[state]}", style[state]), "\n")
+    header = Text.assemble(
+        (item["name"], "bold"), (f" {STATE_WORDS[state]}", STATE_STYLES[state]), "\n"
+    )
     lines = [f"champion: {'v' + str(champion) if champion else 'none registered yet'}"]
     cycle = item["last_cycle"]
     if cycle and cycle["status"] == "failed":

@@ -549,3 +549,20 @@ def test_demo_refuses_a_workspace_that_is_not_empty(tmp_path: Path) -> None:
     result = perfwatch("demo", "--workspace", str(tmp_path))
     assert result.returncode == 2 and "is not empty" in result.stderr
     assert (tmp_path / "perfwatch.toml").read_text() == "# someone's deployment\n"
+
+
+def test_status_of_a_fleet_is_one_table_and_status_model_one_screen(tmp_path: Path) -> None:
+    config = tmp_path / "perfwatch.toml"
+    config.write_text(
+        "".join(
+            f'[[models]]\nname = "line{i}"\ntarget = "y"\nfeatures = ["a"]\ninbox = "i{i}"\n'
+            for i in range(7)
+        )
+    )
+    assert perfwatch("init", config=config).returncode == 0
+    screen = perfwatch("status", config=config).stdout
+    assert "7 models (`perfwatch status MODEL` for one)" in screen
+    assert all(screen.count(f"line{i} ") == 1 for i in range(7))
+    assert "7 no cycle yet" in screen and "champion:" not in screen
+    one = perfwatch("status", "line3", config=config).stdout
+    assert "line3 no cycle yet" in one and "champion: none registered yet" in one

@@ -33,6 +33,22 @@ def test_sigkills_at_random_moments_change_nothing(artifacts: Path, tmp_path: Pa
     assert interrupted >= 1, "cycles were killed midway"
 
 
+def test_a_standby_takes_over_from_sigkilled_leaders_and_changes_nothing(
+    artifacts: Path, tmp_path: Path
+) -> None:
+    calm = replay(tmp_path / "calm", artifacts, days=10, kills=0, seed=5)
+    points = ("committing batches",)
+    killed = replay(
+        tmp_path / "killed", artifacts, days=10, kills=3, seed=5, always=points, standby=True
+    )
+    assert killed.kills >= 3
+    found = facts(killed.folder)
+    assert compare(facts(calm.folder), found) == []
+    assert found["stored_rows"] == 10 * 800 and found["duplicated_ids"] == 0
+    log = (killed.folder / "daemon.log").read_text()
+    assert log.count("this daemon leads now") >= 3, "each time the standby took over"
+
+
 @pytest.mark.parametrize("point", ["committing batches#3", "moving batch files#5"])
 def test_a_kill_between_the_parts_of_a_big_file_loses_and_repeats_nothing(
     artifacts: Path, tmp_path: Path, point: str

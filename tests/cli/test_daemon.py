@@ -24,11 +24,14 @@ from tests.workspace import Workspace, production
 pytestmark = pytest.mark.slow
 
 
-def start(ws: Workspace, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start(
+    ws: Workspace, *args: str, env: dict[str, str] | None = None, standby: bool = False
+) -> subprocess.Popen[str]:
     """`perfwatch run`, its output appended to a log file (a pipe nobody reads fills up)."""
     log = open(ws.root / "daemon.log", "a")  # noqa: SIM115 (the child holds it)
+    run = ["run", "--standby"] if standby else ["run"]
     return subprocess.Popen(
-        [sys.executable, "-m", "perfwatch", "--config", str(ws.config), *args, "run"],
+        [sys.executable, "-m", "perfwatch", "--config", str(ws.config), *args, *run],
         stdout=log,
         stderr=log,
         text=True,
@@ -41,8 +44,10 @@ def output(ws: Workspace) -> str:
 
 
 @contextmanager
-def running(ws: Workspace, *args: str, env: dict[str, str] | None = None) -> Iterator[Any]:
-    daemon = start(ws, *args, env=env)
+def running(
+    ws: Workspace, *args: str, env: dict[str, str] | None = None, standby: bool = False
+) -> Iterator[Any]:
+    daemon = start(ws, *args, env=env, standby=standby)
     try:
         yield daemon
     finally:
@@ -177,6 +182,43 @@ def test_a_killed_daemon_is_replaced_at_once(sqlite_workspace: Workspace) -> Non
         wait_for("the second daemon to take over", lambda: serving(ws, second), timeout=60)
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=60) == 0
+
+
+def test_a_standby_daemon_shows_itself_and_leads_once_the_leader_is_killed(
+    sqlite_workspace: Workspace,
+) -> None:
+    ws = sqlite_workspace
+    ws.drop_days(production(2))
+    with running(ws) as leader:
+        wait_for("the leader", lambda: serving(ws, leader))  # else the standby might lead
+        with running(ws, standby=True) as standby:
+            wait_for(
+                "the standby", lambda: [s["pid"] for s in status(ws)["standby"]] == [standby.pid]
+            )
+            screen = perfwatch("status", config=ws.config).stdout
+            assert f"standby on {socket.gethostname()} (pid {standby.pid})" in screen
+            with running(ws, standby=True) as other:  # a standby stopped while it waits
+                wait_for("two standbys", lambda: len(status(ws)["standby"]) == 2)
+                other.send_signal(signal.SIGTERM)
+                assert other.wait(timeout=60) == 0
+            assert [s["pid"] for s in status(ws)["standby"]] == [standby.pid]
+            leader.kill()  # SIGKILL: no clean-up, the lease stays behind
+            leader.wait()
+            ws.drop_days(production(2, start_day=2))  # while nobody leads
+            wait_for(
+                "the standby to lead and take in the new files",
+                lambda: serving(ws, standby) and not list(ws.inbox.glob("*.parquet")),
+                timeout=90,
+            )
+            assert status(ws)["standby"] == []
+            standby.send_signal(signal.SIGTERM)
+            assert standby.wait(timeout=60) == 0
+    with create_engine(ws.store).connect() as connection:
+        rows, batches = connection.execute(
+            text("SELECT sum(rows), count(*) FROM batch WHERE status = 'ingested'")
+        ).one()
+    assert (rows, batches) == (4 * 800, 4), "every file once"
+    assert "this daemon leads now" in output(ws)
 
 
 def test_sigterm_during_a_retrain_stops_it_cleanly_and_keeps_the_champion(

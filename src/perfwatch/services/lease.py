@@ -5,6 +5,10 @@ refuses to start while the holder is alive: its heartbeat is fresh and, on the s
 its process exists. A killed daemon's lease is taken over at once on its own host (the
 process is gone) and after `STALE` elsewhere, so a crash never locks the store for ever.
 Takeovers compare and swap the holder's token: of two daemons started at once, one wins.
+
+A daemon started with `--standby` waits instead of refusing: it keeps a row of its own
+(`standby:TOKEN`, its heartbeat beside the leader's, shown by `status`) and tries the
+lease every heartbeat, so it leads within a heartbeat of the leader's lease lapsing.
 """
 
 import os
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, update
+from sqlalchemy import CursorResult, Engine, delete, update
 from sqlalchemy.exc import IntegrityError
 
 from perfwatch.domain.daemon import STALE, daemon_state
@@ -23,6 +27,7 @@ from perfwatch.store.db import transaction
 from perfwatch.store.tables import DaemonLease, utcnow
 
 NAME = "daemon"
+STANDBY = "standby:"  # + the standby daemon's token
 
 
 class DaemonRunning(PerfwatchError):
@@ -65,6 +70,29 @@ def acquire(engine: Engine) -> Lease:
             hint="one daemon per store: stop it first (`perfwatch status` shows it)",
         ) from None
     return mine
+
+
+def stand_by(engine: Engine) -> Lease:
+    """Record a standby daemon (`status` shows it while its heartbeat is fresh)."""
+    mine = Lease(uuid.uuid4().hex, socket.gethostname(), os.getpid())
+    with transaction(engine) as session:
+        session.add(DaemonLease(name=STANDBY + mine.token, **_values(mine, utcnow())))  # type: ignore[arg-type]
+    return mine
+
+
+def beat_standby(engine: Engine, standby: Lease) -> None:
+    with transaction(engine) as session:
+        session.execute(
+            update(DaemonLease)
+            .where(DaemonLease.name == STANDBY + standby.token)  # type: ignore[arg-type]
+            .values(heartbeat_at=utcnow())
+        )
+
+
+def leave_standby(engine: Engine, standby: Lease) -> None:
+    """The standby leads now, or stopped: its row goes."""
+    with transaction(engine) as session:
+        session.execute(delete(DaemonLease).where(DaemonLease.name == STANDBY + standby.token))  # type: ignore[arg-type]
 
 
 def ensure_free(engine: Engine) -> None:

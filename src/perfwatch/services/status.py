@@ -86,16 +86,28 @@ def service_status(engine: Engine) -> dict[str, Any]:
     """The daemon (from its lease) and the webhook messages not delivered yet."""
     from perfwatch.domain.daemon import daemon_state
 
+    now = datetime.now(UTC)
     with engine.connect() as connection:
         lease = reads.daemon(connection)
+        waiting = reads.standbys(connection)
         backlog = reads.notification_backlog(connection)
     daemon: dict[str, Any] = {"state": "never_started"}
     if lease is not None:
-        state = daemon_state(lease["heartbeat_at"], lease["stopped_at"], datetime.now(UTC))
+        state = daemon_state(lease["heartbeat_at"], lease["stopped_at"], now)
         daemon = {"state": state, "host": lease["host"], "pid": lease["pid"]} | {
             key: iso(lease[key]) for key in ("started_at", "heartbeat_at", "stopped_at")
         }
-    return {"daemon": daemon, "notifications": backlog | {"oldest": iso(backlog["oldest"])}}
+    standby = [  # a standby killed without a word is gone once its heartbeat is stale
+        {"host": s["host"], "pid": s["pid"]}
+        | {key: iso(s[key]) for key in ("started_at", "heartbeat_at")}
+        for s in waiting
+        if daemon_state(s["heartbeat_at"], s["stopped_at"], now) == "running"
+    ]
+    return {
+        "daemon": daemon,
+        "standby": standby,
+        "notifications": backlog | {"oldest": iso(backlog["oldest"])},
+    }
 
 
 def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, Any]:

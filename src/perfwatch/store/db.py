@@ -117,10 +117,27 @@ def migrate(engine: Engine) -> None:
         return  # current: importing Alembic to learn so costs a cold `run --once` 0.5 s
     from alembic import command
 
-    with engine.begin() as connection:
+    with _migrating(engine, sqlite_file), engine.begin() as connection:
+        if sqlite_file is None:  # PostgreSQL: until this transaction ends
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('perfwatch:migrate'))"))
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "head")  # a no-op when another process just did it
+
+
+@contextmanager
+def _migrating(engine: Engine, sqlite_file: Path | None) -> Iterator[None]:
+    """One migration at a time: two daemons started at once on a new store would both
+    create its tables (PostgreSQL serialises them by an advisory lock, SQLite by a lock
+    on a file beside the database)."""
+    if sqlite_file is None:
+        yield
+        return
+    import fcntl
+
+    with open(sqlite_file.with_name(sqlite_file.name + ".migrate-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _sqlite_file(engine: Engine) -> Path | None:

@@ -521,8 +521,16 @@ def retrain_runs(connection: Connection, model_id: int) -> tuple[int, Row | None
 
 def daemon(connection: Connection) -> Row | None:
     """The daemon's lease: who runs (or ran) on this store, and its last heartbeat."""
-    row = connection.execute(select(daemon_lease)).mappings().first()
+    leader = daemon_lease.c.name == "daemon"
+    row = connection.execute(select(daemon_lease).where(leader)).mappings().first()
     return dict(row) if row else None
+
+
+def standbys(connection: Connection) -> list[Row]:
+    """The daemons standing by to take over the lease (any heartbeat age), oldest first."""
+    waiting = daemon_lease.c.name.startswith("standby:")
+    query = select(daemon_lease).where(waiting).order_by(daemon_lease.c.started_at)
+    return [dict(row) for row in connection.execute(query).mappings()]
 
 
 def notification_backlog(connection: Connection) -> Row:
