@@ -88,7 +88,9 @@ class Daemon:
             try:
                 self._record_missed()
             except Exception as exc:  # the store went away again: kept for the next one
-                log.warning("missed cycles not recorded yet: %s", exc)
+                log.warning(
+                    "missed cycles not recorded yet: %s", describe(exc, self.settings.store)
+                )
 
         return ended
 
