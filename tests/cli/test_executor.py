@@ -3,6 +3,7 @@ LocalCluster of worker processes) writing to PostgreSQL, through the real CLI.""
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -221,3 +222,41 @@ def _token(data_dir: Path) -> str:
     from perfwatch.executor import _mark
 
     return _mark(data_dir)
+
+
+def test_the_daemon_submits_every_models_cycle_to_the_cluster(
+    tmp_path: Path, artifacts: Path, postgres: str
+) -> None:
+    from tests.cli.test_daemon import output, wait_for
+    from tests.workspace import Workspace
+
+    every_second = DASK + '\n[schedule]\ninterval = "2s"'
+    config = fleet_folder(tmp_path / "dask", postgres, artifacts, executor=every_second, models=3)
+    ws = Workspace(root=tmp_path / "dask", config=config, store=postgres)
+    with cluster() as workers:
+        address = {"PERFWATCH_DASK_ADDRESS": workers.scheduler_address}
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "perfwatch", "--config", str(config), "run"],
+            stdout=open(ws.root / "daemon.log", "a"),  # noqa: SIM115 (the child holds it)
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NML_DISABLE_USAGE_LOGGING": "1", **address},
+        )
+        try:
+
+            def all_in() -> bool:
+                try:
+                    found = figures(config)
+                except Exception:  # the daemon is creating the schema
+                    return False
+                return len(found["batches"]) == 3 * 3 and all(
+                    found[f"line{i:02d}"]["estimate"] is not None for i in range(3)
+                )
+
+            wait_for("every model's files ingested by cluster tasks", all_in, timeout=180)
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=120) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    assert f"run on the Dask cluster at {workers.scheduler_address}" in output(ws)
+    assert not list((tmp_path / "dask" / "inbox").glob("*/*.parquet"))
