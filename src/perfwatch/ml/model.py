@@ -58,6 +58,10 @@ def quiet_sklearn() -> Iterator[None]:
     pipeline hands it numpy arrays ('force_all_finite' was renamed)."""
     import warnings
 
+    # also for good, not only in the block: catch_warnings swaps the process's filters and
+    # is not thread-safe, so another thread's block (a Dask client's, a daemon's other
+    # cycles) can put back filters without this one while the model predicts
+    warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         warnings.filterwarnings("ignore", message=".*force_all_finite.*", category=FutureWarning)
