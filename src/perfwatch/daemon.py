@@ -35,8 +35,9 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.daemon import HEARTBEAT
 from perfwatch.domain.durations import parse_duration
 from perfwatch.errors import PerfwatchError
-from perfwatch.executor import DaskExecutor, describe, open_executor
+from perfwatch.executor import DaskExecutor, open_executor
 from perfwatch.services import lease
+from perfwatch.store.db import explain
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,6 +62,8 @@ class Daemon:
     done: threading.Event = field(default_factory=threading.Event)
     children: set[subprocess.Popen[bytes]] = field(default_factory=set)
     unrecorded: list[tuple[str, datetime, str]] = field(default_factory=list)
+    # cycles end on APScheduler's threads and on Dask's callback threads: one records
+    recording: threading.Lock = field(default_factory=threading.Lock)
 
     def cycle(self, model: ModelSettings) -> None:
         """One cycle; when even the store failed, remember it and record it once back."""
@@ -88,31 +91,39 @@ class Daemon:
             try:
                 self._record_missed()
             except Exception as exc:  # the store went away again: kept for the next one
-                log.warning(
-                    "missed cycles not recorded yet: %s", describe(exc, self.settings.store)
-                )
+                log.warning("missed cycles not recorded yet: %s", explain(exc, self.settings.store))
 
         return ended
 
     def _unrecorded(self, name: str, started: datetime, exc: Exception) -> None:
-        error = describe(exc, self.settings.store)
+        error = explain(exc, self.settings.store)
         log.error("%s: cycle could not run: %s", name, error)
-        self.unrecorded.append((name, started, error))
+        with self.recording:
+            self.unrecorded.append((name, started, error))
 
     def _record_missed(self) -> None:
+        """The cycles that could not run, recorded as failed (each once)."""
         from perfwatch.services.monitor import record_failed_cycle
 
-        while self.unrecorded:
-            name, when, error = self.unrecorded[0]
-            record_failed_cycle(self.engine, self.settings.model(name), when, error)
-            self.unrecorded.pop(0)
+        with self.recording:
+            while self.unrecorded:
+                name, when, error = self.unrecorded[0]
+                record_failed_cycle(self.engine, self.settings.model(name), when, error)
+                self.unrecorded.pop(0)
 
     def retrain(self, name: str) -> None:
         """`perfwatch retrain NAME` in a child process (or a task on the cluster), when the
         policy says it is due."""
         from perfwatch.services.retrain_job import needs_worker
 
-        if stopping.requested() or not needs_worker(self.engine, name):
+        if stopping.requested():
+            return
+        try:
+            due = needs_worker(self.engine, name)
+        except Exception as exc:  # the store is down: the cycles record it; asked next tick
+            log.warning("%s: retrain not checked: %s", name, explain(exc, self.settings.store))
+            return
+        if not due:
             return
         if self.cluster is not None:
             self.cluster.submit("retrain", name, _retrain_ended)
@@ -136,7 +147,7 @@ class Daemon:
         try:
             kept = lease.beat(self.engine, self.lease)
         except Exception as exc:  # the store is down: the cycles record it; try again later
-            log.warning("heartbeat not written: %s", describe(exc, self.settings.store))
+            log.warning("heartbeat not written: %s", explain(exc, self.settings.store))
             return
         if not kept:
             log.error("another daemon took over this store's lease: stopping")
@@ -148,7 +159,7 @@ class Daemon:
         try:
             deliver(self.engine, self.settings)
         except Exception as exc:  # delivery never stops the daemon; it is retried
-            log.warning("notifications not delivered: %s", describe(exc, self.settings.store))
+            log.warning("notifications not delivered: %s", explain(exc, self.settings.store))
 
     def warm_stop(self) -> None:
         stopping.request()
@@ -239,7 +250,7 @@ def _lead(engine: Engine, store: str, standby: bool) -> lease.Lease | None:
             except lease.DaemonRunning:
                 continue
             except Exception as exc:  # the store is down: the leader's lease cannot lapse
-                log.warning("standby: the store is unreachable: %s", describe(exc, store))
+                log.warning("standby: %s", explain(exc, store))
                 continue
             log.warning("the leading daemon's lease lapsed: this daemon leads now")
             return held

@@ -78,7 +78,7 @@ class DaskExecutor:
 
     def __init__(self, engine: Engine, settings: Settings, client: "Client") -> None:
         self.engine, self.settings, self.client = engine, settings, client
-        self.job = Job(settings, _mark(settings.data_dir), verifying())
+        self.job = Job(settings, mark_data_dir(settings.data_dir), verifying())
         self.in_flight: dict[str, Any] = {}  # task kind and model -> its future
         check_workers(client, self.job)
         # sent to the workers once, not with every task (it holds every model's settings)
@@ -243,7 +243,7 @@ def _worker_engine(job: Job) -> Engine:
     return _engines[url]
 
 
-def _mark(data_dir: Path) -> str:
+def mark_data_dir(data_dir: Path) -> str:
     """The marker's token, written once per data_dir."""
     marker = data_dir / MARKER
     if not marker.is_file():
@@ -271,18 +271,12 @@ def _sees_marker(data_dir: str, token: str) -> str | None:
 
 def _cycle_result(name: str, future: Any, store: str) -> "CycleReport":
     from perfwatch.services.monitor import CycleReport
+    from perfwatch.store.db import explain
 
     if future is None:
         return CycleReport(model=name, status="skipped", error="its cycle is still running")
     try:
         report: CycleReport = future.result()
     except Exception as exc:  # the task could not run (its store or its worker failed)
-        return CycleReport(model=name, status="failed", error=describe(exc, store))
+        return CycleReport(model=name, status="failed", error=explain(exc, store))
     return report
-
-
-def describe(exc: BaseException, store: str) -> str:
-    """An exception as one line for a log or the store, without the store's password."""
-    from perfwatch.store.db import scrub
-
-    return scrub(f"{type(exc).__name__}: {exc}", store)

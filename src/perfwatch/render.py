@@ -150,6 +150,14 @@ def _worst(estimate: dict[str, Any] | None) -> str:
     return f"{metric} {_num(value)} (bar {_num(floor)})"
 
 
+def _last_failure(failure: dict[str, Any]) -> str:
+    """`last failure: 31 cycles 07:40-07:41 UTC · error: the store was unreachable: ...`"""
+    first, last = _day(failure["first_at"]), _day(failure["last_at"])
+    span = f"{first}-{last[-5:] if first[:-5] == last[:-5] else last}" if first != last else last
+    cycles = f"{failure['cycles']} cycles" if failure["cycles"] > 1 else "a cycle"
+    return f"last failure: {cycles} at {span} UTC · error: {failure['error']}"
+
+
 def _header(item: dict[str, Any]) -> Text:
     state = item.get("state", "ok")
     champion = item["champion_version"]
@@ -173,6 +181,8 @@ def _header(item: dict[str, Any]) -> Text:
         when = _day(cycle["finished_at"] or cycle["started_at"])
         error = f" · error: {cycle['error']}" if cycle["error"] else ""
         lines.append(f"last cycle: {cycle['status']} at {when} UTC{error}")
+        if item.get("last_failure"):
+            lines.append(_last_failure(item["last_failure"]))
     else:
         lines.append("last cycle: never (run `perfwatch run --once`)")
     lines.append(

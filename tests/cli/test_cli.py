@@ -219,7 +219,8 @@ def test_status_shows_failing_cycles_and_waiting_files_and_check_fails(
     ws.drop_days(production(2))
     assert perfwatch("run", "--once", config=ws.config).returncode == 0
     artifact = ws.root / "var" / "models" / "press" / "v1" / "model.joblib"
-    artifact.write_bytes(artifact.read_bytes() + b"tampered")  # every cycle now fails
+    intact = artifact.read_bytes()
+    artifact.write_bytes(intact + b"tampered")  # every cycle now fails
     ws.drop_days(production(1, start_day=2))
     for _ in range(2):
         assert perfwatch("run", "--once", config=ws.config).returncode == 1
@@ -234,6 +235,17 @@ def test_status_shows_failing_cycles_and_waiting_files_and_check_fails(
     screen = perfwatch("status", config=ws.config).stdout
     assert "CYCLE FAILING" in screen and "2 in a row" in screen
     assert "waiting: 1 batch file(s)" in screen
+
+    artifact.write_bytes(intact)  # repaired: the next cycle takes the waiting file in
+    assert perfwatch("run", "--once", config=ws.config).returncode == 0
+    model = json.loads(perfwatch("status", "--json", config=ws.config).stdout)["models"][0]
+    assert model["state"] != "failing" and model["waiting"]["batches"] == 0
+    failure = model["last_failure"]  # what happened stays in sight for a day
+    assert failure["cycles"] == 2 and "model artifact" in failure["error"]
+    assert failure["first_at"] == cycle["failing_since"]
+    assert failure["last_at"] == cycle["started_at"]
+    screen = perfwatch("status", config=ws.config).stdout
+    assert "last failure: 2 cycles at " in screen and "CYCLE FAILING" not in screen
 
 
 def test_status_never_imports_heavy_libraries(sqlite_workspace: Workspace) -> None:

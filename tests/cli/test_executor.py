@@ -1,11 +1,14 @@
 """`[executor] kind = "dask"`: cycles of many models as tasks on a Dask cluster (a
 LocalCluster of worker processes) writing to PostgreSQL, through the real CLI."""
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,10 @@ def cluster(env: dict[str, str] | None = None) -> Any:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def address_of(workers: Any) -> dict[str, str]:
+    return {"PERFWATCH_DASK_ADDRESS": workers.scheduler_address}
 
 
 def fleet_folder(
@@ -202,11 +209,11 @@ def test_one_model_never_runs_two_cycles_at_once(
 ) -> None:
     """A cycle task that finds the model's lock taken (a task Dask runs twice, or another
     daemon's) does nothing and says so; with the lock free it runs."""
-    from perfwatch.executor import Job, cycle_task, model_lock
+    from perfwatch.executor import Job, cycle_task, mark_data_dir, model_lock
 
     config = fleet_folder(tmp_path / "dask", postgres, artifacts, executor=DASK, models=1)
     settings = load_settings(config, environ={})
-    job = Job(settings, token=_token(settings.data_dir), verify=False)
+    job = Job(settings, token=mark_data_dir(settings.data_dir), verify=False)
     engine = db.open_engine(settings.store)
     db.migrate(engine)
     with model_lock(engine, "cycle:line00") as held:
@@ -216,12 +223,6 @@ def test_one_model_never_runs_two_cycles_at_once(
         assert "another cycle" in (report.error or "")
     assert cycle_task(job, "line00").status == "ok"
     engine.dispose()
-
-
-def _token(data_dir: Path) -> str:
-    from perfwatch.executor import _mark
-
-    return _mark(data_dir)
 
 
 def test_the_daemon_submits_every_models_cycle_to_the_cluster(
@@ -260,3 +261,152 @@ def test_the_daemon_submits_every_models_cycle_to_the_cluster(
                 daemon.kill()
     assert f"run on the Dask cluster at {workers.scheduler_address}" in output(ws)
     assert not list((tmp_path / "dask" / "inbox").glob("*/*.parquet"))
+
+
+def test_a_retrain_above_dask_rows_trains_across_the_cluster_and_is_promoted(
+    tmp_path: Path, artifacts: Path, postgres: str
+) -> None:
+    """The covariate-shifted fleet of test_cli's retrain tests, its retrain due, with
+    `dask_rows` below its training rows: the retrain task trains with lightgbm.dask on both
+    workers, and the challenger is judged, promoted and registered as a local one is."""
+    import hashlib
+
+    import pandas as pd
+
+    from tests.workspace import Workspace
+
+    across = '[executor]\nkind = "dask"\ndask_rows = 1000'
+    ws = Workspace.create(tmp_path / "ws", artifacts, postgres, extra=across)
+    fleet = production(16, scenario="covariate_shift", shift_day=4)
+    ws.drop_days(fleet)
+    ws.drop_labels(fleet[["id", "failure"]].iloc[: 14 * 800], "log.parquet")
+    with cluster() as workers:
+        address = {"PERFWATCH_DASK_ADDRESS": workers.scheduler_address}
+        first = perfwatch("run", "--once", "--no-retrain", config=ws.config, env=address)
+        assert first.returncode == 0, first.stderr
+        tick = perfwatch("run", "--once", config=ws.config, env=address)
+    assert tick.returncode == 0, tick.stderr
+    assert "press: challenger promoted" in tick.stdout, tick.stdout
+    listed = json.loads(perfwatch("models", "press", "--json", config=ws.config).stdout)
+    assert [(v["version"], v["status"]) for v in listed["versions"]] == [
+        (1, "retired"),
+        (2, "champion"),
+    ]
+    learnt = listed["versions"][1]["training_data"]
+    assert learnt["trained_in"] == "2 Dask workers"
+    original = len(pd.read_parquet(artifacts / "train.parquet"))
+    assert learnt["original"]["rows"] == original > 1000
+    (kept,) = (ws.root / "var").glob("models/press/retrains/run-*/train.parquet")
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == listed["versions"][1]["training_sha256"]
+    assert len(pd.read_parquet(kept)) == original + learnt["appended_rows"], "what it learnt from"
+
+
+@pytest.fixture
+def own_role() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL role of this test's own, owning a schema of its own: its URL, and
+    its name (the test takes the store away from it alone, not from other tests)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    assert POSTGRES is not None
+    role = f"pw_outage_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE ROLE {role} LOGIN"))
+        connection.execute(text(f"CREATE SCHEMA {role} AUTHORIZATION {role}"))
+    url = make_url(POSTGRES).set(username=role, query={"options": f"-csearch_path={role}"})
+    try:
+        yield url.render_as_string(hide_password=False), role
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"ALTER ROLE {role} LOGIN"))
+            terminate(connection, role)
+            connection.execute(text(f"DROP SCHEMA {role} CASCADE"))
+            connection.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def terminate(connection: Any, role: str) -> int:
+    """Ends every connection of the role (as an administrator's command would)."""
+    from sqlalchemy import text
+
+    ended = connection.execute(
+        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :role"),
+        {"role": role},
+    )
+    return len(ended.all())
+
+
+def test_the_store_goes_away_mid_cycle_and_everything_catches_up(
+    tmp_path: Path, artifacts: Path, own_role: tuple[str, str], other_postgres: str
+) -> None:
+    """A daemon on a cluster of two workers, three models. In the middle of a cycle's
+    commit every connection of the store's role is terminated, then the role is refused
+    for a minute. The daemon and the workers live through it; once the store is back the
+    cycles that could not run are recorded as failed with the reason, the next cycles
+    take in every file once, and status tells what happened."""
+    from distributed import Client
+    from sqlalchemy import create_engine, text
+
+    from tests.cli.test_daemon import output, wait_for
+    from tests.workspace import Workspace
+
+    store, role = own_role
+    models = 3
+    local = fleet_folder(tmp_path / "local", other_postgres, artifacts, models=models)
+    assert perfwatch("run", "--once", "--no-retrain", config=local).returncode == 0
+    every_2s = DASK + '\n[schedule]\ninterval = "2s"'
+    config = fleet_folder(tmp_path / "dask", store, artifacts, executor=every_2s, models=models)
+    ws = Workspace(root=tmp_path / "dask", config=config, store=store)
+    pause = {
+        "PERFWATCH_FAULTS": "pause@committing batches=3",
+        "PERFWATCH_FAULTS_ONCE": str(tmp_path / "paused-"),
+    }
+    admin = create_engine(POSTGRES or "", isolation_level="AUTOCOMMIT")
+    with cluster(pause) as workers, Client(workers.scheduler_address) as client:
+        before = set(client.scheduler_info()["workers"])
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "perfwatch", "--config", str(config), "run"],
+            stdout=open(ws.root / "daemon.log", "a"),  # noqa: SIM115 (the child holds it)
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NML_DISABLE_USAGE_LOGGING": "1", **address_of(workers)},
+        )
+        try:
+            in_commit = tmp_path / "paused-committing-batches"
+            wait_for("a cycle paused in its commit", in_commit.exists)
+            with admin.connect() as connection:
+                connection.execute(text(f"ALTER ROLE {role} NOLOGIN"))
+                assert terminate(connection, role) >= 2, "the daemon's and a worker's"
+            time.sleep(60)  # the store refuses the role for a minute
+            with admin.connect() as connection:
+                connection.execute(text(f"ALTER ROLE {role} LOGIN"))
+
+            def caught_up() -> bool:
+                found = figures(config)
+                return len(found["batches"]) == models * 3 and all(
+                    found[f"line{i:02d}"]["estimate"] is not None for i in range(models)
+                )
+
+            wait_for("every file taken in once the store is back", caught_up, timeout=180)
+            assert daemon.poll() is None, "the daemon lived through it"
+            assert set(client.scheduler_info()["workers"]) == before, "so did the workers"
+            screen = perfwatch("status", config=config).stdout
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=120) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    admin.dispose()
+    assert figures(config) == figures(local), "nothing lost, nothing counted twice"
+    engine = create_engine(store)
+    with engine.connect() as connection:
+        failed = (
+            connection.execute(text("SELECT error FROM cycle WHERE status = 'failed'"))
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert failed, "the cycles that could not run are recorded"
+    assert all("store" in error for error in failed), failed
+    assert "last failure" in screen, screen
+    log = output(ws)
+    assert "Traceback" not in log, log[-3000:]

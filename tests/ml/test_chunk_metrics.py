@@ -110,12 +110,14 @@ def car_loan() -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-@pytest.mark.slow  # nannyml, the oracle, takes a minute over 1,000 chunks of 50 rows
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "chunking", [RowChunks(50), RowChunks(5_000), ChunkPeriod.parse("1W")], ids=str
 )
 def test_car_loans(chunking: Chunking) -> None:
     reference, analysis = car_loan()
+    if chunking == RowChunks(50):  # 200 tiny chunks of each: nannyml takes 3 minutes on 1,000
+        reference, analysis = reference.iloc[:10_000], analysis.iloc[:10_000]
     assert_equal_to_nannyml(chunked(reference, chunking), chunked(analysis, chunking), chunking)
 
 

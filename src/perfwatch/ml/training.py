@@ -90,7 +90,7 @@ def train_like(
 
     from perfwatch.ml.inputs import ModelInputs
 
-    step = _lightgbm_step(champion)
+    step = lightgbm_step(champion)
     if step is None:
         stored = ModelInputs.as_stored(inputs.names, categorical)
         return train(frame, features=inputs.names, categorical=categorical, target=target), stored
@@ -107,7 +107,7 @@ def train_like(
     return challenger, inputs
 
 
-def _lightgbm_step(classifier: Any) -> str | None:
+def lightgbm_step(classifier: Any) -> str | None:
     """'' for a bare LightGBM model, the final step's name for a pipeline ending in one,
     None for anything else."""
     steps = getattr(classifier, "steps", None)

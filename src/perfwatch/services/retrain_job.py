@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,11 @@ from perfwatch.store.db import transaction
 from perfwatch.store.tables import ModelVersion, RetrainRun, utcnow
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import dask.dataframe as dd
     import pandas as pd
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +146,11 @@ def _train_and_judge(
 ) -> None:
     import joblib
 
-    from perfwatch.ml.training import train_like
+    from perfwatch.ml.cluster_training import in_task
 
+    # on a Dask worker the training set is first read for its keys only: a big one is
+    # trained across the cluster, never read whole into this worker
+    across = settings.executor.kind == "dask" and in_task()
     rows = select_training_rows(
         engine,
         settings,
@@ -150,37 +158,43 @@ def _train_and_judge(
         champion.version,
         sliding=is_sliding(model, run.trigger),
         columns=[model.timestamp_column, *model.features],
+        training_columns=[model.id_column, CHUNK_COLUMN] if across else None,
     )
     if rows.problem is not None:
         raise rows.problem
-    parts = [rows.learn] if rows.sliding else [rows.original, rows.learn]
-    frame = _training_frame(model, champion.inputs, parts)
-    if shuffle_labels:
-        frame[model.target] = frame[model.target].sample(frac=1.0, random_state=1).to_numpy()
+    original_rows = (
+        0
+        if rows.sliding
+        else training_rows.count_rows(champion.version, model)
+        if across
+        else len(rows.original)
+    )
     folder = model_dir(settings, model.name) / "retrains" / f"run-{run.id}"
     folder.mkdir(parents=True, exist_ok=True)
     stopping.check("training")
-    challenger, inputs = train_like(
-        champion.model,
-        frame,
-        inputs=champion.inputs,
-        target=model.target,
-        categorical=model.categorical,
-    )
+    if across and original_rows + len(rows.learn) > settings.executor.dask_rows:
+        learnt = _learn_across(settings, model, champion, rows, folder, shuffled=shuffle_labels)
+    else:
+        if across and not rows.sliding:  # small enough for this worker after all
+            rows.original = training_rows.training_set(champion.version, model)
+        learnt = _learn_here(model, champion, rows, folder, shuffled=shuffle_labels)
     stopping.check("the gate")
     artifact = folder / "model.joblib"
     with atomic_path(artifact) as temporary:
-        joblib.dump(challenger, temporary)
+        joblib.dump(learnt.challenger, temporary)
     # kept whatever the gate decides: what this challenger learnt from, exactly (written
     # while the gate scores; awaited before the run or a version refers to it)
-    training_set = in_background(lambda: _write_parquet(frame, folder / "train.parquet"))
-    models = {"champion": (champion.model, champion.inputs), "challenger": (challenger, inputs)}
+    training_set = in_background(learnt.write)
+    models = {
+        "champion": (champion.model, champion.inputs),
+        "challenger": (learnt.challenger, learnt.inputs),
+    }
     judged = _scored(model, models, rows.holdout)
     gate = _gate(model, judged)
     if gate.champion:  # both scored: how would each do where no label has arrived yet?
         unlabeled = _unlabeled_rows(engine, settings, model, champion.version, rows.holdout)
         gate = replace(gate, label_free=_label_free(model, models, judged, unlabeled))
-    manifest = _manifest(champion.version, rows)
+    manifest = {**_manifest(champion.version, rows, original_rows), "trained_in": learnt.where}
     training_set.result()
     with transaction(engine) as session:
         run.manifest, run.gate = json.dumps(manifest, default=str), json.dumps(asdict(gate))
@@ -193,8 +207,111 @@ def _train_and_judge(
         log.warning("%s: challenger rejected: %s", model.name, gate.reason)
         return
     reference = _reference(model, champion, judged["challenger"], rows.sliding)
-    version = _register(settings, engine, model, artifact, reference, gate, inputs)
+    version = _register(settings, engine, model, artifact, reference, gate, learnt.inputs)
     _finish(engine, run, status="finished", decision=gate.decision, version_id=version.id)
+
+
+@dataclass(frozen=True)
+class Learnt:
+    challenger: Any
+    inputs: ModelInputs  # what the challenger takes
+    where: str  # "this process" | "N Dask workers" (the manifest says it)
+    write: "Callable[[], None]"  # writes what it learnt from, as the version's training set
+
+
+def _learn_here(
+    model: ModelSettings,
+    champion: Champion,
+    rows: TrainingRows,
+    folder: Path,
+    *,
+    shuffled: bool,
+) -> Learnt:
+    """The challenger trained in this process."""
+    from perfwatch.ml.training import train_like
+
+    parts = [rows.learn] if rows.sliding else [rows.original, rows.learn]
+    frame = _training_frame(model, champion.inputs, parts)
+    if shuffled:
+        frame[model.target] = frame[model.target].sample(frac=1.0, random_state=1).to_numpy()
+    challenger, inputs = train_like(
+        champion.model,
+        frame,
+        inputs=champion.inputs,
+        target=model.target,
+        categorical=model.categorical,
+    )
+    write = partial(_write_parquet, frame, folder / "train.parquet")
+    return Learnt(challenger, inputs, "this process", write)
+
+
+def _learn_across(
+    settings: Settings,
+    model: ModelSettings,
+    champion: Champion,
+    rows: TrainingRows,
+    folder: Path,
+    *,
+    shuffled: bool,
+) -> Learnt:
+    """The challenger trained across the Dask cluster (lightgbm.dask): the training set
+    read by the workers, the window's rows (in memory already) appended to it."""
+    import dask.dataframe as dd
+
+    from perfwatch.ml.cluster_training import cluster_client, train_across
+
+    appended = _training_frame(model, champion.inputs, [rows.learn])
+    parts = [dd.from_pandas(appended, npartitions=1)]
+    if not rows.sliding:
+        original = training_rows.training_set_across(champion.version, model)
+        like = appended.iloc[:0]  # the original's missing keys: empty, typed as appended's
+        typed = original.map_partitions(_frame_like, model, champion.inputs, like, meta=like)
+        parts.insert(0, typed)
+    frame = dd.concat(parts)
+    if shuffled:
+        frame = frame.map_partitions(_shuffled, model.target, meta=frame._meta)
+    with cluster_client() as client:  # every computation on the cluster, this task seceded
+        total = sum(client.compute(frame.map_partitions(len)).result())
+        log.info("%s: training on %d rows across the Dask cluster", model.name, total)
+        challenger, inputs = train_across(
+            champion.model,
+            frame,
+            inputs=champion.inputs,
+            target=model.target,
+            categorical=model.categorical,
+            total_rows=total,
+            sample_rows=settings.executor.dask_rows,
+            client=client,
+        )
+        _write_parts(client, frame, appended, folder / "train.parquet")
+        workers = len(client.scheduler_info()["workers"])
+    return Learnt(challenger, inputs, f"{workers} Dask workers", lambda: None)  # written
+
+
+def _frame_like(
+    part: "pd.DataFrame", model: ModelSettings, inputs: ModelInputs, like: "pd.DataFrame"
+) -> "pd.DataFrame":
+    """A partition of the training set as `_training_frame` makes it, with `like`'s
+    columns (keys it lacks are missing)."""
+    frame = _training_frame(model, inputs, [part])
+    return frame.reindex(columns=like.columns).astype(like.dtypes.to_dict())
+
+
+def _shuffled(part: "pd.DataFrame", target: str) -> "pd.DataFrame":
+    return part.assign(**{target: part[target].sample(frac=1.0, random_state=1).to_numpy()})
+
+
+def _write_parts(client: "Client", frame: "dd.DataFrame", like: "pd.DataFrame", path: Path) -> None:
+    """A Dask DataFrame as one Parquet file (a version's training set is one file with
+    one checksum), a partition at a time (this worker never holds it whole)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.Schema.from_pandas(like, preserve_index=False)
+    with atomic_path(path) as temporary, pq.ParquetWriter(temporary, schema) as writer:
+        for part in frame.to_delayed():
+            rows = client.compute(part).result()
+            writer.write_table(pa.Table.from_pandas(rows, schema, preserve_index=False))
 
 
 def _training_frame(
@@ -357,14 +474,14 @@ def _newest(rows: "pd.DataFrame", model: ModelSettings, limit: int) -> "pd.DataF
     return rows.nlargest(limit, model.timestamp_column)
 
 
-def _manifest(version: ModelVersion, rows: TrainingRows) -> dict[str, Any]:
+def _manifest(version: ModelVersion, rows: TrainingRows, original_rows: int) -> dict[str, Any]:
     """Exactly what the challenger learnt from, and what judged it."""
     appended = rows.learn.groupby(BATCH, observed=True).size()
     return {
         "original": {
             "path": version.training_path,
             "sha256": version.training_sha256,
-            "rows": 0 if rows.sliding else len(rows.original),
+            "rows": original_rows,
         },
         "appended_rows": len(rows.learn),
         "batches": [{"content_hash": h, "rows": int(n)} for h, n in sorted(appended.items())],

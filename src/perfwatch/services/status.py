@@ -5,7 +5,7 @@ commands answer fast however long the history.
 """
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from perfwatch.store import reads
 Inboxes = tuple[Path, Path | None]  # a model's batch inbox and labels inbox
 METRIC_KINDS = ("performance", "concept_drift")  # alerts whose subject is a metric
 TREND_CHUNKS = 14  # complete chunks in the sparklines of `status`
+RECENT_FAILURE = timedelta(days=1)  # failed cycles shown after recovery for this long
 ADJUSTED = (  # a complete chunk's delay-adjusted estimate, per metric (None: not made)
     "adjusted",
     "adjusted_lower",
@@ -115,6 +116,7 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
         "name": name,
         "champion_version": None,
         "last_cycle": None,
+        "last_failure": None,  # the newest failed cycles of the last day, when it recovered
         "batches_ingested": 0,
         "batches_quarantined": 0,
         "rows_ingested": 0,
@@ -144,6 +146,12 @@ def _one(connection: Connection, name: str, model_id: int | None) -> dict[str, A
             "failed_in_a_row": failed,  # the newest finished cycles that failed
             "failing_since": iso(since),
         }
+        failures = reads.last_failures(connection, model_id)
+        if failures is not None and failures["last_at"] > datetime.now(UTC) - RECENT_FAILURE:
+            status["last_failure"] = failures | {
+                "first_at": iso(failures["first_at"]),
+                "last_at": iso(failures["last_at"]),
+            }
     counts = reads.batch_counts(connection, model_id)
     status["batches_ingested"], status["rows_ingested"] = counts.get("ingested", (0, 0))
     status["batches_quarantined"] = counts.get("quarantined", (0, 0))[0]

@@ -35,6 +35,7 @@ from perfwatch.store.segments import TARGET, labeled_rows
 from perfwatch.store.tables import ModelVersion
 
 if TYPE_CHECKING:
+    import dask.dataframe as dd
     import pandas as pd
 
 BATCH = "__batch"  # the batch content hash of a labeled production row
@@ -160,6 +161,40 @@ def training_set(
         return pd.read_parquet(path, columns=kept)
     usecols = None if columns is None else (lambda name: name in columns)
     return pd.read_csv(path, sep=model.read.delimiter, decimal=model.read.decimal, usecols=usecols)
+
+
+def training_set_across(version: ModelVersion, model: ModelSettings) -> "dd.DataFrame":
+    """The version's training data as a Dask DataFrame, read by the workers (a retrain
+    across the cluster: the file may not fit one worker's memory). Checked like
+    `training_set`, which its reader reads first."""
+    import dask.dataframe as dd
+    import pyarrow.parquet as pq
+
+    path = Path(version.training_path or "")
+    keys = [model.id_column, CHUNK_COLUMN]
+    wanted = [*model.features, model.target, *keys]
+    if path.suffix == ".parquet":
+        names = pq.read_schema(path).names
+        return dd.read_parquet(path, columns=[c for c in wanted if c in names])
+    return dd.read_csv(
+        path,
+        sep=model.read.delimiter,
+        decimal=model.read.decimal,
+        usecols=lambda name: name in wanted,
+        blocksize="64MB",
+    )
+
+
+def count_rows(version: ModelVersion, model: ModelSettings) -> int:
+    """The rows of the version's training data, without reading them all at once."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    path = Path(version.training_path or "")
+    if path.suffix == ".parquet":
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    parts = pd.read_csv(path, sep=model.read.delimiter, usecols=[0], chunksize=1_000_000)
+    return sum(len(part) for part in parts)
 
 
 def is_sliding(model: ModelSettings, trigger: str | None) -> bool:

@@ -61,6 +61,20 @@ def scrub(message: str, url: str) -> str:
     return first_line.replace(password, "***") if password else first_line
 
 
+def explain(exc: BaseException, url: str) -> str:
+    """An exception as one line for a log or the store, without the store's password. A
+    server store's lost or refused connection says so, with the server's words."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    lost = isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated
+        or (isinstance(exc, OperationalError) and not url.startswith("sqlite"))
+    )
+    if lost:
+        return scrub(f"the store was unreachable: {getattr(exc, 'orig', None) or exc}", url)
+    return scrub(f"{type(exc).__name__}: {exc}", url)
+
+
 def _password(url: str) -> str | None:
     try:
         return make_url(url).password

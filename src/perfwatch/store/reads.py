@@ -258,6 +258,34 @@ def failed_streak(connection: Connection, model_id: int, limit: int = 1000) -> t
     return count, since
 
 
+def last_failures(connection: Connection, model_id: int) -> dict[str, Any] | None:
+    """The newest run of failed cycles, though cycles may have run well since: how many,
+    when the first and the last started, and the last one's error (None: never failed)."""
+    of_model = cycle.c.model_id == model_id
+    last = connection.execute(
+        select(cycle.c.started_at, cycle.c.error)
+        .where(of_model, cycle.c.status == "failed")
+        .order_by(cycle.c.started_at.desc(), cycle.c.id.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        return None
+    ended_before = connection.scalar(  # the cycle before the run that did not fail
+        select(func.max(cycle.c.started_at)).where(
+            of_model,
+            cycle.c.status.not_in(("failed", "running")),
+            cycle.c.started_at < last.started_at,
+        )
+    )
+    run = [of_model, cycle.c.status == "failed", cycle.c.started_at <= last.started_at]
+    if ended_before is not None:
+        run.append(cycle.c.started_at > ended_before)
+    count, first = connection.execute(
+        select(func.count(), func.min(cycle.c.started_at)).where(*run)
+    ).one()
+    return {"cycles": count, "first_at": first, "last_at": last.started_at, "error": last.error}
+
+
 def batch_counts(connection: Connection, model_id: int) -> dict[str, tuple[int, int]]:
     """status (ingested | quarantined) -> (batches, rows)."""
     rows = connection.execute(
