@@ -49,17 +49,17 @@ def main() -> int:
         for setup, workers in (("local", 0), ("dask, 1 worker", 1), ("dask, 2 workers", 2)):
             with _schema(args.store) as store:
                 folder = root / setup.replace(", ", "-").replace(" ", "")
-                first, seconds, scrape = _daily_cycle(
-                    folder, store, artifacts, days, args.models, workers
+                first, seconds = _daily_cycle(folder, store, artifacts, days, args.models, workers)
+                timed[setup] = seconds
+                print(
+                    f"{setup:<16}: {args.models} models' daily cycle in {seconds:6.1f} s ·"
+                    f" {args.models / seconds * 60:6.1f} models/min ·"
+                    f" {seconds / args.models:.3f} s per model"
+                    f" (the first day, registering every version 1: {first:.1f} s)",
+                    flush=True,
                 )
-            timed[setup] = seconds
-            print(
-                f"{setup:<16}: {args.models} models' daily cycle in {seconds:6.1f} s ·"
-                f" {args.models / seconds * 60:6.1f} models/min ·"
-                f" {seconds / args.models:.3f} s per model"
-                f" (first day, registering: {first:.1f} s) · a Prometheus scrape {scrape:.2f} s",
-                flush=True,
-            )
+                if not workers:
+                    _scrape_at_scale(store, GOAL_MODELS)
     _summary(timed, args.models)
     return 0
 
@@ -80,9 +80,9 @@ def _summary(timed: dict[str, float], models: int) -> None:
 
 def _daily_cycle(
     folder: Path, store: str, artifacts: Path, days: list[Any], models: int, workers: int
-) -> tuple[float, float, float]:
+) -> tuple[float, float]:
     """Day 1 taken in (registering every version 1), then the cycle of every model over
-    day 2 (the steady daily cycle), then a Prometheus scrape of them all: seconds each."""
+    day 2 (the steady daily cycle): seconds each."""
     from perfwatch.config import load_settings
     from perfwatch.executor import DaskExecutor, LocalExecutor
     from perfwatch.simulate.files import write_frame
@@ -107,28 +107,121 @@ def _daily_cycle(
                     write_frame(
                         rows.assign(id=name + rows.id), folder / "inbox" / name / f"{day}.parquet"
                     )
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), _cpu_seconds()
                 reports = executor.cycles(names)
                 seconds.append(time.perf_counter() - started)
+                used = {k: v - cpu.get(k, 0.0) for k, v in _cpu_seconds().items()}
                 failed = [r for r in reports if r.status != "ok"]
                 if failed:
                     raise SystemExit(f"{failed[0].model}: {failed[0].error}")
-            seconds.append(_scrape(engine, names))
         finally:
             executor.close()
             engine.dispose()
-    first, daily, scrape = seconds
-    return first, daily, scrape
+    busy = ", ".join(f"{k} {v:.1f} s" for k, v in used.items())
+    print(f"  CPU in the daily cycle: {busy}; {sum(used.values()) / seconds[-1]:.2f} cores busy")
+    first, daily = seconds
+    return first, daily
 
 
-def _scrape(engine: Any, names: list[str]) -> float:
-    """Seconds to collect every metric the Prometheus endpoint serves."""
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of this process (the executor's client, a LocalCluster's
+    scheduler), of its children (the Dask workers) and of the PostgreSQL server."""
+    import psutil
+
+    def spent(process: Any) -> float:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # ended meanwhile
+            return 0.0
+        return float(times.user + times.system)
+
+    me = psutil.Process()
+    server = [
+        p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")
+    ]
+    return {
+        "this process": spent(me),
+        "workers": sum(spent(child) for child in me.children(recursive=True)),
+        "PostgreSQL": sum(spent(p) for p in server),
+    }
+
+
+def _scrape_at_scale(store: str, models: int) -> None:
+    """The store's models cloned (every row of theirs but the labels) up to `models`,
+    then a Prometheus scrape of them all timed, and `status` of them all for comparison
+    (the endpoint read them so, model by model, before store.fleet_reads)."""
     from perfwatch.services.exporter import StoreCollector
+    from perfwatch.services.status import model_status
+    from perfwatch.store import db
 
-    started = time.perf_counter()
-    families = list(StoreCollector(engine, names).collect())
-    assert sum(len(f.samples) for f in families) >= len(names)
-    return time.perf_counter() - started
+    engine = db.open_engine(store)
+    try:
+        names = _clone_models(engine, models)
+        started = time.perf_counter()
+        families = list(StoreCollector(engine, names).collect())
+        scrape = time.perf_counter() - started
+        assert sum(len(f.samples) for f in families) >= len(names)
+        started = time.perf_counter()
+        model_status(engine, names)
+        status = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    print(
+        f"a Prometheus scrape of {len(names)} models: {scrape:.2f} s"
+        f" (every model's status, model by model: {status:.2f} s)",
+        flush=True,
+    )
+
+
+def _clone_models(engine: Any, models: int) -> list[str]:
+    """Copies of the stored models (rows and all, labels aside) up to `models`; every
+    model's name."""
+    from sqlalchemy import UniqueConstraint, insert, literal, select
+    from sqlmodel import SQLModel
+
+    import perfwatch.store.tables  # noqa: F401 (the tables, in SQLModel's metadata)
+
+    def keyed_by_model(table: Any) -> bool:  # no unique key a copy would repeat
+        unique = [c.columns for c in table.constraints if isinstance(c, UniqueConstraint)]
+        unique += [i.columns for i in table.indexes if i.unique]
+        return all("model_id" in columns for columns in unique)
+
+    tables = SQLModel.metadata.tables
+    owned = [
+        t for t in tables.values() if "model_id" in t.c and t.name != "label" and keyed_by_model(t)
+    ]
+
+    def copied(table: Any) -> list[Any]:  # every column but an own integer key
+        own_key = (
+            [c for c in table.primary_key.columns] if len(table.primary_key.columns) == 1 else []
+        )
+        return [c for c in table.c if c not in own_key and c.name != "model_id"]
+
+    model = tables["model"]
+    with engine.begin() as connection:
+        stored = connection.execute(select(model.c.id, model.c.name)).all()
+        for i in range(models - len(stored)):
+            source_id, source_name = stored[i % len(stored)]
+            others = [c for c in copied(model) if c.name != "name"]
+            new_id = connection.execute(
+                insert(model)
+                .from_select(
+                    ["name", *(c.name for c in others)],
+                    select(literal(f"{source_name}-copy{i:04d}"), *others).where(
+                        model.c.id == source_id
+                    ),
+                )
+                .returning(model.c.id)
+            ).scalar_one()
+            for table in owned:
+                columns = copied(table)
+                connection.execute(
+                    insert(table).from_select(
+                        [*(c.name for c in columns), "model_id"],
+                        select(*columns, literal(new_id)).where(table.c.model_id == source_id),
+                    )
+                )
+        return list(connection.execute(select(model.c.name).order_by(model.c.id)).scalars())
 
 
 @contextmanager

@@ -6,6 +6,7 @@ gets its own schema, so runs never collide.
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +87,7 @@ def copy_artifacts(artifacts: Path, tmp_path: Path) -> Path:
 
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # kept by CI
-_saved: list[Path] = []
+_started = time.time()  # in the process that reports (with pytest-xdist, not a worker)
 
 
 @pytest.fixture
@@ -97,12 +98,13 @@ def save_artifact() -> Any:
         ARTIFACTS.mkdir(exist_ok=True)
         target = ARTIFACTS / name
         shutil.copy(source, target)
-        _saved.append(target)
         return target
 
     return save
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    for path in _saved:
+    """The files saved in this run (by whichever worker process saved them)."""
+    saved = ARTIFACTS.glob("*") if ARTIFACTS.is_dir() else []
+    for path in sorted(p for p in saved if p.stat().st_mtime >= _started):
         terminalreporter.write_line(f"artifact: {path}")

@@ -1,17 +1,19 @@
 """The Prometheus endpoint (`metrics_port`): every figure read from the store at scrape time,
-through the same read path as `perfwatch status`, so the numbers are true whichever
-process wrote them (a cycle, a retrain child, `run --once` from cron) and cost nothing
-between scrapes.
+the figures `perfwatch status` reports, so the numbers are true whichever process wrote
+them (a cycle, a retrain child, `run --once` from cron, a Dask worker) and cost nothing
+between scrapes. A scrape reads every model at once (store.fleet_reads): a few queries
+however many models.
 """
 
 from collections.abc import Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from perfwatch.config import Settings
-from perfwatch.services.status import model_status, service_status
+from perfwatch.services.status import service_status
+from perfwatch.store import reads
+from perfwatch.store.fleet_reads import fleet_figures, fleet_figures_of_nothing
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -65,37 +67,37 @@ class StoreCollector:
         quarantined = CounterMetricFamily(
             "perfwatch_batches_quarantined", "Batch files quarantined", labels=["model"]
         )
-        for item in model_status(self.engine, self.names):
-            name = item["name"]
-            estimate = item["latest_complete_estimate"] or item["latest_estimate"]
-            for metric, figures in (estimate or {}).get("metrics", {}).items():
-                _add(estimated, [name, metric], figures["value"])
-                _add(threshold, [name, metric], figures["threshold"])
-                _add(adjusted, [name, metric], figures.get("adjusted"))
-            complete = item["latest_complete_estimate"] or {}
-            if complete.get("reliable") is not None:
-                reliable.add_metric([name], 1.0 if complete["reliable"] else 0.0)
-                outside.add_metric([name], complete["out_of_domain_share"])
-            judged = item["latest_realized"]
+        with self.engine.connect() as connection:
+            known = reads.model_ids(connection)
+            ids = {name: known[name] for name in self.names if name in known}
+            figures = fleet_figures(connection, ids.values())
+        for name in self.names:
+            item = figures.get(ids.get(name, -1)) or fleet_figures_of_nothing()
+            estimate = item["estimate"]
+            for row in estimate:
+                _add(estimated, [name, row["metric"]], row["value"])
+                _add(threshold, [name, row["metric"]], row["threshold"])
+                _add(adjusted, [name, row["metric"]], row["adjusted"])
+            trust = item["trust"]
+            if trust is not None and trust["reliable"] is not None:
+                reliable.add_metric([name], 1.0 if trust["reliable"] else 0.0)
+                outside.add_metric([name], trust["out_of_domain_share"])
+            judged = item["realized"]
             if judged:
-                _add(coverage, [name], judged["label_coverage"])
-                for metric, figures in judged["metrics"].items():
-                    _add(realized, [name, metric], figures["value"])
-            kinds: dict[str, int] = {}
-            for alert in item["alerts"]:
-                kinds[alert["kind"]] = kinds.get(alert["kind"], 0) + 1
+                _add(coverage, [name], judged[0]["coverage"])
+                for row in judged:
+                    _add(realized, [name, row["metric"]], row["value"])
             for kind in ALERT_KINDS:
-                alerts.add_metric([name, kind], kinds.get(kind, 0))
-            last = item["last_cycle"]
+                alerts.add_metric([name, kind], item["alerts"].get(kind, 0))
+            last = item["cycle"]
             if last and last["finished_at"]:
-                ended = datetime.fromisoformat(last["finished_at"])
-                started = datetime.fromisoformat(last["started_at"])
+                ended, started = last["finished_at"], last["started_at"]
                 duration.add_metric([name], (ended - started).total_seconds())
                 finished.add_metric([name], ended.timestamp())
                 cycle_ok.add_metric([name], 1.0 if last["status"] == "ok" else 0.0)
-            _add(champion, [name], item["champion_version"])
-            rows.add_metric([name], item["rows_ingested"])
-            quarantined.add_metric([name], item["batches_quarantined"])
+            _add(champion, [name], item["champion"])
+            rows.add_metric([name], item["batches"].get("ingested", (0, 0))[1])
+            quarantined.add_metric([name], item["batches"].get("quarantined", (0, 0))[0])
         service = service_status(self.engine)
         up = GaugeMetricFamily("perfwatch_daemon_up", "1 while the daemon's heartbeat is fresh")
         up.add_metric([], 1.0 if service["daemon"]["state"] == "running" else 0.0)

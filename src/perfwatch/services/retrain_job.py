@@ -269,7 +269,7 @@ def _learn_across(
         parts.insert(0, typed)
     frame = dd.concat(parts)
     if shuffled:
-        frame = frame.map_partitions(_shuffled, model.target, meta=frame._meta)
+        frame = frame.map_partitions(_shuffled, model.target, meta=appended.iloc[:0])
     with cluster_client() as client:  # every computation on the cluster, this task seceded
         total = sum(client.compute(frame.map_partitions(len)).result())
         log.info("%s: training on %d rows across the Dask cluster", model.name, total)
