@@ -12,22 +12,13 @@ from perfwatch.simulate.files import write_frame
 from perfwatch.simulate.fleet import FEATURES, TARGET
 from tests.workspace import Workspace, production
 
-PUMP = """
+MODEL = """
 [[models]]
-name = "pump"
+name = "{name}"
 target = "failure"
 features = {features}
 categorical = ["product_type"]
-inbox = "pump-inbox"
-initial_model = "artifacts/model.joblib"
-reference = "artifacts/reference.parquet"
-
-[[models]]
-name = "idle"
-target = "failure"
-features = {features}
-categorical = ["product_type"]
-inbox = "idle-inbox"
+inbox = "{name}-inbox"
 initial_model = "artifacts/model.joblib"
 reference = "artifacts/reference.parquet"
 """
@@ -87,7 +78,8 @@ def as_status_says(engine: Any, names: list[str]) -> dict[tuple[str, tuple[str, 
 def test_a_scrape_serves_what_status_says_of_every_model(workspace: Workspace) -> None:
     features = "[" + ", ".join(f'"{f}"' for f in FEATURES) + "]"
     ws = workspace
-    ws.config.write_text(ws.config.read_text() + PUMP.format(features=features))
+    more = "".join(MODEL.format(name=name, features=features) for name in ("pump", "idle"))
+    ws.config.write_text(ws.config.read_text() + more)
     engine = ws.engine()
     settings = ws.settings()
     press, pump = settings.model("press"), settings.model("pump")

@@ -79,13 +79,10 @@ def fleet_figures_of_nothing() -> dict[str, Any]:
 
 def _estimates(connection: Connection, ids: list[int]) -> dict[int, list[Row]]:
     """reads.latest_estimates(complete=True), else (complete=False), of every model."""
-    of_models = chunk_estimate.c.model_id.in_(ids)
-    newest = select(
-        chunk_estimate.c.model_id, func.max(chunk_estimate.c.chunk_start).label("start")
-    ).where(of_models)
-    complete = newest.where(chunk_estimate.c.provisional.is_(False))
-    any_chunk = newest.group_by(chunk_estimate.c.model_id).subquery()
-    complete_chunk = complete.group_by(chunk_estimate.c.model_id).subquery()
+    any_chunk = _newest(chunk_estimate.c.chunk_start, ids)
+    complete_chunk = _newest(
+        chunk_estimate.c.chunk_start, ids, chunk_estimate.c.provisional.is_(False)
+    )
     chosen = (
         select(
             any_chunk.c.model_id,
@@ -106,6 +103,18 @@ def _estimates(connection: Connection, ids: list[int]) -> dict[int, list[Row]]:
         )
     ).mappings()
     return _newest_version(rows)
+
+
+def _newest(moment: Any, ids: list[int], *where: Any) -> Any:
+    """Per model of `ids`, the newest `moment` (a table's time column) as `start`, among
+    the rows `where` holds."""
+    of_model = moment.table.c.model_id
+    return (
+        select(of_model, func.max(moment).label("start"))
+        .where(of_model.in_(ids), *where)
+        .group_by(of_model)
+        .subquery()
+    )
 
 
 def _newest_version(rows: Iterable[Any]) -> dict[int, list[Row]]:
@@ -142,12 +151,7 @@ def _trust(connection: Connection, found: dict[int, dict[str, Any]]) -> list[Row
 
 def _realized(connection: Connection, ids: list[int]) -> dict[int, list[Row]]:
     """reads.latest_realized of every model."""
-    newest = (
-        select(chunk_realized.c.model_id, func.max(chunk_realized.c.chunk_start).label("start"))
-        .where(chunk_realized.c.model_id.in_(ids))
-        .group_by(chunk_realized.c.model_id)
-        .subquery()
-    )
+    newest = _newest(chunk_realized.c.chunk_start, ids)
     rows = connection.execute(
         select(chunk_realized, chunk_labels.c.coverage)
         .join(
@@ -170,12 +174,7 @@ def _realized(connection: Connection, ids: list[int]) -> dict[int, list[Row]]:
 
 def _newest_cycles(connection: Connection, ids: list[int]) -> list[Row]:
     """reads.last_cycle of every model (by start, then id)."""
-    newest = (
-        select(cycle.c.model_id, func.max(cycle.c.started_at).label("start"))
-        .where(cycle.c.model_id.in_(ids))
-        .group_by(cycle.c.model_id)
-        .subquery()
-    )
+    newest = _newest(cycle.c.started_at, ids)
     rows = connection.execute(
         select(cycle)
         .join(
