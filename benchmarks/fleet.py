@@ -67,6 +67,8 @@ def main() -> int:
 def _summary(timed: dict[str, float], models: int) -> None:
     scaling = timed["dask, 1 worker"] / timed["dask, 2 workers"]
     print(f"scaling from 1 to 2 workers: {scaling:.2f}x (goal >= 1.7x)")
+    overhead = (timed["dask, 1 worker"] - timed["local"]) / models
+    print(f"a task's overhead (1 worker against the local executor): {overhead:.3f} s a model")
     one = timed["dask, 1 worker"] / models  # a worker's seconds per model
     best = min(timed.values()) / models
     print(

@@ -74,6 +74,11 @@ def test_a_boolean_category_reads_alike_from_csv_and_parquet(tmp_path: Path) -> 
         ("id;timestamp;torque;line\n1;2026-03-02;4,5;a\n", {}, "separated by ';'"),
         ("id,timestamp,torque,line\n1,2026-03-02,ERR,a\n", {}, "holds text where numbers"),
         ("id,timestamp,torque,line\n1,1772445600,4.5,a\n", {}, "not timestamps"),
+        (  # epoch seconds read as milliseconds: rows of January 1970
+            "id,timestamp,torque,line\n1,1772445600,4.5,a\n",
+            {"timestamp_unit": "ms"},
+            "read as epoch ms puts rows in 1970-01-21",
+        ),
         ("id,timestamp,line\n1,2026-03-02,a\n", {}, "missing column 'torque'"),
         ("id,timestamp,torque,line,y_pred_proba\n1,2026-03-02,4.5,a,7\n", {}, "outside [0, 1]"),
         ("id,timestamp,torque,line\n", {}, "has no rows"),

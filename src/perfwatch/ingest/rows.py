@@ -206,7 +206,29 @@ def as_timestamps(
             else "write ISO 8601 timestamps, ideally with a UTC offset, or give their format"
             ' under [models.read], e.g. timestamp_format = "%d/%m/%Y %H:%M"',
         ) from None
+    if numeric and unit:
+        _check_epoch_unit(parsed, name, unit)
     return pa.chunked_array([pa.array(parsed.astype("datetime64[ns, UTC]"), type=target)])
+
+
+EPOCH_FLOOR = "1980-01-01"  # epochs before it are read in too big a unit (seconds as ms)
+
+
+def _check_epoch_unit(parsed: "pd.Series", name: str, unit: str) -> None:
+    """Epoch numbers read in a bigger unit than they were written in land in 1970, where
+    no production data is: refused, naming the unit to try."""
+    import pandas as pd
+
+    earliest = parsed.min()
+    if pd.isna(earliest) or earliest >= pd.Timestamp(EPOCH_FLOOR, tz="UTC"):
+        return
+    others = ", ".join(repr(u) for u in ("s", "ms", "us", "ns") if u != unit)
+    raise BatchRejected(
+        f"column {name!r} read as epoch {unit} puts rows in {earliest:%Y-%m-%d}"
+        f" (before {EPOCH_FLOOR[:4]}): the numbers are likely in another unit",
+        hint=f"set timestamp_unit under [models.read] to the unit they are written in"
+        f" ({others}; today's epoch has 10 digits in seconds, 13 in milliseconds)",
+    )
 
 
 def as_scores(values: "pa.ChunkedArray", name: str) -> "pa.ChunkedArray":
