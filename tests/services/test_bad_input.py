@@ -434,6 +434,56 @@ def test_an_unforeseen_reader_failure_quarantines_only_that_file(
     assert "MemoryError: injected fault" in reason and "drop it again" in reason
 
 
+def test_a_file_quarantined_for_the_config_is_ingested_once_the_config_is_fixed(
+    tmp_path: Path, artifacts: Path
+) -> None:
+    """The cause was the model's config, not the file: the same file, sent again after the
+    fix, is read again and ingested, its quarantine record replaced. Sent again unchanged
+    before a fix (or left in the inbox by a crash after its record committed), it is the
+    same decision: a duplicate, recorded once."""
+    ws = Workspace.create(tmp_path / "ws", artifacts, f"sqlite:///{tmp_path / 'ws.db'}")
+    rows = one_day()
+    ws.inbox.mkdir()
+    in_seconds = rows.assign(timestamp=rows["timestamp"].astype("int64") // 10**9)
+    in_seconds.to_csv(ws.inbox / "day.csv", index=False)
+    assert [f.status for f in cycle(ws).files] == ["quarantined"]
+    reason = quarantined(ws, "day.csv")
+
+    shutil.move(ws.inbox / "quarantine" / "day.csv", ws.inbox / "day.csv")  # sent again
+    assert [f.status for f in cycle(ws).files] == ["duplicate"]
+    assert quarantined(ws, "day.csv") == reason
+    [listed] = model_status(ws.engine(), ["press"])[0]["quarantined"]
+    assert listed["reason"] == reason.strip()
+
+    ws.config.write_text(ws.config.read_text() + '[models.read]\ntimestamp_unit = "s"\n')
+    shutil.move(ws.inbox / "quarantine" / "day.csv", ws.inbox / "day.csv")
+    report = cycle(ws)
+    assert [f.status for f in report.files] == ["ingested"] and report.rows == 800
+    status = model_status(ws.engine(), ["press"])[0]
+    assert status["batches_ingested"] == 1 and status["batches_quarantined"] == 0
+    assert status["quarantined"] == [] and status["rows_ingested"] == 800
+    assert (ws.inbox / "processed" / "day.csv").is_file()
+
+
+def test_killed_after_a_quarantine_commit_before_the_move_records_it_once(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = sqlite_workspace
+    ws.inbox.mkdir()
+    (ws.inbox / "empty.csv").touch()
+
+    def die(*_args: object, **_kwargs: object) -> None:
+        raise SystemExit("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(inbox, "move_into", die)
+        with pytest.raises(SystemExit):
+            cycle(ws)
+    assert [f.status for f in cycle(ws).files] == ["duplicate"]
+    assert "is empty" in quarantined(ws, "empty.csv")
+    assert model_status(ws.engine(), ["press"])[0]["batches_quarantined"] == 1
+
+
 def test_a_moved_deployment_keeps_its_history(tmp_path: Path, artifacts: Path) -> None:
     first = Workspace.create(tmp_path / "here", artifacts, "sqlite:///var/perfwatch.db")
     first.drop_days(production(2))

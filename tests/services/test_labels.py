@@ -329,3 +329,32 @@ def test_labels_dated_before_their_rows_quarantine_their_file(
         f" {days[1].timestamp.iloc[3]:%Y-%m-%d %H:%M:%S} UTC)"
     )
     assert (ws.labels / "quarantine" / "b-clock-skewed.parquet").is_file()
+
+
+def test_a_label_file_quarantined_for_the_config_is_taken_once_the_config_is_fixed(
+    sqlite_workspace: Workspace,
+) -> None:
+    """A ';' separated label file, quarantined naming the setting; sent again unchanged it
+    stays quarantined, recorded once; sent again after the setting is made, it is read
+    again and its labels stored, its quarantine record replaced."""
+    ws = sqlite_workspace
+    day = production(1)
+    ws.drop_days(day)
+    engine = ws.engine()
+    cycle(ws, engine)
+    ws.labels.mkdir()
+    labels_of(day).to_csv(ws.labels / "day.csv", sep=";", index=False)
+    assert [f.status for f in cycle(ws, engine).label_files] == ["quarantined"]
+    reason = quarantined_label_file(ws, "day.csv")
+    assert "delimiter = ';'" in reason
+
+    (ws.labels / "quarantine" / "day.csv").rename(ws.labels / "day.csv")
+    assert [f.status for f in cycle(ws, engine).label_files] == ["duplicate"]
+    assert quarantined_label_file(ws, "day.csv") == reason
+
+    ws.config.write_text(ws.config.read_text() + '[models.read]\ndelimiter = ";"\n')
+    (ws.labels / "quarantine" / "day.csv").rename(ws.labels / "day.csv")
+    report = cycle(ws, engine)
+    assert [(f.status, f.stored) for f in report.label_files] == [("ingested", 800)]
+    assert [(f.status, f.reason) for f in table(engine, LabelFile)] == [("ingested", None)]
+    assert model_status(engine, ["press"])[0]["labels"]["files_quarantined"] == 0

@@ -7,10 +7,10 @@ its own under the file's hash and its rows; the file leaves the inbox with its l
 """
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from perfwatch.errors import BatchRejected
 from perfwatch.files import move_into, sha256_file, write_atomically
@@ -55,6 +55,9 @@ class Decided(Protocol):
 
     status: str
     reason: str | None
+
+
+R = TypeVar("R", bound=Decided)
 
 
 def waiting(inbox: Path | None) -> list[Path]:
@@ -161,6 +164,28 @@ def first_of_each(files: list[InboxFile], known: Iterable[str]) -> dict[str, Inb
         if file.content_hash not in recorded and file.content_hash not in first:
             first[file.content_hash] = file
     return first
+
+
+def settled(known: Mapping[str, R]) -> dict[str, R]:
+    """The records that settle their content for good: the ingested ones. A quarantined
+    content is read again when its file comes back: the cause may have been the model's
+    config, fixed since, and not the file."""
+    return {key: record for key, record in known.items() if record.status != "quarantined"}
+
+
+def quarantined_as_before(first_of: dict[str, InboxFile], known: Mapping[str, R]) -> dict[str, R]:
+    """The records of the files (read again, see `settled`) that their check quarantined
+    again for the reason recorded: nothing new to record, whether a person re-sent the file
+    unchanged or a crash left it in the inbox after its record committed. They leave
+    `first_of` and count as duplicates of their record."""
+    again = {}
+    for key, file in list(first_of.items()):
+        record = known.get(key)
+        if record is not None and file.status == "quarantined" and file.reason == record.reason:
+            again[key] = record
+            file.status, file.reason, file.content = "duplicate", None, None
+            del first_of[key]
+    return again
 
 
 def check(file: InboxFile, read: Callable[[Path], Any], owner: str) -> None:

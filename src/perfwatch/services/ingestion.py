@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, delete, insert
 from sqlmodel import col
 
 from perfwatch import faults
@@ -71,6 +71,8 @@ class PendingBatches:
     known: dict[str, Batch] = field(default_factory=dict)  # content hash -> recorded batch
     first_of: dict[str, InboxFile] = field(default_factory=dict)  # content hash -> its file
     prepared: "_Rows | None" = None
+    # quarantined records of contents read again and decided otherwise (see inbox.settled)
+    superseded: list[Batch] = field(default_factory=list)
 
     @property
     def skew(self) -> "Skew | None":
@@ -103,7 +105,8 @@ def read_inbox(
     files = inbox.hashed(p for p in pieces if p.path.exists())
     if not files:
         return PendingBatches()
-    known = _known(engine, champion.version.model_id, files)
+    recorded = _known(engine, champion.version.model_id, files)
+    known = inbox.settled(recorded)
     pending = PendingBatches(files=files, known=known, first_of=inbox.first_of_each(files, known))
 
     def read(file: InboxFile) -> None:
@@ -116,6 +119,8 @@ def read_inbox(
     # Arrow decodes without the GIL: reading on two threads uses both cores
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(read, pending.first_of.values()))
+    pending.known.update(inbox.quarantined_as_before(pending.first_of, recorded))
+    pending.superseded = [recorded[key] for key in pending.first_of if key in recorded]
     accepted = [f for f in files if f.status == "ingested"]
     if accepted:
         pending.prepared = _prepare(engine, settings, model, champion, accepted, skew_checked)
@@ -157,6 +162,7 @@ def record(
     model_id = champion.version.model_id
     accepted = [f for f in pending.files if f.status == "ingested"]
     with transaction(engine) as session:
+        _supersede(session, model, pending.superseded)
         session.add_all(
             [
                 Batch(
@@ -181,6 +187,21 @@ def record(
         decided = pending.known.get(file.content_hash) or pending.first_of[file.content_hash]
         outcomes.append(_settle(file, model, decided))
     return outcomes
+
+
+def _supersede(session: "Session", model: ModelSettings, records: list[Batch]) -> None:
+    """Delete the quarantine records that this cycle's decisions on the same contents
+    replace (only ingested batches have rows, chunks and findings pointing at them)."""
+    for record in records:
+        log.info(
+            "%s: %s, quarantined before (%s), was read again",
+            model.name,
+            record.file_name,
+            record.reason,
+        )
+    ids = [record.id for record in records]
+    if ids:
+        session.execute(delete(Batch).where(col(Batch.id).in_(ids)))
 
 
 @dataclass

@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
+from sqlmodel import col
 
 from perfwatch import faults
 from perfwatch.config import ModelSettings, Settings
@@ -118,20 +119,24 @@ def _ingest_files(
 
     files = inbox.hashed(paths)
     with transaction(engine) as session:
-        known = queries.known_files(
+        recorded = queries.known_files(
             session=session,
             kind=LabelFile,
             model_id=model_id,
             content_hashes=[f.content_hash for f in files],
         )
+    known = inbox.settled(recorded)
     first_of = inbox.first_of_each(files, known)
     for file in first_of.values():
         inbox.check(file, lambda path: read_labels(path, model=model), model.name)
         if file.status == "ingested":
             _refuse_labels_before_their_rows(model, file, rows)
+    known.update(inbox.quarantined_as_before(first_of, recorded))
+    superseded = [recorded[key] for key in first_of if key in recorded]
     accepted = [f for f in first_of.values() if f.status == "ingested"]
     plan = _plan(engine, settings, model, model_id, accepted, rows) if accepted else None
-    records = _record(engine, settings, model, model_id, list(first_of.values()), plan, rows)
+    decided = list(first_of.values())
+    records = _record(engine, settings, model, model_id, decided, plan, rows, superseded)
     return [
         _settle(
             f,
@@ -284,8 +289,11 @@ def _record(
     decided: list[InboxFile],
     plan: _Plan | None,
     rows: RecentRows,
+    superseded: list[LabelFile],
 ) -> dict[str, LabelFile]:
-    """Record every new file, and the plan's labels, in one transaction."""
+    """Record every new file, and the plan's labels, in one transaction; delete the
+    quarantine records that these decisions on the same contents replace (see
+    inbox.settled)."""
     records = {
         f.content_hash: LabelFile(
             model_id=model_id,
@@ -298,6 +306,11 @@ def _record(
         for f in decided
     }
     with transaction(engine) as session:
+        if superseded:
+            names = ", ".join(record.file_name for record in superseded)
+            log.info("%s: label file(s) quarantined before, read again: %s", model.name, names)
+            ids = [record.id for record in superseded]
+            session.execute(delete(LabelFile).where(col(LabelFile.id).in_(ids)))
         session.add_all(records.values())
         session.flush()
         if plan is not None:

@@ -126,7 +126,7 @@ def known_files(
     *, session: Session, kind: type[Recorded], model_id: int, content_hashes: Sequence[str]
 ) -> dict[str, Recorded]:
     """content hash -> the batch or label file (`kind`), for the hashes already recorded
-    (ingested or quarantined)."""
+    (ingested or quarantined: at most one per content, see ingest.inbox.settled)."""
     rows = session.exec(
         select(kind).where(kind.model_id == model_id, col(kind.content_hash).in_(content_hashes))
     )
