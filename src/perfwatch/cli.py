@@ -132,25 +132,40 @@ def check(
     model: ModelName,
     sample: Annotated[
         Path | None,
-        typer.Option("--sample", help="A production batch file to check against the contract."),
+        typer.Option(
+            "--sample",
+            help="A production batch file: checked against the contract, and compared with"
+            " the training data and the reference.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Check a model before its first cycle: files, the model scoring its reference as a
-    cycle would feed it, the training data, a sample batch. Exit 1 with every problem."""
+    cycle would feed it, the training data, a sample batch. With --sample, also whether the
+    model is aligned with where it is deployed: the sample against the training data and
+    the reference (per-feature tests, support, time coverage, expected performance).
+    Exit 1 with every problem, or when the sample is misaligned."""
     from perfwatch.services.preflight import preflight
 
     result = preflight(_settings().model(model), sample)
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        for finding in result.findings:
-            mark = "ok     " if finding.ok else "PROBLEM"
-            out.print(f"{mark} {finding.check}: {finding.detail}", markup=False)
-            if finding.fix:
-                out.print(f"        fix: {finding.fix}", markup=False)
+        _print_preflight(result)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _print_preflight(result: Any) -> None:
+    from perfwatch.render import alignment_screen
+
+    for finding in result.findings:
+        mark = "ok     " if finding.ok else "PROBLEM"
+        out.print(f"{mark} {finding.check}: {finding.detail}", markup=False)
+        if finding.fix:
+            out.print(f"        fix: {finding.fix}", markup=False)
+    if result.alignment is not None:
+        out.print(alignment_screen(result.alignment.to_json()))
 
 
 @app.command()
@@ -420,20 +435,57 @@ def register(
     training_data: Annotated[
         Path | None, typer.Option("--training-data", help="The data the model was trained on.")
     ] = None,
+    sample: Annotated[
+        Path | None,
+        typer.Option(
+            "--sample",
+            help="A production batch file: first check the version against it as"
+            " `perfwatch check --sample` does, and keep the check with the version.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --sample: register even when the check fails."),
+    ] = False,
 ) -> None:
-    """Add an externally trained version and make it the champion."""
+    """Add an externally trained version and make it the champion. With --sample, a
+    version the check finds misaligned (or that fails a check) is not registered unless
+    --force is given."""
     from perfwatch.services.registry import register_version
 
     settings = _settings()
+    config = settings.model(model)
+    checked = None
+    if sample is not None:
+        from perfwatch.services.preflight import preflight
+
+        candidate = config.model_copy(
+            update={
+                "initial_model": artifact,
+                "reference": reference,
+                "training_data": training_data or config.training_data,
+            }
+        )
+        checked = preflight(candidate, sample)
+        _print_preflight(checked)
+        if not checked.ok and not force:
+            err.print(f"{model}: not registered: the check failed (--force registers it anyway)")
+            raise typer.Exit(1)
+    engine = _engine(settings, migrate=True)
     version = register_version(
-        _engine(settings, migrate=True),
+        engine,
         settings,
-        settings.model(model),
+        config,
         artifact=artifact,
         reference=reference,
         training_data=training_data,
         source="register",
     )
+    if checked is not None and checked.alignment is not None:
+        from perfwatch.services.alignment import record_check
+
+        assert sample is not None
+        record_check(engine, version, sample, checked.alignment)
     out.print(
         f"{model}: registered version {version.version} as champion"
         f" (sha256 {version.artifact_sha256[:12]}…)"
@@ -614,7 +666,7 @@ def demo(
             f"demo workspace {workspace} is not empty",
             hint="name a new folder (or an empty one), or leave out --workspace",
         )
-    from perfwatch.render import demo_day, status_screen
+    from perfwatch.render import alignment_screen, demo_day, status_screen
 
     result = run_demo(
         workspace=workspace,
@@ -623,6 +675,10 @@ def demo(
         seed=seed,
         defects=defects,
         on_day=lambda day: out.print(demo_day(day)),
+        on_check=lambda found: out.print(
+            "version 1 checked against the first day's production before it goes out:",
+            alignment_screen(found.to_json()),
+        ),
         # two weeks of normal operation first (half the run when it is short), so the
         # retrained version has weeks to show its realized performance in
         shift_day=min(14, days // 2),

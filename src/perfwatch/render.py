@@ -504,5 +504,67 @@ def lineage_text(model: str, chain: list[dict[str, Any]]) -> str:
         )
         for batch in data["batches"]:
             lines.append(f"    {batch['content_hash'][:16]}…  {batch['rows']:,} rows")
+        if data.get("extra_training_data"):
+            lines.append(f"  {_extra_rows(data['extra_training_data'])}")
         lines.append(f"  held out: {data['holdout']['rows']:,} rows · gate: {gate['reason']}")
     return "\n".join(lines)
+
+
+def _extra_rows(check: dict[str, Any]) -> str:
+    """The extra training rows' check: the file, its decision and why."""
+    figures = [f"{check['rows']:,} rows"] if check.get("rows") else []
+    if check.get("sha256"):
+        figures.append(f"sha256 {check['sha256'][:12]}…")
+    if check.get("domain_auc") is not None:
+        figures.append(f"real-vs-extra ROC AUC {check['domain_auc']:.2f}")
+    where = f"{check.get('path', '')} ({', '.join(figures)})" if figures else check.get("path", "")
+    return f"extra training rows: {where}: {check['decision']}: {check['reason']}"
+
+
+VERDICT_STYLE = {"aligned": "green", "review": "yellow", "misaligned": "bold red"}
+
+
+def alignment_screen(alignment: dict[str, Any]) -> RenderableType:
+    """`check --sample`'s comparison of the sample with the training data and reference."""
+    verdict = alignment["verdict"]
+    head = Text("alignment: ", style="bold")
+    head.append(verdict.upper(), style=VERDICT_STYLE[verdict])
+    head.append(
+        f" (a sample of {alignment['rows']:,} rows against the {alignment['compared_with']})"
+    )
+    reasons = [Text(f"  - {reason}") for reason in alignment["reasons"]]
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+    for column in ("feature", "test", "p (FDR)", "Jensen-Shannon", "outside support", ""):
+        table.add_column(column, justify="left" if column in ("feature", "test") else "right")
+    for f in alignment["features"]:
+        p = f["p_adjusted"]
+        table.add_row(
+            escape(f["feature"]),
+            f["test"],
+            "–" if p != p else ("<0.001" if p < 0.001 else f"{p:.3f}"),
+            _num(f["jensen_shannon"], 2),
+            f"{f['outside']:.1%}",
+            Text("shifted", style="yellow") if f["shifted"] else "",
+        )
+    lines = [
+        f"expect {e['metric']} about {e['estimated']:.3f} in production"
+        f" ({e['reference']:.3f} on the reference, threshold {_num(e['threshold'])})"
+        for e in alignment["expected"]
+    ]
+    rate = alignment["positive_rate"]
+    training = "–" if rate["training"] is None else f"{rate['training']:.1%}"
+    lines.append(
+        f"positive rate: {training} in the training data, {rate['reference']:.1%} in the reference"
+    )
+    coverage = alignment["coverage"]
+    if coverage is not None:
+        lines.append(
+            f"time: training {coverage['training_start'][:10]} to {coverage['training_end'][:10]},"
+            f" sample {coverage['sample_start'][:10]} to {coverage['sample_end'][:10]}"
+            f" ({coverage['gap_days']:.0f} days later;"
+            f" {coverage['unseen_hours']:.0%} at hours of day training never had)"
+        )
+    outside = (
+        f"rows with any value outside the training support: {alignment['outside_support']:.1%}"
+    )
+    return Group(head, *reasons, table, *(Text(line) for line in [outside, *lines]))

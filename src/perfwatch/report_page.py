@@ -49,7 +49,12 @@ def page(data: ReportData) -> str:
                 config={"displaylogo": False, "responsive": True},
             ).replace("<div>", '<div class="chart">', 1)
         )
-    body += [_quarantine_table(data), _versions_table(data), _alerts_table(data)]
+    body += [
+        _alignment_table(data),
+        _quarantine_table(data),
+        _versions_table(data),
+        _alerts_table(data),
+    ]
     return _TEMPLATE.format(
         title=_e(f"perfwatch · {data.model}"),
         plotly=get_plotlyjs(),
@@ -195,6 +200,31 @@ def _table(title: str, header: list[str], rows: list[list[Any]], empty: str) -> 
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<h2>{_e(title)}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def _alignment_table(data: ReportData) -> str:
+    """The checks of a production sample made before a version was deployed."""
+    rows = [
+        [
+            f"v{c['version']}",
+            _when(c["checked_at"]),
+            f"{c['sample_name']} ({c['rows']:,} rows)",
+            c["verdict"],
+            "; ".join(c["figures"]["reasons"]) or "nothing found",
+            ", ".join(
+                f"{e['metric']} {e['estimated']:.3f} ({e['reference']:.3f} on the reference)"
+                for e in c["figures"]["expected"]
+            ),
+        ]
+        for c in data.alignment
+    ]
+    header = ["version", "checked", "sample", "verdict", "reasons", "expected in production"]
+    return _table(
+        "Alignment before deployment",
+        header,
+        rows,
+        "No sample was checked (`perfwatch register ... --sample FILE`).",
+    )
 
 
 def _quarantine_table(data: ReportData) -> str:

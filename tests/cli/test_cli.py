@@ -410,6 +410,62 @@ def test_register_adds_a_version(sqlite_workspace: Workspace) -> None:
     assert status["champion_version"] == 2
 
 
+def test_check_and_register_with_a_sample_judge_its_alignment(
+    sqlite_workspace: Workspace, tmp_path: Path
+) -> None:
+    """`check --sample`: the verdict, exit 1 when misaligned; `register --sample` refuses a
+    misaligned version unless --force, and keeps the check with the version (the report
+    shows it)."""
+    ws = sqlite_workspace
+    stable = tmp_path / "stable.parquet"
+    production(2).to_parquet(stable)
+    heat = tmp_path / "heat.parquet"
+    production(6, scenario="heat_wave", shift_day=0).iloc[-1600:].to_parquet(heat)
+
+    aligned = perfwatch("check", "press", "--sample", str(stable), config=ws.config)
+    assert aligned.returncode == 0, aligned.stdout + aligned.stderr
+    assert "alignment: ALIGNED (a sample of 1,600 rows against the training data)" in aligned.stdout
+    assert "expect roc_auc about" in aligned.stdout
+    checked = perfwatch("check", "press", "--sample", str(heat), "--json", config=ws.config)
+    assert checked.returncode == 1
+    figures = json.loads(checked.stdout)
+    assert not figures["ok"] and all(c["ok"] for c in figures["checks"])
+    alignment = figures["alignment"]
+    assert alignment["verdict"] == "misaligned"
+    assert {f["feature"] for f in alignment["features"] if f["shifted"]} == {
+        "air_temp",
+        "process_temp",
+    }
+    assert {"p_value", "p_adjusted", "jensen_shannon", "outside", "test"} <= set(
+        alignment["features"][0]
+    )
+
+    assert perfwatch("init", config=ws.config).returncode == 0
+    art = ws.root / "artifacts"
+    register = [
+        "register",
+        "press",
+        "--model",
+        str(art / "model.joblib"),
+        "--reference",
+        str(art / "reference.parquet"),
+        "--sample",
+        str(heat),
+    ]
+    refused = perfwatch(*register, config=ws.config)
+    assert refused.returncode == 1 and "not registered: the check failed" in refused.stderr
+    assert "alignment: MISALIGNED" in refused.stdout
+    forced = perfwatch(*register, "--force", config=ws.config)
+    assert forced.returncode == 0 and "registered version 1" in forced.stdout, forced.stderr
+    report = perfwatch(
+        "report", "press", "--output", str(tmp_path / "report.html"), config=ws.config
+    )
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "Alignment before deployment" in page and "heat.parquet (1,600 rows)" in page
+    assert "misaligned" in page and "features shifted: air_temp" in page
+
+
 def _joblib_dict(path: Path) -> None:
     import joblib
 
@@ -481,9 +537,12 @@ def test_demo_shows_the_drop_the_alert_and_the_quarantine(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert "ALERT" in result.stdout and "quarantined" in result.stdout
+    assert "version 1 checked against the first day's production" in result.stdout
+    assert "alignment: ALIGNED (a sample of 2,000 rows against the training data)" in result.stdout
     page = tmp_path / "demo" / "report.html"
     assert f"report: {page}" in result.stdout.replace("\n", "")
     assert 'data-charts="6"' in page.read_text(), "3 metrics, coverage, drift, data quality"
+    assert "first-day-sample.parquet (2,000 rows)" in page.read_text()
     config = tmp_path / "demo" / "perfwatch.toml"
     model = json.loads(perfwatch("status", "--json", config=config).stdout)["models"][0]
     assert model["alerts"], "covariate shift makes the estimate alert"

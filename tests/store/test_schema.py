@@ -1,6 +1,7 @@
 """The schema comes only from migrations, and the models agree with them."""
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -140,3 +141,16 @@ def test_the_lean_read_views_match_the_tables() -> None:
             if isinstance(real, TypeDecorator) and not isinstance(column.type, TypeDecorator):
                 real = real.impl  # SQLModel's AutoString is a String underneath
             assert isinstance(real, type(column.type)), f"{view.name}.{column.name}: {real!r}"
+
+
+def test_the_migrations_build_the_tables_the_code_declares(tmp_path: Path) -> None:
+    """Alembic's autogenerate finds nothing to change between a migrated store and the
+    tables in perfwatch.store.tables (a column, table or index added to one only fails)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = db.open_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    db.migrate(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert differences == []

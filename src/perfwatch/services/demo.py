@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from perfwatch.config import load_settings
+from perfwatch.config import ModelSettings, Settings, load_settings
 from perfwatch.services.monitor import CycleReport, run_cycle
 from perfwatch.store import db, reads
 from perfwatch.store.tables import RetrainRun
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from perfwatch.services.alignment import Alignment
 
 MODEL = "press-failure"
 RUNS_PER_DAY = 2_000
@@ -121,6 +123,7 @@ def run_demo(
     on_day: Callable[[DemoDay], None],
     shift_day: int | None = None,
     labels: str = "arrival",
+    on_check: "Callable[[Alignment], None] | None" = None,
 ) -> DemoResult:
     from perfwatch.services.retrain_job import run_retrain
     from perfwatch.simulate.files import drop_arrived_labels, drop_day, drop_labels
@@ -145,6 +148,10 @@ def run_demo(
         shift_day=days // 2 if shift_day is None else shift_day,
         id_prefix="prod",
     )
+    first_day = production[production.timestamp < START + timedelta(days=1)]
+    checked = check_before_deployment(engine, settings, model, first_day, folder / "data")
+    if on_check is not None:
+        on_check(checked)
     horizon = timedelta(days=LABEL_HORIZON_DAYS)
     arrivals = label_arrivals(production, horizon=horizon, seed=seed)
     by_day = list(production.groupby(production.timestamp.dt.date))
@@ -166,6 +173,24 @@ def run_demo(
     return DemoResult(
         workspace=folder, config=config, model=MODEL, engine=engine, production=production
     )
+
+
+def check_before_deployment(
+    engine: Engine, settings: Settings, model: ModelSettings, sample: "pd.DataFrame", to: Path
+) -> "Alignment":
+    """What a team does before version 1 goes out: check it against a first production
+    sample (`perfwatch check --sample`), and keep the check with the version."""
+    from perfwatch.services.alignment import record_check
+    from perfwatch.services.preflight import preflight
+    from perfwatch.services.registry import ensure_initial_version, load_champion
+    from perfwatch.simulate.files import write_frame
+
+    ensure_initial_version(engine, settings, model)
+    path = write_frame(sample.drop(columns=[model.target]), to / "first-day-sample.parquet")
+    found = preflight(model, path).alignment
+    assert found is not None, "the demo's sample is readable"
+    record_check(engine, load_champion(engine, settings, model).version, path, found)
+    return found
 
 
 def after_retrain(engine: Engine, metric: str = "roc_auc") -> str:

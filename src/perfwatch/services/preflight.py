@@ -4,8 +4,10 @@ The files the config names exist; the model file loads and scores its reference 
 the inputs a cycle will feed it (a model trained on `category` columns that the config
 does not declare is caught here, not in a cycle); the reference holds the target, the
 timestamp and every feature; the training data holds the features and the target; and
-a sample batch, when given, passes the validation contract and can be scored. Every
-problem comes with its fix; nothing is written.
+a sample batch, when given, passes the validation contract and can be scored, and is
+compared with the training data and the reference (services.alignment: is the model
+aligned with where it is deployed?). Every problem comes with its fix; nothing is
+written.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -16,8 +18,11 @@ from perfwatch.config import ModelSettings
 from perfwatch.errors import BatchRejected, PerfwatchError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from perfwatch.ingest.contract import Contract
     from perfwatch.ml.inputs import ModelInputs
+    from perfwatch.services.alignment import Alignment
 
 
 @dataclass(frozen=True)
@@ -32,29 +37,39 @@ class Finding:
 class Preflight:
     model: str
     findings: list[Finding] = field(default_factory=list)
+    alignment: "Alignment | None" = None  # of the sample, when one was given and read
 
     @property
     def ok(self) -> bool:
-        return all(f.ok for f in self.findings)
+        """Every check passed and the sample, if any, is not misaligned."""
+        aligned = self.alignment is None or self.alignment.verdict != "misaligned"
+        return aligned and all(f.ok for f in self.findings)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "ok": self.ok,
             "checks": [asdict(f) for f in self.findings],
+            "alignment": self.alignment.to_json() if self.alignment is not None else None,
         }
 
 
 def preflight(model: ModelSettings, sample: Path | None = None) -> Preflight:
     """Check a model's config and files (and a sample batch) as its cycles will use them."""
+    from perfwatch.services.alignment import align
+
     result = Preflight(model.name)
     found = _files(model, result)
     if found:
-        classifier, contract, inputs = _model_and_reference(model, result)
+        classifier, reference, contract, inputs = _model_and_reference(model, result)
+        training = None
         if model.training_data is not None and model.training_data.is_file():
-            _training_data(model, result)
-        if sample is not None and contract is not None and inputs is not None:
-            _sample(model, sample, classifier, contract, inputs, result)
+            training = _training_data(model, result)
+        if sample is not None and reference is not None and contract is not None:
+            assert inputs is not None
+            rows = _sample(model, sample, classifier, contract, inputs, result)
+            if rows is not None:
+                result.alignment = align(model, rows, reference, training)
     return result
 
 
@@ -95,7 +110,7 @@ def _files(model: ModelSettings, result: Preflight) -> bool:
 
 def _model_and_reference(
     model: ModelSettings, result: Preflight
-) -> tuple[Any, "Contract | None", "ModelInputs | None"]:
+) -> tuple[Any, "pd.DataFrame | None", "Contract | None", "ModelInputs | None"]:
     from perfwatch.services.registry import load_candidate
 
     assert model.initial_model is not None and model.reference is not None
@@ -105,7 +120,7 @@ def _model_and_reference(
         )
     except PerfwatchError as exc:
         result.findings.append(Finding("scores the reference", False, exc.message, exc.hint))
-        return None, None, None
+        return None, None, None, None
     result.findings.append(
         Finding(
             "scores the reference",
@@ -114,18 +129,21 @@ def _model_and_reference(
             f" {inputs.describe()}",
         )
     )
-    return classifier, contract, inputs
+    return classifier, rows, contract, inputs
 
 
-def _training_data(model: ModelSettings, result: Preflight) -> None:
+def _training_data(model: ModelSettings, result: Preflight) -> "pd.DataFrame | None":
+    """The training data's features, target and timestamp (those it has), or None when it
+    cannot be read."""
     from perfwatch.ingest.batch import read_arrow
 
     assert model.training_data is not None
     try:
-        columns = read_arrow(model.training_data, model.read).column_names
+        table = read_arrow(model.training_data, model.read)
     except BatchRejected as exc:
         result.findings.append(Finding("training data", False, exc.message, exc.hint))
-        return
+        return None
+    columns = table.column_names
     missing = [c for c in [*model.features, model.target] if c not in columns]
     result.findings.append(
         Finding(
@@ -139,6 +157,8 @@ def _training_data(model: ModelSettings, result: Preflight) -> None:
             else None,
         )
     )
+    wanted = [*model.features, model.target, model.timestamp_column]
+    return table.select([c for c in wanted if c in columns]).to_pandas()
 
 
 def _sample(
@@ -148,27 +168,35 @@ def _sample(
     contract: "Contract",
     inputs: "ModelInputs",
     result: Preflight,
-) -> None:
-    """A production file as the inbox would take it: hard rules, soft findings, scoring."""
+) -> "pd.DataFrame | None":
+    """A production file as the inbox would take it: hard rules, soft findings, scoring.
+    Its rows, scored, or None when they cannot be."""
     from perfwatch.domain.chunks import CHUNK_COLUMN
     from perfwatch.ingest.contract import soft_findings
     from perfwatch.ingest.rows import BATCH_COLUMN, combine, read_batch
-    from perfwatch.ml.model import score
+    from perfwatch.ml.model import fill_scores
 
     if not sample.is_file():
         result.findings.append(Finding("sample", False, f"{sample} does not exist", None))
-        return
+        return None
     try:
         table = read_batch(sample, model=model)
     except BatchRejected as exc:
         result.findings.append(
             Finding("sample", False, f"it would be quarantined: {exc.message}", exc.hint)
         )
-        return
+        return None
     rows = combine([table], model=model, chunking=model.chunking).rows
     findings = soft_findings(rows, contract, batch_column=BATCH_COLUMN, chunk_column=CHUNK_COLUMN)
     try:
-        score(classifier, rows, inputs)
+        fill_scores(
+            lambda: classifier,
+            rows,
+            inputs=inputs,
+            score_column=model.score_column,
+            prediction_column=model.prediction_column,
+            threshold=model.decision_threshold,
+        )
     except Exception as exc:  # the model refuses what ingestion would give it
         result.findings.append(
             Finding(
@@ -178,7 +206,7 @@ def _sample(
                 "check the sample's columns and types against the reference",
             )
         )
-        return
+        return None
     noted = "; ".join(
         f"{f.count} {f.kind.replace('_', ' ')} in {f.column!r} ({f.detail})" for f in findings
     )
@@ -190,3 +218,4 @@ def _sample(
             + (f"; data-quality findings: {noted}" if noted else ""),
         )
     )
+    return rows

@@ -31,6 +31,7 @@ class ReportData:
     alerts: list[dict[str, Any]]
     retrains: list[dict[str, Any]]
     quarantined: list[dict[str, Any]]
+    alignment: list[dict[str, Any]] = field(default_factory=list)  # checks before deployment
     chunks: int = 0  # chunks in the store (before the window)
     shown: int = 0  # chunks on the page
     headline: str = ""
@@ -63,6 +64,7 @@ def report_data(
         retrains = reads.retrain_history(connection, model_id) if model_id else []
         quarantined = reads.quarantined(connection, model_id, limit=200) if model_id else []
         numbers = reads.versions(connection, model_id)[0] if model_id else {}
+        checks = reads.alignment_checks(connection, model_id) if model_id else []
 
     def recent(when: datetime | None) -> bool:
         return first is None or (when is not None and iso(when) >= first)
@@ -77,6 +79,7 @@ def report_data(
         alerts=[a for a in alerts if recent(a["chunk_start"] or a["opened_at"])],
         retrains=[_lineage(r, numbers) for r in retrains if recent(r["data_time"])],
         quarantined=quarantined,
+        alignment=[c | {"figures": json.loads(c["figures"])} for c in checks],
         chunks=chunks,
         shown=len(shown),
     )

@@ -113,6 +113,17 @@ label_file = view(
     column("conflicts", Integer),
     column("ingested_at", UTCDateTime),
 )
+alignment_check = view(
+    "alignment_check",
+    column("id", Integer),
+    column("model_id", Integer),
+    column("version_id", Integer),
+    column("sample_name", String),
+    column("rows", Integer),
+    column("verdict", String),
+    column("figures", Text),
+    column("checked_at", UTCDateTime),
+)
 alert = view(
     "alert",
     column("id", Integer),
@@ -192,6 +203,7 @@ notification = view(
 VIEWS = (
     model,
     model_version,
+    alignment_check,
     batch,
     cycle,
     chunk_estimate,
@@ -616,5 +628,17 @@ def alert_history(connection: Connection, model_id: int) -> list[Row]:
 def retrain_history(connection: Connection, model_id: int) -> list[Row]:
     rows = connection.execute(
         select(retrain_run).where(retrain_run.c.model_id == model_id).order_by(retrain_run.c.id)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def alignment_checks(connection: Connection, model_id: int) -> list[Row]:
+    """The misalignment checks of the model's versions, oldest first, with the version's
+    number."""
+    rows = connection.execute(
+        select(alignment_check, model_version.c.version)
+        .join(model_version, model_version.c.id == alignment_check.c.version_id)
+        .where(alignment_check.c.model_id == model_id)
+        .order_by(alignment_check.c.id)
     ).mappings()
     return [dict(row) for row in rows]

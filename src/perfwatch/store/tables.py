@@ -88,6 +88,21 @@ class ModelVersion(SQLModel, table=True):
     created_at: datetime = _stamp()
 
 
+class AlignmentCheck(_OfModel, table=True):
+    """A production sample compared with a version's training data and reference before it
+    was deployed (services.alignment): the verdict and every figure behind it."""
+
+    __tablename__ = "alignment_check"
+    __table_args__ = (Index("ix_alignment_check_model", "model_id", "version_id"),)
+    version_id: int = Field(foreign_key="model_version.id")
+    sample_name: str
+    sample_sha256: str
+    rows: int
+    verdict: str  # aligned | review | misaligned
+    figures: str = Field(sa_column=Column(Text, nullable=False))  # JSON: Alignment.to_json()
+    checked_at: datetime = _stamp()
+
+
 class ReferenceMetric(SQLModel, table=True):
     """A metric's realized value on a version's reference set, and nannyml's band."""
 
