@@ -216,7 +216,8 @@ def run(
     if verify:  # read by the cycles, and by the retrain workers the daemon starts
         os.environ["PERFWATCH_VERIFY"] = "1"
     engine = _engine(settings, migrate=True)
-    if settings.webhooks:
+    told = bool(settings.webhooks) or settings.lineage is not None
+    if told:
         from perfwatch.services.notify import deliver, watch
 
         watch(engine, settings)
@@ -236,7 +237,7 @@ def run(
         for name, retrain_run in runs:
             summary = _retrain_outcome(engine, name, retrain_run)["summary"]
             out.print(f"{name}: {summary}", markup=False)
-        if settings.webhooks:  # cron-friendly: what the cycles opened or closed goes out now
+        if told:  # cron-friendly: what the cycles opened or closed goes out now
             sent = deliver(engine, settings)
             if sent.delivered or sent.failed:
                 out.print(

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from perfwatch.domain.chunks import Chunking, ChunkPeriod, RowChunks
+from perfwatch.domain.drift import DriftMethods
 from perfwatch.domain.durations import parse_duration
 from perfwatch.domain.thresholds import ThresholdRule
 from perfwatch.domain.trust import DOMAIN_AUC, OUT_OF_DOMAIN_SHARE, Limits
@@ -60,8 +61,25 @@ class RetrainSettings(_Strict):
     holdout: float = Field(default=0.1, gt=0, lt=1)
     on_concept_drift: str = Field(default="sliding", pattern="^(sliding|append)$")
     auto_promote: bool = True
+    # synthetic or augmented labeled rows, checked before each retrain learns from them
+    # (services.synthetic); relative to the config
+    extra_training_data: Path | None = None
 
     _durations = field_validator("cooldown", "window")(_duration)
+
+
+class DriftSettings(_Strict):
+    """`[models.drift]`: the tests of feature drift (see ml.drift_tests)."""
+
+    continuous: str = Field(default="jensen_shannon", pattern="^(jensen_shannon|ks|wasserstein)$")
+    categorical: str = Field(default="jensen_shannon", pattern="^(jensen_shannon|chi2)$")
+    multivariate: str = Field(default="pca", pattern="^(pca|classifier|mmd)$")
+    level: float = Field(default=0.05, gt=0, lt=1)
+    sample: int = Field(default=500, ge=50, le=5000)
+    permutations: int = Field(default=100, ge=20, le=2000)
+
+    def methods(self) -> DriftMethods:
+        return DriftMethods(**self.model_dump())
 
 
 class ReadSettings(_Strict):
@@ -128,6 +146,7 @@ class ModelSettings(_Strict):
     # thresholds (by default it stays at version 1's; see DESIGN.md, "The bar")
     rebaseline: bool = False
     concept_drift: ConceptDriftSettings = ConceptDriftSettings()
+    drift: DriftSettings = DriftSettings()
     trust: TrustSettings = TrustSettings()
     # which estimate alerts: CBPE's, the delay-adjusted one (from the early labels), or both
     alert_on: str = Field(default="both", pattern="^(cbpe|adjusted|both)$")
@@ -226,6 +245,28 @@ class ExecutorSettings(_Strict):
     dask_rows: int = Field(default=3_000_000, ge=1)
 
 
+class LineageSettings(_Strict):
+    """Where OpenLineage run events go (services.lineage)."""
+
+    transport: str = Field(pattern="^(console|file|http)$")
+    path: Path | None = None  # file: a JSON line each, appended (relative to the config)
+    url: str | None = None  # http: POSTed here, e.g. http://marquez:5000/api/v1/lineage
+    headers: dict[str, str] = {}  # a value "env:NAME" is read from the environment
+    timeout: str = "10s"
+    namespace: str = "perfwatch"  # the jobs' namespace in the catalog
+
+    _durations = field_validator("timeout")(_duration)
+
+    @model_validator(mode="after")
+    def _where(self) -> "LineageSettings":
+        if self.transport == "file" and self.path is None:
+            raise ValueError("transport = 'file' needs a path")
+        web = self.url is not None and self.url.startswith(("http://", "https://"))
+        if self.transport == "http" and not web:
+            raise ValueError("transport = 'http' needs a url starting with http:// or https://")
+        return self
+
+
 class Settings(_Strict):
     store: str = "sqlite:///var/perfwatch.db"
     data_dir: Path = Path("var")
@@ -235,6 +276,7 @@ class Settings(_Strict):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_address: str = "127.0.0.1"  # where the Prometheus endpoint listens
     webhooks: list[Webhook] = []
+    lineage: LineageSettings | None = None
     schedule: Schedule = Schedule()
     executor: ExecutorSettings = ExecutorSettings()
     models: list[ModelSettings] = Field(min_length=1)
@@ -369,11 +411,20 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
                 key: resolve(getattr(m, key))
                 for key in ("inbox", "labels_inbox", "initial_model", "reference", "training_data")
             }
+            | {
+                "retrain": m.retrain.model_copy(
+                    update={"extra_training_data": resolve(m.retrain.extra_training_data)}
+                )
+            }
         )
         for m in settings.models
     ]
+    lineage = settings.lineage
+    if lineage is not None:
+        lineage = lineage.model_copy(update={"path": resolve(lineage.path)})
     return settings.model_copy(
         update={
+            "lineage": lineage,
             "data_dir": resolve(settings.data_dir),
             "store": _resolve_sqlite(settings.store, base),
             "models": models,

@@ -7,7 +7,7 @@
 - with `[executor] kind = "dask"`, the cycle and retrain jobs submit tasks to the cluster
   instead (see perfwatch.executor) and return: a model whose task still runs skips a tick;
 - the heartbeat of the daemon's lease (one daemon per store, see services.lease);
-- the delivery of webhook notifications, when webhooks are configured.
+- the delivery of webhook notifications and OpenLineage events, when configured.
 
 A first SIGTERM/SIGINT is a warm stop: the running cycle and retrain end after their
 current step (the child gets the signal too), then the daemon exits 0. A second signal
@@ -319,7 +319,7 @@ def _scheduler(daemon: Daemon) -> "BackgroundScheduler":
             scheduler.add_job(daemon.retrain, trigger, args=[name], id=f"retrain:{name}")
     beat = IntervalTrigger(seconds=HEARTBEAT.total_seconds(), timezone=UTC)
     scheduler.add_job(daemon.heartbeat, beat, id="heartbeat")
-    if daemon.settings.webhooks:
+    if daemon.settings.webhooks or daemon.settings.lineage is not None:
         scheduler.add_job(daemon.notify, IntervalTrigger(seconds=10, timezone=UTC), id="notify")
     return scheduler
 

@@ -336,14 +336,22 @@ def _labels_line(labels: dict[str, Any]) -> Text:
 
 def _drift_line(drift: dict[str, Any]) -> Text:
     drifting = [
-        ("all features" if name.startswith("__") else name, figures["value"])
+        ("all features" if name.startswith("__") else name, figures)
         for name, figures in drift["features"].items()
         if figures["alert"]
     ]
     if not drifting:
         return Text(f"feature drift ({_day(drift['chunk_start'])}): none confirmed")
-    named = ", ".join(f"{name} {value:.3f}" for name, value in drifting)
+    named = ", ".join(f"{name} {_drift_figure(figures)}" for name, figures in drifting)
     return Text(f"feature drift ({_day(drift['chunk_start'])}): {named}", style="yellow")
+
+
+def _drift_figure(figures: dict[str, Any]) -> str:
+    """A drifting feature's figure: its distance, or its test's statistic and p-value."""
+    p_value = figures.get("p_value")
+    if p_value is None:
+        return f"{figures['value']:.3f}"
+    return f"{figures['method']} {figures['value']:.3f} (p {p_value:.2g})"
 
 
 def history_table(model: str, rows: list[dict[str, Any]]) -> RenderableType:
@@ -437,6 +445,8 @@ def retrain_plan(model: str, plan: dict[str, Any]) -> RenderableType:
     )
     if plan["problem"]:
         lines.append(Text(f"a retrain would fail now: {plan['problem']}", style="bold red"))
+    if plan["extra_training_data"]:
+        lines.append(Text(_extra_rows(plan["extra_training_data"])))
     if plan["batches"]:
         table = Table(expand=False)
         columns = ("batch file", "content hash", "labeled rows", "appended", "data from", "to")

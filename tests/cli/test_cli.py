@@ -519,6 +519,7 @@ def test_the_default_demo_tells_the_whole_loop(tmp_path: Path) -> None:
     # the estimate alerts before the labels of the hot days confirm it as concept drift
     assert first("alert opened: performance") < first("CONCEPT DRIFT")
     assert "challenger promoted" in text
+    assert "extra training rows rejected: " in text, "the naive synthetic set is not learnt from"
     back = re.search(r"after the retrain: realized roc_auc ([\d.]+) .*?\(the bar: ([\d.]+)\)", text)
     assert back, text[-2000:]
     realized, bar = float(back.group(1)), float(back.group(2))

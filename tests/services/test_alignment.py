@@ -5,13 +5,12 @@ nannyml's bundled US census data with a model we did not make."""
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pytest
 
 from perfwatch.config import load_settings
 from perfwatch.services.preflight import preflight
 from perfwatch.simulate.files import write_frame
-from tests.services.test_real_data import CONFIG, census  # noqa: F401  (a fixture)
+from tests.services.test_real_data import census, census_deployment  # noqa: F401  (a fixture)
 from tests.workspace import Workspace, production
 
 
@@ -68,21 +67,10 @@ def test_census_a_later_year_is_aligned_and_a_part_of_the_population_is_not(
 ) -> None:
     """A bare LGBMClassifier on the census' category columns; production samples of 2016:
     all of it (the same population a year on), and only people of 60 and over."""
-    features, production_rows = census["features"], census["production"]
-    columns = ["id", "timestamp", *features]
-    census["training"][[*columns, "employed"]].to_parquet(tmp_path / "train.parquet")
-    census["reference"][[*columns, "employed"]].to_parquet(tmp_path / "reference.parquet")
-    joblib.dump(census["model"], tmp_path / "model.joblib")
-    config = tmp_path / "perfwatch.toml"
-    config.write_text(
-        CONFIG.format(
-            store=sqlite_url,
-            features=repr(features).replace("'", '"'),
-            categorical=repr(census["categorical"]).replace("'", '"'),
-            metrics='["roc_auc", "f1"]',
-        )
-    )
+    config = census_deployment(tmp_path, census, ["roc_auc", "f1"], store=sqlite_url)
     model = load_settings(config, environ={}).models[0]
+    columns = ["id", "timestamp", *census["features"]]
+    production_rows = census["production"]
     year = production_rows[production_rows.year == 2016]
     year[columns].to_parquet(tmp_path / "2016.parquet")
     year[year.AGEP >= 60][columns].to_parquet(tmp_path / "2016-60-and-over.parquet")

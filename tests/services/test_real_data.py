@@ -76,6 +76,29 @@ training_data = "train.parquet"
 """
 
 
+def census_deployment(
+    folder: Path, census: dict[str, Any], metrics: list[str], extra: str = "", *, store: str = ""
+) -> Path:
+    """The census model's files and a config for it in `folder` (its store a SQLite file
+    there unless given), with an empty inbox; `extra` is appended to the config."""
+    columns = ["id", "timestamp", *census["features"]]
+    (folder / "inbox").mkdir(parents=True, exist_ok=True)
+    census["training"][[*columns, "employed"]].to_parquet(folder / "train.parquet")
+    census["reference"][[*columns, "employed"]].to_parquet(folder / "reference.parquet")
+    joblib.dump(census["model"], folder / "model.joblib")
+    config = folder / "perfwatch.toml"
+    config.write_text(
+        CONFIG.format(
+            store=store or f"sqlite:///{folder / 'store.db'}",
+            features=repr(census["features"]).replace("'", '"'),
+            categorical=repr(census["categorical"]).replace("'", '"'),
+            metrics=repr(metrics).replace("'", '"'),
+        )
+        + extra
+    )
+    return config
+
+
 @pytest.mark.slow  # an oracle comparison on nannyml's bundled data (CI runs it)
 def test_a_bare_lightgbm_on_census_categories_matches_nannyml(
     tmp_path: Path, sqlite_url: str, census: dict[str, Any]

@@ -15,6 +15,24 @@ MULTIVARIATE = "__all_features__"  # the "feature" of PCA reconstruction-error f
 # Jensen-Shannon distance below which a shift is too small to act on (0: same
 # distribution, 1: disjoint); chunks of a few hundred rows of one distribution show 0.02-0.06.
 JS_FLOOR = 0.1
+# The same floor for a Kolmogorov-Smirnov test (its statistic: the largest gap between the
+# two distribution functions): on thousands of rows its p-value is certain of gaps of a
+# few hundredths, which the stable fleet shows (tool wear follows maintenance cycles
+# longer than a reference): without it, 1.6 % of one seed's stable feature-chunks alerted.
+KS_FLOOR = 0.1
+
+
+@dataclass(frozen=True)
+class DriftMethods:
+    """How a model's feature drift is measured (`[models.drift]`, ml.drift_tests):
+    per continuous and categorical feature, and of all features together."""
+
+    continuous: str = "jensen_shannon"  # jensen_shannon | ks | wasserstein
+    categorical: str = "jensen_shannon"  # jensen_shannon | chi2
+    multivariate: str = "pca"  # pca | classifier | mmd
+    level: float = 0.05  # of the p-value tests, false-discovery corrected across features
+    sample: int = 500  # rows a side for the classifier and MMD
+    permutations: int = 100  # of MMD's permutation test
 
 
 @dataclass(frozen=True)
@@ -24,10 +42,12 @@ class RawDrift:
     alert: bool  # nannyml's
 
 
+FLOORS = {"jensen_shannon": JS_FLOOR, "ks": KS_FLOOR}  # a method's effect-size floor
+
+
 def notable(drift: RawDrift) -> bool:
-    if not drift.alert:
-        return False
-    return drift.value >= JS_FLOOR if drift.method == "jensen_shannon" else True
+    """The method's own alert, on a shift large enough to act on."""
+    return drift.alert and drift.value >= FLOORS.get(drift.method, float("-inf"))
 
 
 def confirmed(chain: Sequence[RawDrift], *, over: int = CONFIRM_OVER) -> list[bool]:

@@ -21,12 +21,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from perfwatch.domain.chunks import CHUNK_COLUMN, moment
-from perfwatch.domain.drift import MULTIVARIATE
+from perfwatch.domain.drift import MULTIVARIATE, DriftMethods
+from perfwatch.ingest.contract import Contract
 from perfwatch.ml.chunk_metrics import Chunks
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+NANNYML = DriftMethods()  # Jensen-Shannon and PCA reconstruction, as nannyml computes them
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,9 @@ class FeatureDrift:
     feature: str  # a feature, or MULTIVARIATE
     method: str  # jensen_shannon | reconstruction_error
     value: float
-    threshold: float | None  # nannyml's upper threshold from the reference chunks
-    alert: bool  # nannyml's own (raw) alert
+    threshold: float | None  # the upper threshold from the reference chunks, if any
+    alert: bool  # the method's own (raw) alert: nannyml's, or the corrected p-value's
+    p_value: float | None = None  # a test's, false-discovery corrected (ml.drift_tests)
 
 
 @dataclass(frozen=True)
@@ -301,18 +305,123 @@ def fitted_for(features: list[str], categorical: list[str], chunking: str) -> st
     return json.dumps({"features": features, "categorical": categorical, "chunking": chunking})
 
 
-def measure(fitted: FittedDrift, rows: "pd.DataFrame") -> list[FeatureDrift]:
+def measure(
+    fitted: FittedDrift,
+    rows: "pd.DataFrame",
+    methods: DriftMethods = NANNYML,
+    reference: "Reference | None" = None,
+) -> list[FeatureDrift]:
     """Every feature's drift, and all features' together, on every chunk in `rows` (with
-    the chunk column), chunk by chunk as nannyml gives them."""
+    the chunk column): by nannyml's Jensen-Shannon and PCA reconstruction as nannyml
+    gives them, or by the tests `methods` names (ml.drift_tests, against `reference`)."""
     chunks = Chunks.of(rows[CHUNK_COLUMN].to_numpy(dtype="int64"))
     starts = [moment(int(ns)) for ns in chunks.starts_ns]
-    results = []
+    results: list[FeatureDrift] = []
+    tested: list[FeatureDrift] = []
     for feature in fitted.features:
-        distances = jensen_shannon(feature, rows[feature.name], chunks)
-        results += _figures(starts, feature.name, "jensen_shannon", distances, feature)
-    errors = reconstruction_error(fitted.reconstruction, rows, chunks)
-    results += _figures(starts, MULTIVARIATE, "reconstruction_error", errors, fitted.reconstruction)
+        method = methods.categorical if feature.categorical else methods.continuous
+        if method == "jensen_shannon":
+            distances = jensen_shannon(feature, rows[feature.name], chunks)
+            results += _figures(starts, feature.name, "jensen_shannon", distances, feature)
+        else:
+            assert reference is not None, "a test needs the reference rows"
+            tested += _tested(starts, feature.name, method, reference, rows, chunks)
+    results += _corrected(tested, methods.level)
+    if methods.multivariate == "pca":
+        errors = reconstruction_error(fitted.reconstruction, rows, chunks)
+        fit = fitted.reconstruction
+        results += _figures(starts, MULTIVARIATE, "reconstruction_error", errors, fit)
+    else:
+        assert reference is not None, "a test needs the reference rows"
+        results += _together(starts, methods, reference, rows, chunks)
     return results
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A version's reference rows (with their chunk column) and validation contract: what
+    the tests of ml.drift_tests compare each chunk with."""
+
+    rows: "pd.DataFrame"
+    contract: Contract
+
+
+def _tested(
+    starts: list[datetime],
+    name: str,
+    method: str,
+    reference: Reference,
+    rows: "pd.DataFrame",
+    chunks: Chunks,
+) -> list[FeatureDrift]:
+    from perfwatch.ml import drift_tests
+
+    reference_chunks = reference.rows[CHUNK_COLUMN].to_numpy()
+    figures = drift_tests.univariate(
+        method, reference.rows[name], reference_chunks, rows[name], chunks
+    )
+    return [
+        FeatureDrift(
+            start,
+            name,
+            method,
+            f.value,
+            f.threshold,
+            f.threshold is not None and f.value > f.threshold,
+            f.p_value,
+        )
+        for start, f in zip(starts, figures, strict=True)
+    ]
+
+
+def _corrected(tested: list[FeatureDrift], level: float) -> list[FeatureDrift]:
+    """Each chunk's p-values corrected together across its features (Benjamini-Hochberg):
+    a feature alerts when its corrected p-value is under `level`."""
+    from dataclasses import replace
+
+    from perfwatch.ml.two_sample import false_discovery
+
+    corrected = []
+    for start in sorted({t.chunk_start for t in tested}):
+        chunk = [t for t in tested if t.chunk_start == start]
+        tests = [t for t in chunk if t.p_value is not None]
+        adjusted = false_discovery([t.p_value or 0.0 for t in tests])
+        for test, p in zip(tests, adjusted, strict=True):
+            corrected.append(replace(test, p_value=p, alert=bool(p < level)))
+        corrected += [t for t in chunk if t.p_value is None]
+    return corrected
+
+
+def _together(
+    starts: list[datetime],
+    methods: DriftMethods,
+    reference: Reference,
+    rows: "pd.DataFrame",
+    chunks: Chunks,
+) -> list[FeatureDrift]:
+    from perfwatch.ml import drift_tests
+
+    figures = drift_tests.multivariate(
+        methods.multivariate,
+        reference.contract,
+        reference.rows,
+        rows,
+        chunks,
+        sample=methods.sample,
+        permutations=methods.permutations,
+    )
+    return [
+        FeatureDrift(
+            start,
+            MULTIVARIATE,
+            methods.multivariate,
+            f.value,
+            None,
+            f.p_value is not None and f.p_value < methods.level,
+            f.p_value,
+        )
+        for start, f in zip(starts, figures, strict=True)
+    ]
 
 
 def _figures(

@@ -68,17 +68,10 @@ def align(
     reference) and the reference (scored, with its target)."""
     import numpy as np
 
-    from perfwatch.ml.two_sample import compare, false_discovery, outside_support
+    from perfwatch.ml.two_sample import outside_support
 
     base = training if training is not None else reference
-    compared = {
-        f: compare(base[f], sample[f], categorical=f in model.categorical) for f in model.features
-    }
-    adjusted = false_discovery([c.p_value for c in compared.values()])
-    features = [
-        FeatureShift(f, c.test, c.statistic, c.p_value, p, c.jensen_shannon, c.outside)
-        for (f, c), p in zip(compared.items(), adjusted, strict=True)
-    ]
+    features = feature_shifts(model, base, sample)
     masks = [
         outside_support(base[f], sample[f], categorical=f in model.categorical)
         for f in model.features
@@ -102,6 +95,23 @@ def align(
         verdict=found,
         reasons=reasons,
     )
+
+
+def feature_shifts(
+    model: ModelSettings, base: "pd.DataFrame", sample: "pd.DataFrame"
+) -> list[FeatureShift]:
+    """Each feature of the sample against the base rows: its two-sample test (p-values
+    corrected across the features), distance and share outside the base's support."""
+    from perfwatch.ml.two_sample import compare, false_discovery
+
+    compared = {
+        f: compare(base[f], sample[f], categorical=f in model.categorical) for f in model.features
+    }
+    adjusted = false_discovery([c.p_value for c in compared.values()])
+    return [
+        FeatureShift(f, c.test, c.statistic, c.p_value, p, c.jensen_shannon, c.outside)
+        for (f, c), p in zip(compared.items(), adjusted, strict=True)
+    ]
 
 
 def _positive_rate(rows: "pd.DataFrame", target: str) -> float | None:

@@ -57,6 +57,9 @@ training_data = "data/train.parquet"
 
 [models.retrain]
 min_labeled_rows = 8000  # 4 days of this fleet's runs: a retrain learns the change itself
+# rows from a naive generator (each column drawn on its own from the training data):
+# checked before each retrain, and rejected (see services/synthetic.py)
+extra_training_data = "data/synthetic.parquet"
 """
 
 
@@ -105,12 +108,24 @@ def prepare_workspace(workspace: Path, *, seed: int) -> Path:
     training, reference = history[history.timestamp < split], history[history.timestamp >= split]
     write_frame(training, workspace / "data" / "train.parquet")
     write_frame(reference, workspace / "data" / "reference.parquet")
+    write_frame(naive_synthetic(training, seed), workspace / "data" / "synthetic.parquet")
     model = train(training, features=FEATURES, categorical=CATEGORICAL, target=TARGET, seed=seed)
     (workspace / "models").mkdir(parents=True, exist_ok=True)
     joblib.dump(model, workspace / "models" / f"{MODEL}.joblib")
     config = workspace / "perfwatch.toml"
     config.write_text(CONFIG.format(model=MODEL), encoding="utf-8")
     return config
+
+
+def naive_synthetic(rows: "pd.DataFrame", seed: int, size: int = 10_000) -> "pd.DataFrame":
+    """What a naive generator makes: each column drawn on its own from `rows`, so every
+    column looks right and no row does (process temperature no longer follows the air's,
+    failures no longer follow wear and torque)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({c: rng.choice(rows[c].to_numpy(), size) for c in rows.columns})
 
 
 def run_demo(
@@ -239,7 +254,11 @@ def _retrained(run: RetrainRun | None) -> str | None:
         return None
     if run.status == "failed":
         return f"retrain failed: {run.error}"
-    return f"retrained, challenger {run.decision}: {json.loads(run.gate)['reason']}"
+    said = f"retrained, challenger {run.decision}: {json.loads(run.gate)['reason']}"
+    extra = json.loads(run.manifest or "{}").get("extra_training_data")
+    if extra is not None:
+        said += f" · extra training rows {extra['decision']}: {extra['reason']}"
+    return said
 
 
 def _summary(engine: Engine, day: date, report: CycleReport) -> DemoDay:

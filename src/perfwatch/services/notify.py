@@ -16,13 +16,16 @@ import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
+from perfwatch import faults
 from perfwatch.config import Settings, Webhook
 from perfwatch.domain.durations import parse_duration
 from perfwatch.store import queries
@@ -35,19 +38,51 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LOOKBACK = timedelta(days=7)  # events are derived again this far back (dedup by key)
 FIRST_RETRY, LAST_RETRY = timedelta(seconds=5), timedelta(minutes=5)  # doubling between
+LINEAGE_PER_MINUTE = 6000  # a catalog takes events in bulk: no webhook's rate limit
+
+
+Event = tuple[str, datetime, int, str, dict[str, Any]]  # key, when, order, model, payload
 
 
 @dataclass(frozen=True)
 class Target:
-    key: str  # the webhook's key in the store: its URL may hold a token
-    host: str
-    webhook: Webhook
+    """Where messages go: a webhook, or the OpenLineage transport (services.lineage)."""
+
+    key: str  # the target's key in the store: a webhook's URL may hold a token
+    host: str  # where it is, for people (never a URL's path or token)
+    label: str  # what it is, for the log: "webhook HOST", "OpenLineage HOST"
+    send: "Callable[[str], str | None]"  # None when delivered, else why not
+    per_minute: int
+    # the target's events since a time (derived from what the store records)
+    events: "Callable[[Session, datetime], list[Event]]"
 
     @classmethod
     def of(cls, webhook: Webhook) -> "Target":
         parts = urlsplit(webhook.url)
         key = hashlib.sha256(webhook.url.encode()).hexdigest()[:16]
-        return cls(key, parts.netloc.rpartition("@")[2], webhook)
+        host = parts.netloc.rpartition("@")[2]
+        send = partial(post, webhook)
+        return cls(key, host, f"webhook {host}", send, webhook.max_per_minute, _events)
+
+
+def targets(settings: Settings) -> list[Target]:
+    """The webhooks and the OpenLineage transport the config names."""
+    found = [Target.of(w) for w in settings.webhooks]
+    if settings.lineage is not None:
+        from perfwatch.services import lineage
+
+        where = lineage.transport(settings.lineage)
+        derive = partial(lineage.events, settings=settings)
+        found.append(
+            Target(
+                where.key, where.host, where.host, where.send, LINEAGE_PER_MINUTE, _keyword(derive)
+            )
+        )
+    return found
+
+
+def _keyword(derive: "Callable[..., list[Event]]") -> "Callable[[Session, datetime], list[Event]]":
+    return lambda session, since: derive(session, since=since)
 
 
 @dataclass
@@ -57,25 +92,26 @@ class Delivery:
 
 
 def deliver(engine: Engine, settings: Settings) -> Delivery:
-    """Write the new events into the outbox, then send what is due to each webhook."""
-    targets = [Target.of(w) for w in settings.webhooks]
+    """Write the new events into the outbox, then send what is due to each target."""
+    faults.reach("delivering notifications")
+    found = targets(settings)
     outcome = Delivery()
-    if targets:
-        enqueue(engine, targets)
-    for target in targets:
+    if found:
+        enqueue(engine, found)
+    for target in found:
         _send_due(engine, target, outcome)
     return outcome
 
 
 def watch(engine: Engine, settings: Settings) -> None:
-    """Before the first cycle: a webhook new to the store is told of what happens from now."""
+    """Before the first cycle: a target new to the store is told of what happens from now."""
     with transaction(engine) as session:
-        for target in map(Target.of, settings.webhooks):
+        for target in targets(settings):
             queries.webhook_target(session=session, key=target.key, host=target.host)
 
 
 def enqueue(engine: Engine, targets: list[Target]) -> int:
-    """One outbox row per (webhook, event) not written yet; return how many were added."""
+    """One outbox row per (target, event) not written yet; return how many were added."""
     now = utcnow()
     added = 0
     with transaction(engine) as session:
@@ -83,11 +119,13 @@ def enqueue(engine: Engine, targets: list[Target]) -> int:
             t.key: queries.webhook_target(session=session, key=t.key, host=t.host) for t in targets
         }
         earliest = max(min(k.first_seen for k in known.values()), now - LOOKBACK)
-        events = _events(session, earliest)
+        derived: dict[Any, list[Event]] = {}
         for target in targets:
+            if target.events not in derived:  # the webhooks' events are derived once
+                derived[target.events] = target.events(session, earliest)
             since = max(known[target.key].first_seen, now - LOOKBACK)
             done = queries.notified_events(session=session, target=target.key, since=since)
-            for event, at, model, payload in events:
+            for event, at, _, model, payload in derived[target.events]:
                 if at >= since and event not in done:
                     session.add(
                         Notification(
@@ -98,22 +136,20 @@ def enqueue(engine: Engine, targets: list[Target]) -> int:
     return added
 
 
-def _events(session: "Session", since: datetime) -> list[tuple[str, datetime, str, dict[str, Any]]]:
-    """(event key, when, model, message) of every event since then, oldest first."""
+def _events(session: "Session", since: datetime) -> list[Event]:
+    """(event key, when, order, model, message) of every event since then, oldest first."""
     events = []
     for alert, model in queries.alerts_changed_since(session=session, since=since):
         if alert.opened_at >= since:
-            events.append(
-                (f"alert:{alert.id}:opened", alert.opened_at, model, _alert(alert, model, "opened"))
-            )
+            opened = _alert(alert, model, "opened")
+            events.append((f"alert:{alert.id}:opened", alert.opened_at, 0, model, opened))
         if alert.closed_at is not None and alert.closed_at >= since:
-            events.append(
-                (f"alert:{alert.id}:closed", alert.closed_at, model, _alert(alert, model, "closed"))
-            )
+            closed = _alert(alert, model, "closed")
+            events.append((f"alert:{alert.id}:closed", alert.closed_at, 0, model, closed))
     for run, model, version in queries.retrains_decided_since(session=session, since=since):
         assert run.finished_at is not None
         event = f"retrain:{run.id}:{run.decision}"
-        events.append((event, run.finished_at, model, _retrain(run, model, version)))
+        events.append((event, run.finished_at, 0, model, _retrain(run, model, version)))
     return sorted(events, key=lambda e: e[1])
 
 
@@ -166,7 +202,7 @@ def _send_due(engine: Engine, target: Target, outcome: Delivery) -> None:
         sent = queries.delivered_since(
             session=session, target=target.key, since=now - timedelta(minutes=1)
         )
-        room = target.webhook.max_per_minute - sent
+        room = target.per_minute - sent
         pending = queries.pending_notifications(
             session=session, target=target.key, limit=max(room, 0)
         )
@@ -174,7 +210,7 @@ def _send_due(engine: Engine, target: Target, outcome: Delivery) -> None:
     for message in pending:
         if message.next_attempt_at > now:
             return  # the oldest waits for its retry: the later ones wait behind it
-        error = post(target.webhook, message.payload)
+        error = target.send(message.payload)
         with transaction(engine) as session:
             message.attempts += 1
             if error is None:
@@ -186,9 +222,9 @@ def _send_due(engine: Engine, target: Target, outcome: Delivery) -> None:
         if error is not None:
             outcome.failed += 1
             log.warning(
-                "%s: webhook %s failed (attempt %d, retried later): %s",
+                "%s: %s failed (attempt %d, retried later): %s",
                 message.model,
-                target.host,
+                target.label,
                 message.attempts,
                 error,
             )
@@ -201,20 +237,28 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def post(webhook: Webhook, payload: str) -> str | None:
-    """POST one message; None when delivered, else why not (never the URL: it may hold a token)."""
+    """POST one message to a webhook; None when delivered, else why not."""
+    return post_json(webhook.url, webhook.headers, webhook.timeout, payload)
+
+
+def post_json(
+    url: str, headers: dict[str, str], timeout: str, payload: str, *, what: str = "webhook"
+) -> str | None:
+    """POST one JSON document; None when delivered, else why not (never the URL: it may
+    hold a token). `what`: whose headers these are, for the error."""
     try:
-        headers = {name: _header(value) for name, value in webhook.headers.items()}
+        sent = {name: _header(value) for name, value in headers.items()}
     except KeyError as missing:
-        return f"environment variable {missing.args[0]} is not set (a webhook header needs it)"
+        return f"environment variable {missing.args[0]} is not set (a {what} header needs it)"
     request = urllib.request.Request(
-        webhook.url,
+        url,
         data=payload.encode(),
-        headers={"Content-Type": "application/json", **headers},
+        headers={"Content-Type": "application/json", **sent},
         method="POST",
     )
-    timeout = parse_duration(webhook.timeout).total_seconds()
+    seconds = parse_duration(timeout).total_seconds()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=seconds) as response:
             response.read()
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code} {exc.reason}"

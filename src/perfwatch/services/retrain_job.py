@@ -26,7 +26,7 @@ from perfwatch.config import ModelSettings, Settings
 from perfwatch.domain.chunks import CHUNK_COLUMN, chunk_ns
 from perfwatch.domain.retrain import Decision, GateRule, gate_verdict
 from perfwatch.errors import PerfwatchError
-from perfwatch.files import atomic_path, in_background, sha256_file
+from perfwatch.files import atomic_path, copy_atomically, in_background, sha256_file
 from perfwatch.ml.inputs import ModelInputs
 from perfwatch.services import training_rows
 from perfwatch.services.lease import process_exists
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     import dask.dataframe as dd
     import pandas as pd
     from distributed import Client
+
+    from perfwatch.services.synthetic import ExtraCheck
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def _start(
                 f"a retrain of {model.name!r} is already running",
                 hint="wait for it; a run left by a killed process is marked failed at start-up",
             )
-        policy = model.retrain.model_dump()  # the [models.retrain] settings, as they were
+        policy = model.retrain.model_dump(mode="json")  # [models.retrain], as it was
         alerts = [
             {"id": a.id, "kind": a.kind, "subject": a.subject, "message": a.message}
             for a in queries.open_alerts(session=session, model_id=model_id).values()
@@ -178,6 +180,12 @@ def _train_and_judge(
         if across and not rows.sliding:  # small enough for this worker after all
             rows.original = training_rows.training_set(champion.version, model)
         learnt = _learn_here(model, champion, rows, folder, shuffled=shuffle_labels)
+    extra = None
+    if model.retrain.extra_training_data is not None:
+        learnt, extra = _with_extra_rows(model, champion, rows, folder, learnt, across=across)
+        if extra.decision == "kept":  # the lineage keeps the very rows learnt from
+            kept = folder / "extra" / model.retrain.extra_training_data.name
+            copy_atomically(model.retrain.extra_training_data, kept)
     stopping.check("the gate")
     artifact = folder / "model.joblib"
     with atomic_path(artifact) as temporary:
@@ -195,6 +203,8 @@ def _train_and_judge(
         unlabeled = _unlabeled_rows(engine, settings, model, champion.version, rows.holdout)
         gate = replace(gate, label_free=_label_free(model, models, judged, unlabeled))
     manifest = {**_manifest(champion.version, rows, original_rows), "trained_in": learnt.where}
+    if extra is not None:
+        manifest["extra_training_data"] = extra.to_json()
     training_set.result()
     with transaction(engine) as session:
         run.manifest, run.gate = json.dumps(manifest, default=str), json.dumps(asdict(gate))
@@ -226,14 +236,22 @@ def _learn_here(
     folder: Path,
     *,
     shuffled: bool,
+    extra: "pd.DataFrame | None" = None,
 ) -> Learnt:
-    """The challenger trained in this process."""
+    """The challenger trained in this process (on the `extra` rows too, when given: they
+    are not written into the training set it keeps, see services.synthetic)."""
     from perfwatch.ml.training import train_like
 
     parts = [rows.learn] if rows.sliding else [rows.original, rows.learn]
     frame = _training_frame(model, champion.inputs, parts)
     if shuffled:
         frame[model.target] = frame[model.target].sample(frac=1.0, random_state=1).to_numpy()
+    real = frame
+    if extra is not None:
+        import pandas as pd
+
+        extra_frame = _training_frame(model, champion.inputs, [extra])
+        frame = pd.concat([real, extra_frame], ignore_index=True)
     challenger, inputs = train_like(
         champion.model,
         frame,
@@ -241,8 +259,44 @@ def _learn_here(
         target=model.target,
         categorical=model.categorical,
     )
-    write = partial(_write_parquet, frame, folder / "train.parquet")
+    write = partial(_write_parquet, real, folder / "train.parquet")
     return Learnt(challenger, inputs, "this process", write)
+
+
+def _with_extra_rows(
+    model: ModelSettings,
+    champion: Champion,
+    rows: TrainingRows,
+    folder: Path,
+    without: Learnt,
+    *,
+    across: bool,
+) -> tuple[Learnt, "ExtraCheck"]:
+    """The extra training rows checked (services.synthetic); the challenger trained with
+    them when they pass, kept only if it does at least as well on the real held-out rows."""
+    from perfwatch.services import synthetic
+
+    real_model = (without.challenger, without.inputs)
+    check = synthetic.examine(model, champion, rows.learn, rows.holdout, real_model)
+    if check.decision == "rejected":
+        log.warning("%s: extra training rows rejected: %s", model.name, check.reason)
+        return without, check
+    if across:
+        skipped = "not used: a retrain across the Dask cluster does not learn from extra rows yet"
+        return without, replace(check, decision="rejected", reason=skipped, frame=None)
+    with_extra = _learn_here(model, champion, rows, folder, shuffled=False, extra=check.frame)
+    judged = _scored(
+        model,
+        {
+            "without": (without.challenger, without.inputs),
+            "with": (with_extra.challenger, with_extra.inputs),
+        },
+        rows.holdout,
+    )
+    check = synthetic.judge_transfer(check, model, judged)
+    log.info("%s: extra training rows %s: %s", model.name, check.decision, check.reason)
+    kept = check.decision == "kept"
+    return (replace(with_extra, write=without.write) if kept else without), check
 
 
 def _learn_across(

@@ -267,7 +267,9 @@ def _drift(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {
         "chunk_start": iso(rows[0]["chunk_start"]),
         "features": {
-            r["feature"]: {key: r[key] for key in ("method", "value", "threshold", "alert")}
+            r["feature"]: {
+                key: r[key] for key in ("method", "value", "threshold", "p_value", "alert")
+            }
             for r in rows
         },
     }

@@ -256,6 +256,7 @@ class Manifest:
     learnt_before: int = 0  # labeled rows the training set holds already (not appended)
     sliding: bool = False  # the window's rows alone, without the training set
     problem: str | None = None  # why a retrain would fail now
+    extra: dict[str, Any] | None = None  # the extra training rows' check (services.synthetic)
 
     @property
     def appended_rows(self) -> int:
@@ -276,6 +277,7 @@ class Manifest:
             "learnt_before": self.learnt_before,
             "sliding": self.sliding,
             "problem": self.problem,
+            "extra_training_data": self.extra,
             "batches": [
                 {
                     **b,
@@ -307,13 +309,14 @@ def retrain_manifest(
             f"model {model.name!r} has no production data yet",
             hint="drop batch files into its inbox and run a cycle",
         )
+    extra = model.retrain.extra_training_data is not None
     rows = select_training_rows(
         engine,
         settings,
         model,
         version,
         sliding=is_sliding(model, decision.trigger),
-        columns=[],
+        columns=[model.timestamp_column, *model.features] if extra else [],
         training_columns=[model.id_column, CHUNK_COLUMN],
     )
     return Manifest(
@@ -327,7 +330,22 @@ def retrain_manifest(
         learnt_before=rows.learnt_before,
         sliding=rows.sliding,
         problem=rows.problem.message if rows.problem else None,
+        extra=_extra_check(engine, settings, model, rows) if extra else None,
     )
+
+
+def _extra_check(
+    engine: Engine, settings: Settings, model: ModelSettings, rows: TrainingRows
+) -> dict[str, Any]:
+    """The extra training rows' checks that need no training (the transfer is judged by
+    the retrain itself), against the rows this retrain would append."""
+    from perfwatch.services import synthetic
+    from perfwatch.services.registry import load_champion
+
+    if rows.learn.empty:
+        return {"decision": "pending", "reason": "no labeled production rows to compare them with"}
+    champion = load_champion(engine, settings, model)
+    return synthetic.examine(model, champion, rows.learn, rows.holdout, None).to_json()
 
 
 def _per_batch(rows: TrainingRows) -> list[dict[str, Any]]:

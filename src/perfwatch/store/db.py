@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # The newest migration in migrations/versions; a test checks it against Alembic's head,
 # so `status` can check the schema without importing Alembic.
-SCHEMA_REVISION = "0015_alignment"
+SCHEMA_REVISION = "0016_drift_tests"
 
 
 def safe_url(url: str) -> str:

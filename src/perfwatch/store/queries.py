@@ -714,3 +714,72 @@ def delivered_since(*, session: Session, target: str, since: datetime) -> int:
         .select_from(Notification)
         .where(Notification.target == target, col(Notification.delivered_at) >= since)
     ).one()
+
+
+def cycles_to_tell(*, session: Session, since: datetime) -> Sequence[tuple[Cycle, str]]:
+    """Finished cycles since then that took in files or did not end well, with their
+    model's name: the runs a data catalog is told of (services.lineage)."""
+    worth = (col(Cycle.batches) + col(Cycle.quarantined) + col(Cycle.labels) > 0) | col(
+        Cycle.status
+    ).in_(("failed", "interrupted", "stopped"))
+    return session.exec(
+        select(Cycle, Model.name)
+        .join(Model, col(Model.id) == col(Cycle.model_id))
+        .where(col(Cycle.finished_at) >= since, col(Cycle.status) != "skipped", worth)
+        .order_by(col(Cycle.id))
+    ).all()
+
+
+def retrains_since(*, session: Session, since: datetime) -> Sequence[tuple[RetrainRun, str]]:
+    """Retrain runs started or finished since then, with their model's name."""
+    return session.exec(
+        select(RetrainRun, Model.name)
+        .join(Model, col(Model.id) == col(RetrainRun.model_id))
+        .where((col(RetrainRun.started_at) >= since) | (col(RetrainRun.finished_at) >= since))
+        .order_by(col(RetrainRun.id))
+    ).all()
+
+
+def files_recorded_in(
+    *, session: Session, window: tuple[int, datetime, datetime]
+) -> list[tuple[str, Batch | LabelFile]]:
+    """The batch and label files a model recorded between these times (a cycle's), as
+    ("batch" | "labels", record)."""
+    model_id, start, end = window
+    batches = session.exec(
+        select(Batch)
+        .where(Batch.model_id == model_id, col(Batch.ingested_at).between(start, end))
+        .order_by(col(Batch.id))
+    ).all()
+    labels = session.exec(
+        select(LabelFile)
+        .where(LabelFile.model_id == model_id, col(LabelFile.ingested_at).between(start, end))
+        .order_by(col(LabelFile.id))
+    ).all()
+    return [("batch", b) for b in batches] + [("labels", f) for f in labels]
+
+
+def estimates_made_in(
+    *, session: Session, window: tuple[int, datetime, datetime]
+) -> list[tuple[int, datetime, str, float, bool]]:
+    """The estimates a model made between these times: (version number, chunk start,
+    metric, value, alert)."""
+    model_id, start, end = window
+    rows = session.exec(
+        select(ChunkEstimate, ModelVersion.version)
+        .join(ModelVersion, col(ModelVersion.id) == col(ChunkEstimate.version_id))
+        .where(
+            ChunkEstimate.model_id == model_id,
+            col(ChunkEstimate.estimated_at).between(start, end),
+        )
+    ).all()
+    return [(int(v), e.chunk_start, e.metric, float(e.value), bool(e.alert)) for e, v in rows]
+
+
+def retrain_versions(
+    *, session: Session, run: RetrainRun
+) -> tuple[ModelVersion | None, ModelVersion | None]:
+    """A retrain's parent version and the version it registered (if any)."""
+    parent = session.get(ModelVersion, run.parent_version_id)
+    made = session.get(ModelVersion, run.version_id) if run.version_id is not None else None
+    return parent, made

@@ -145,6 +145,7 @@ chunk_drift = view(
     column("method", String),
     column("value", Float),
     column("threshold", Float),
+    column("p_value", Float),
     column("alert", Boolean),
 )
 chunk_trust = view(

@@ -345,10 +345,13 @@ class ChunkDrift(_OfChunk, table=True):
     )
     version_id: int = Field(foreign_key="model_version.id")
     feature: str
-    method: str  # jensen_shannon | reconstruction_error
+    # jensen_shannon | reconstruction_error (nannyml's), ks | chi2 | wasserstein |
+    # classifier | mmd (ml.drift_tests)
+    method: str
     value: float
-    threshold: float | None = None  # nannyml's, from the reference chunks
-    raw_alert: bool = False  # nannyml's own alert: noisy on its own
+    threshold: float | None = None  # from the reference chunks (a distance's)
+    p_value: float | None = None  # a test's, false-discovery corrected across features
+    raw_alert: bool = False  # the method's own alert: noisy on its own
     alert: bool = False  # confirmed: see domain.drift
     rows: int
     computed_at: datetime = _stamp()
