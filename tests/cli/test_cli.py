@@ -510,7 +510,7 @@ def test_the_default_demo_tells_the_whole_loop(tmp_path: Path) -> None:
     the bar set at deployment."""
     result = perfwatch("demo", "--workspace", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
-    text = result.stdout.replace("\n", " ")
+    text = " ".join(result.stdout.split())  # the terminal's line breaks undone
     days = re.findall(r"(2026-\d\d-\d\d) +[\d,]+ rows(.*?)(?=2026-\d\d-\d\d +[\d,]+ rows|$)", text)
 
     def first(event: str) -> str:

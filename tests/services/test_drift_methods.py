@@ -89,9 +89,10 @@ def test_census_survey_years_under_the_tests_and_under_jensen_shannon(
     census: dict[str, Any],  # noqa: F811
 ) -> None:
     """2016-2018's surveys against 2015's, chunk by chunk: with thousands of rows a chunk
-    the p-value tests are certain of differences too small to matter (most features,
-    confirmed), while Jensen-Shannon with its effect floor confirms the one that moved
-    most (RELP); every tested figure carries its corrected p-value."""
+    the chi-squared tests are certain of differences too small to matter (most
+    categorical features, confirmed), while Jensen-Shannon with its effect floor confirms
+    the one that moved most (RELP), and KS's floor keeps age quiet; every tested figure
+    carries its corrected p-value."""
     features = census["features"]
     columns = ["id", "timestamp", *features]
     confirmed = {}
@@ -112,4 +113,5 @@ def test_census_survey_years_under_the_tests_and_under_jensen_shannon(
             assert {d.method for d in rows} == {"ks", "chi2", "classifier"}
             assert all(d.p_value is not None for d in rows)
     assert confirmed["nannyml"] == {"RELP"}
-    assert {"AGEP", "RELP"} <= confirmed["tests"] and len(confirmed["tests"]) >= 8
+    assert "RELP" in confirmed["tests"] and len(confirmed["tests"]) >= 8, confirmed["tests"]
+    assert "AGEP" not in confirmed["tests"], "age moved by less than the KS floor"
