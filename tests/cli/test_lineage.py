@@ -176,3 +176,36 @@ def test_census_cycles_are_told_to_a_file_as_valid_events(
     assert events[1]["job"] == events[0]["job"] and events[1]["job"]["name"] == "employment.cycle"
     newest = events[1]["outputs"][0]["facets"]["perfwatch_estimates"]["newest"]
     assert set(newest) == {"roc_auc", "f1"}
+
+
+def test_a_failed_cycle_is_a_failed_run_with_its_error(
+    tmp_path: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cycle's transaction fails (an injected fault): the run's events are START and
+    FAIL, the error in OpenLineage's errorMessage facet; the next cycle's run completes."""
+    from perfwatch.services import ingestion
+    from perfwatch.services.monitor import run_cycle
+    from perfwatch.services.notify import deliver, watch
+
+    extra = '[lineage]\ntransport = "file"\npath = "events.jsonl"\n'
+    ws = Workspace.create(tmp_path / "ws", artifacts, f"sqlite:///{tmp_path / 's.db'}", extra)
+    ws.drop_days(production(1))
+    settings, engine = ws.settings(), ws.engine()
+    watch(engine, settings)
+
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("injected fault: disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ingestion, "_record_chunks_and_findings", fail)
+        assert run_cycle(engine, settings, settings.models[0]).status == "failed"
+    assert run_cycle(engine, settings, settings.models[0]).status == "ok"
+    assert deliver(engine, settings).delivered == 4
+    events = [json.loads(line) for line in (ws.root / "events.jsonl").read_text().splitlines()]
+    for event in events:
+        validate(event)
+    assert [e["eventType"] for e in events] == ["START", "FAIL", "START", "COMPLETE"]
+    failed = events[1]["run"]["facets"]
+    assert "injected fault: disk full" in failed["errorMessage"]["message"]
+    assert failed["perfwatch"]["status"] == "failed"
+    assert events[0]["run"]["runId"] == events[1]["run"]["runId"] != events[2]["run"]["runId"]
