@@ -78,18 +78,25 @@ def transport(lineage: LineageSettings) -> Transport:
     return Transport("openlineage:console", "OpenLineage console", _log)
 
 
-def events(session: "Session", settings: Settings, since: datetime) -> list[Event]:
+def events(
+    session: "Session", settings: Settings, since: datetime, done: set[str] | None = None
+) -> list[Event]:
     """Every run event since then: of the cycles that took in files or did not end well,
-    and of the retrains (key, when, order within a run, model, the event)."""
+    and of the retrains (key, when, order within a run, model, the event); a run whose
+    events are all `done` (in the outbox already) is not built again."""
     from perfwatch.store import queries
 
     assert settings.lineage is not None
-    namespace = settings.lineage.namespace
+    namespace, done = settings.lineage.namespace, done or set()
     found: list[Event] = []
     for cycle, model in queries.cycles_to_tell(session=session, since=since):
-        found += _cycle_events(session, settings, namespace, cycle, model)
+        if f"lineage:cycle:{cycle.id}:{ENDED[cycle.status]}" not in done:
+            found += _cycle_events(session, settings, namespace, cycle, model)
     for run, model in queries.retrains_since(session=session, since=since):
-        found += _retrain_events(session, settings, namespace, run, model)
+        ended = "FAIL" if run.status == "failed" else "COMPLETE"
+        told = f"lineage:retrain:{run.id}:{ended if run.finished_at else 'START'}"
+        if told not in done:
+            found += _retrain_events(session, settings, namespace, run, model)
     return sorted(found, key=lambda e: (e[1], e[2]))
 
 

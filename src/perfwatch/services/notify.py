@@ -53,8 +53,9 @@ class Target:
     label: str  # what it is, for the log: "webhook HOST", "OpenLineage HOST"
     send: "Callable[[str], str | None]"  # None when delivered, else why not
     per_minute: int
-    # the target's events since a time (derived from what the store records)
-    events: "Callable[[Session, datetime], list[Event]]"
+    # the target's events since a time (derived from what the store records), but for
+    # those whose keys are given (written already: not worth building again)
+    events: "Callable[[Session, datetime, set[str]], list[Event]]"
 
     @classmethod
     def of(cls, webhook: Webhook) -> "Target":
@@ -81,8 +82,10 @@ def targets(settings: Settings) -> list[Target]:
     return found
 
 
-def _keyword(derive: "Callable[..., list[Event]]") -> "Callable[[Session, datetime], list[Event]]":
-    return lambda session, since: derive(session, since=since)
+def _keyword(
+    derive: "Callable[..., list[Event]]",
+) -> "Callable[[Session, datetime, set[str]], list[Event]]":
+    return lambda session, since, done: derive(session, since=since, done=done)
 
 
 @dataclass
@@ -121,10 +124,10 @@ def enqueue(engine: Engine, targets: list[Target]) -> int:
         earliest = max(min(k.first_seen for k in known.values()), now - LOOKBACK)
         derived: dict[Any, list[Event]] = {}
         for target in targets:
-            if target.events not in derived:  # the webhooks' events are derived once
-                derived[target.events] = target.events(session, earliest)
             since = max(known[target.key].first_seen, now - LOOKBACK)
             done = queries.notified_events(session=session, target=target.key, since=since)
+            if target.events not in derived:  # the webhooks' events are derived once
+                derived[target.events] = target.events(session, earliest, done)
             for event, at, _, model, payload in derived[target.events]:
                 if at >= since and event not in done:
                     session.add(
@@ -136,7 +139,7 @@ def enqueue(engine: Engine, targets: list[Target]) -> int:
     return added
 
 
-def _events(session: "Session", since: datetime) -> list[Event]:
+def _events(session: "Session", since: datetime, _done: set[str] | None = None) -> list[Event]:
     """(event key, when, order, model, message) of every event since then, oldest first."""
     events = []
     for alert, model in queries.alerts_changed_since(session=session, since=since):
