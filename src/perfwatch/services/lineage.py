@@ -212,7 +212,10 @@ def _version_output(settings: Settings, model: str, version: Any) -> dict[str, A
 
 def _file_input(settings: Settings, model: str, kind: str, record: Any) -> dict[str, Any]:
     """A batch or label file the cycle recorded, where it was moved, with its sha256."""
-    inbox = settings.model(model).inbox if kind == "batch" else settings.model(model).labels_inbox
+    declared = next((m for m in settings.models if m.name == model), None)  # or removed since
+    inbox = None
+    if declared is not None:
+        inbox = declared.inbox if kind == "batch" else declared.labels_inbox
     folder = "quarantine" if record.status == "quarantined" else "processed"
     path = str((inbox or Path(".")) / folder / record.file_name)
     digest = record.content_hash.split(":", 1)[0]  # a part's key: <sha256>:rows=a-b
