@@ -89,21 +89,15 @@ def _ks(reference: "np.ndarray", values: "np.ndarray") -> Tested:
 
 
 def _chi2(reference: "pd.Series", values: "pd.Series") -> Tested:
-    import numpy as np
     from scipy.stats import chi2_contingency
+
+    from perfwatch.ml.two_sample import contingency
 
     if not len(values) or not len(reference):
         return Tested(float("nan"), None, None)
-    seen, counts = reference.value_counts(), values.value_counts()
-    categories = seen.index.union(counts.index)
-    if len(categories) < 2:
+    table = contingency(reference, values)
+    if table.shape[1] < 2:
         return Tested(0.0, 1.0, None)
-    table = np.vstack(
-        [
-            seen.reindex(categories, fill_value=0).to_numpy(),
-            counts.reindex(categories, fill_value=0).to_numpy(),
-        ]
-    )
     result = chi2_contingency(table)
     return Tested(float(result.statistic), float(result.pvalue), None)
 
@@ -147,9 +141,10 @@ def _classifier(
     from scipy.stats import mannwhitneyu
 
     from perfwatch.ml.trust import encoded, told_apart
+    from perfwatch.ml.trust import sample as draw
 
     rng = np.random.default_rng(seed)
-    ours, theirs = _sample(reference, sample, rng), _sample(chunk, sample, rng)
+    ours, theirs = draw(reference, rng, sample), draw(chunk, rng, sample)
     told = np.r_[np.zeros(len(ours)), np.ones(len(theirs))]
     scores, _ = told_apart(contract, encoded(contract, ours, theirs), told, rng, seed)
     result = mannwhitneyu(scores[told == 1], scores[told == 0], alternative="greater")
@@ -168,9 +163,10 @@ def _mmd(
     import numpy as np
 
     from perfwatch.ml.trust import encoded
+    from perfwatch.ml.trust import sample as draw
 
     rng = np.random.default_rng(seed)
-    ours, theirs = _sample(reference, sample, rng), _sample(chunk, sample, rng)
+    ours, theirs = draw(reference, rng, sample), draw(chunk, rng, sample)
     both = _standardised(contract, encoded(contract, ours, theirs), len(ours))
     squared = np.sum(both**2, axis=1)
     distances = np.maximum(squared[:, None] + squared[None, :] - 2 * both @ both.T, 0.0)
@@ -211,9 +207,3 @@ def _mmd_of(kernel: "np.ndarray", first: "np.ndarray") -> float:
         + kernel[second][:, second].mean()
         - 2 * kernel[first][:, second].mean()
     )
-
-
-def _sample(rows: "pd.DataFrame", size: int, rng: "np.random.Generator") -> "pd.DataFrame":
-    if len(rows) <= size:
-        return rows
-    return rows.iloc[rng.choice(len(rows), size, replace=False)]

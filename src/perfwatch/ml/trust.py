@@ -78,7 +78,7 @@ def domain_auc(
     from scipy.stats import rankdata
 
     rng = np.random.default_rng(abs(seed))
-    ours, theirs = _sample(reference, rng), _sample(chunk, rng)
+    ours, theirs = sample(reference, rng), sample(chunk, rng)
     told = np.r_[np.zeros(len(ours)), np.ones(len(theirs))]
     scores, gain = told_apart(contract, encoded(contract, ours, theirs), told, rng, seed)
     ranks = rankdata(scores)
@@ -115,10 +115,13 @@ def told_apart(
     return scores, gain
 
 
-def _sample(rows: "pd.DataFrame", rng: "np.random.Generator") -> "pd.DataFrame":
-    if len(rows) <= SAMPLE_ROWS:
+def sample(
+    rows: "pd.DataFrame", rng: "np.random.Generator", size: int = SAMPLE_ROWS
+) -> "pd.DataFrame":
+    """At most `size` of the rows, drawn without replacement."""
+    if len(rows) <= size:
         return rows
-    return rows.iloc[rng.choice(len(rows), SAMPLE_ROWS, replace=False)]
+    return rows.iloc[rng.choice(len(rows), size, replace=False)]
 
 
 def encoded(contract: Contract, *frames: "pd.DataFrame") -> "np.ndarray":

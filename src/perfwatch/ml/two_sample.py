@@ -50,19 +50,25 @@ def _continuous(first: "np.ndarray", second: "np.ndarray") -> tuple[str, float, 
     return "ks", float(result.statistic), float(result.pvalue), _js(*counts)
 
 
-def _categorical(first: "pd.Series", second: "pd.Series") -> tuple[str, float, float, float]:
+def contingency(first: "pd.Series", second: "pd.Series") -> "np.ndarray":
+    """Each sample's count of every category either has: two rows, a column a category."""
     import numpy as np
-    from scipy.stats import chi2_contingency
 
     seen, counts = first.value_counts(), second.value_counts()
     categories = seen.index.union(counts.index)
-    table = np.vstack(
+    return np.vstack(
         [
             seen.reindex(categories, fill_value=0).to_numpy(),
             counts.reindex(categories, fill_value=0).to_numpy(),
         ]
     )
-    if len(categories) < 2:  # one category in both: nothing to test
+
+
+def _categorical(first: "pd.Series", second: "pd.Series") -> tuple[str, float, float, float]:
+    from scipy.stats import chi2_contingency
+
+    table = contingency(first, second)
+    if table.shape[1] < 2:  # one category in both: nothing to test
         return "chi2", 0.0, 1.0, 0.0
     result = chi2_contingency(table)
     return "chi2", float(result.statistic), float(result.pvalue), _js(table[0], table[1])

@@ -79,7 +79,7 @@ def transport(lineage: LineageSettings) -> Transport:
 
 
 def events(
-    session: "Session", settings: Settings, since: datetime, done: set[str] | None = None
+    settings: Settings, session: "Session", since: datetime, done: set[str] | None = None
 ) -> list[Event]:
     """Every run event since then: of the cycles that took in files or did not end well,
     and of the retrains (key, when, order within a run, model, the event); a run whose

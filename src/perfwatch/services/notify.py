@@ -73,19 +73,11 @@ def targets(settings: Settings) -> list[Target]:
         from perfwatch.services import lineage
 
         where = lineage.transport(settings.lineage)
-        derive = partial(lineage.events, settings=settings)
+        derive = partial(lineage.events, settings)
         found.append(
-            Target(
-                where.key, where.host, where.host, where.send, LINEAGE_PER_MINUTE, _keyword(derive)
-            )
+            Target(where.key, where.host, where.host, where.send, LINEAGE_PER_MINUTE, derive)
         )
     return found
-
-
-def _keyword(
-    derive: "Callable[..., list[Event]]",
-) -> "Callable[[Session, datetime, set[str]], list[Event]]":
-    return lambda session, since, done: derive(session, since=since, done=done)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from perfwatch.errors import BatchRejected, PerfwatchError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from perfwatch.ingest.contract import Contract
     from perfwatch.ml.inputs import ModelInputs
@@ -69,7 +70,8 @@ def preflight(model: ModelSettings, sample: Path | None = None) -> Preflight:
             assert inputs is not None
             rows = _sample(model, sample, classifier, contract, inputs, result)
             if rows is not None:
-                result.alignment = align(model, rows, reference, training)
+                learnt = None if training is None else _compared_columns(model, training)
+                result.alignment = align(model, rows, reference, learnt)
     return result
 
 
@@ -132,9 +134,8 @@ def _model_and_reference(
     return classifier, rows, contract, inputs
 
 
-def _training_data(model: ModelSettings, result: Preflight) -> "pd.DataFrame | None":
-    """The training data's features, target and timestamp (those it has), or None when it
-    cannot be read."""
+def _training_data(model: ModelSettings, result: Preflight) -> "pa.Table | None":
+    """The training data as read, or None when it cannot be read."""
     from perfwatch.ingest.batch import read_arrow
 
     assert model.training_data is not None
@@ -157,8 +158,14 @@ def _training_data(model: ModelSettings, result: Preflight) -> "pd.DataFrame | N
             else None,
         )
     )
+    return table
+
+
+def _compared_columns(model: ModelSettings, table: "pa.Table") -> "pd.DataFrame":
+    """What the alignment compares of the training data: its features, target and
+    timestamp (those it has)."""
     wanted = [*model.features, model.target, model.timestamp_column]
-    return table.select([c for c in wanted if c in columns]).to_pandas()
+    return table.select([c for c in wanted if c in table.column_names]).to_pandas()
 
 
 def _sample(
